@@ -1,0 +1,150 @@
+"""A folder on the local disk as a document source."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, Field
+
+from connectors.base import DocumentRef, Listing, SourceError
+
+CONNECTOR_TYPE = "local"
+logger = logging.getLogger("kbflow.connectors.local")
+
+# Editor swap files, Office lock files and downloads still in flight are never documents.
+DEFAULT_EXCLUDE = [
+    "~$*", "*~", "*.swp", "*.swo", "*.swx", "*.tmp", "*.temp", "*.part", "*.partial",
+    "*.crdownload", "*.download", ".#*", "#*#", "*.lock",
+]
+
+
+class LocalSourceConfig(BaseModel):
+    """Settings of a local folder source."""
+
+    root: str = Field(description="Folder to index, recursively.")
+    include: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns (on the relative path or the file name) a file must match.")
+    exclude: list[str] = Field(default_factory=list, description="Glob patterns that skip a file or folder; added to the built-in temporary-file patterns.")
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class LocalSource:
+    """Lists and reads the files under a folder; hidden files, symlink loops and links that leave the folder are skipped."""
+
+    def __init__(self, config: LocalSourceConfig):
+        self.config = config
+        root = Path(config.root).expanduser()
+        if not root.is_dir():
+            raise SourceError(f"source folder {root} does not exist or is not a folder")
+        self.root = root.resolve()
+        self.source_id = f"{CONNECTOR_TYPE}:{self.root.as_posix()}"
+        self._exclude = DEFAULT_EXCLUDE + list(config.exclude)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": CONNECTOR_TYPE, **self.config.model_dump()}
+
+    def is_candidate(self, rel: str) -> bool:
+        """Whether a relative path would be listed (not hidden, included, not excluded)."""
+        parts = rel.split("/")
+        if any(p.startswith(".") for p in parts):
+            return False
+        if any(_matches("/".join(parts[: i + 1]), self._exclude) for i in range(len(parts))):
+            return False
+        return _matches(rel, self.config.include)
+
+    def _inside(self, real: Path) -> bool:
+        return real == self.root or self.root in real.parents
+
+    def _walk(self):
+        """Yield (relative path, real path) of candidate files, following only links that stay inside."""
+        seen_dirs: set[tuple[int, int]] = set()
+        stack = [(self.root, "")]
+        while stack:
+            folder, prefix = stack.pop()
+            try:
+                st = folder.stat()
+            except OSError as exc:
+                logger.warning("Skipping folder %s: %s", prefix or ".", exc.strerror or exc)
+                continue
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue  # a symlink loop, or a second link to a folder already walked
+            seen_dirs.add((st.st_dev, st.st_ino))
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                logger.warning("Skipping folder %s: %s", prefix or ".", exc.strerror or exc)
+                continue
+            for entry in entries:
+                rel = f"{prefix}{entry.name}"
+                if entry.name.startswith(".") or _matches(rel, self._exclude):
+                    continue
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    try:
+                        real = path.resolve(strict=True)
+                    except (OSError, RuntimeError):
+                        logger.warning("Skipping %s: broken or looping symlink", rel)
+                        continue
+                    if not self._inside(real):
+                        logger.warning("Skipping %s: symlink points outside the source folder", rel)
+                        continue
+                else:
+                    real = path
+                try:
+                    is_dir = real.is_dir()
+                except OSError:
+                    continue
+                if is_dir:
+                    stack.append((real, rel + "/"))
+                elif real.is_file() and _matches(rel, self.config.include):
+                    yield rel, real
+
+    def list(self, known: Mapping[str, DocumentRef] | None = None) -> Listing:
+        """List every document with its hash, reusing a known hash when size and mtime are unchanged."""
+        known = known or {}
+        listing = Listing()
+        for rel, real in self._walk():
+            try:
+                st = real.stat()
+                old = known.get(rel)
+                if old is not None and old.size == st.st_size and old.mtime == st.st_mtime and old.sha256:
+                    digest = old.sha256
+                else:
+                    digest = _hash_file(real)
+            except OSError as exc:
+                listing.errors[rel] = f"cannot read file: {exc.strerror or exc}"
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            listing.refs.append(DocumentRef(self.source_id, rel, st.st_size, st.st_mtime, digest))
+        return listing
+
+    def path_of(self, ref: DocumentRef) -> Path:
+        """The file behind a ref, refusing any path that would leave the folder."""
+        real = (self.root / ref.path).resolve()
+        if not self._inside(real):
+            raise SourceError(f"{ref.path}: resolves outside the source folder")
+        return real
+
+    def read(self, ref: DocumentRef) -> bytes:
+        try:
+            return self.path_of(ref).read_bytes()
+        except OSError as exc:
+            raise SourceError(f"cannot read file: {exc.strerror or exc}") from exc

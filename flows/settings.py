@@ -1,0 +1,98 @@
+"""kbflow's settings: the one place that reads the environment (KBFLOW_* variables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Nothing is downloaded at run time and nothing phones home. Set before the libraries are imported.
+OFFLINE_ENV = {
+    "DO_NOT_TRACK": "1",
+    "SCARF_NO_ANALYTICS": "true",
+    "ANONYMIZED_TELEMETRY": "False",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def apply_offline_env() -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def _default_threads() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _default_models_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "kbflow", "models")
+
+
+class Settings(BaseSettings):
+    """Every kbflow setting, read from KBFLOW_* environment variables; the defaults run offline on the bundled models."""
+
+    model_config = SettingsConfigDict(env_prefix="KBFLOW_", extra="ignore")
+
+    # Store
+    store_dir: Path = Field(Path(".kbflow"), description="Folder that holds the Chroma store, the ledger and the reports.")
+    collection: str = Field(
+        "knowledge",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$",
+        description="Chroma collection (one knowledge base): 3-512 letters, digits, '.', '_' or '-'.",
+    )
+    chroma_host: str = Field("", description="host:port of a Chroma server; empty uses the embedded store under store_dir.")
+    lock_timeout: float = Field(600.0, description="Seconds an ingest waits for another ingest on the same store before it gives up.")
+
+    # Source
+    include: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns a source file must match.")
+    exclude: list[str] = Field(default_factory=list, description="Glob patterns of files or folders to skip.")
+
+    # Chunking and embedding
+    chunk_size: int = Field(500, gt=20, description="Characters per chunk.")
+    chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
+    embedding_model: str = Field("all-MiniLM-L6-v2", description="Sentence-transformers model: 'all-MiniLM-L6-v2' (bundled) or a local model folder.")
+    embedding_backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="Sentence-transformers backend.")
+    embed_batch_size: int = Field(32, gt=0, description="Chunks per embedding batch.")
+    ingest_batch_docs: int = Field(16, gt=0, description="Documents prepared, embedded and written per ingest step.")
+
+    # Retrieval
+    top_k: int = Field(5, gt=0, description="Passages retrieved per question.")
+    mode: Literal["dense", "keyword", "hybrid"] = Field("hybrid", description="Retrieval mode.")
+    min_score: float = Field(0.3, ge=0, le=1, description="Relevance (0-1) the best passage must reach, or the question is refused without calling the model.")
+
+    # Generation
+    llm_backend: Literal["llama-cpp", "openai"] = Field("llama-cpp", description="Generation backend.")
+    llm_model: str = Field("smollm2", description="GGUF to answer with: 'smollm2' (bundled), a name pulled with `kbflow models pull`, or a path to any .gguf file.")
+    models_dir: Path = Field(Path(_default_models_dir()), description="Folder where `kbflow models pull` puts models.")
+    n_ctx: int = Field(2048, gt=256, description="Context window in tokens.")
+    max_tokens: int = Field(256, gt=0, description="Most tokens generated per answer.")
+    temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
+    threads: int = Field(default_factory=_default_threads, description="CPU threads for generation (default: cores - 1).")
+    openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL of an OpenAI-compatible chat endpoint.")
+    openai_model: str = Field("local", description="Model name sent to the OpenAI-compatible endpoint.")
+    openai_api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key.")
+
+    # Watching
+    debounce_seconds: float = Field(2.0, ge=0, description="Quiet time after the last file event before the watcher starts an ingest.")
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.store_dir / "chroma"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.store_dir / "reports"
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with explicit (non-None) overrides from the CLI or a flow's parameters."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
