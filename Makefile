@@ -34,7 +34,7 @@ demo: install
 	$(KBFLOW) demo
 
 test: install
-	$(PY) -m pytest -q
+	.ci/offline $(PY) -m pytest -q
 
 bench: install
 	$(PY) benchmarks/retrieval.py

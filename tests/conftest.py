@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,61 @@ def docs_dir(tmp_path) -> Path:
     target = tmp_path / "docs"
     shutil.copytree(DATA / "docs", target)
     return target
+
+
+def store_state(store: Path, collection: str = "knowledge") -> dict:
+    """What a user would check in the store: chunks by source, and whether Chroma and the ledger agree."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    from tasks.ledger import Ledger
+
+    client = chromadb.PersistentClient(path=str(Path(store) / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    coll = client.get_collection(collection, embedding_function=None)
+    got = coll.get(include=["metadatas", "documents"])
+    by_source: dict[str, list[dict]] = {}
+    for cid, meta, text in zip(got["ids"], got["metadatas"], got["documents"]):
+        by_source.setdefault(meta["source"], []).append({"id": cid, "text": text, **meta})
+    for chunks in by_source.values():
+        chunks.sort(key=lambda c: c["chunk_index"])
+    ledger = Ledger(Path(store) / "ledger.sqlite", collection)
+    try:
+        ledger_ids = ledger.all_chunk_ids()
+        docs = {e.ref.path: e for e in ledger.documents().values()}
+    finally:
+        ledger.close()
+    return {"by_source": by_source, "ids": set(got["ids"]), "ledger_ids": ledger_ids, "ledger_docs": docs}
+
+
+def assert_store_matches_folder(store: Path, folder: Path, collection: str = "knowledge", expect_missing=()) -> dict:
+    """Every indexable file has exactly its current version's chunks, nothing else is stored."""
+    import hashlib
+
+    state = store_state(store, collection)
+    assert state["ids"] == state["ledger_ids"], "Chroma and the ledger disagree"
+    files = {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
+    expected = {p: h for p, h in files.items() if p not in set(expect_missing)}
+    assert set(state["by_source"]) == set(expected)
+    for path, chunks in state["by_source"].items():
+        assert {c["doc_sha256"] for c in chunks} == {expected[path]}, f"{path} holds chunks of an old version"
+        assert [c["chunk_index"] for c in chunks] == list(range(len(chunks))), f"{path} has duplicate or missing chunks"
+    return state
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict:
+    """Environment for `kbflow` subprocesses: the session's Prefect API, offline, sockets as the tests."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KBFLOW_")}
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    env["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    return env
+
+
+# The console script of the interpreter running the tests (the project's .venv under `make test`).
+KBFLOW = str(Path(sys.executable).parent / "kbflow")

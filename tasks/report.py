@@ -1,0 +1,421 @@
+"""Score answered questions (retrieval hit, MRR, exact match, F1) and write summary.json, answers.csv/.xlsx and report.html."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tasks.text import answer_tokens, is_chinese, normalize_answer
+
+BASE_COLUMNS = [
+    "id", "question", "answer", "refused", "citations", "retrieved",
+    "latency_ms", "prompt_tokens", "completion_tokens", "error",
+]
+EXPECTED_COLUMNS = ["expected_answer", "expected_source", "hit", "reciprocal_rank", "exact_match", "f1"]
+XLSX_CELL_LIMIT = 32_767  # Excel refuses longer cell text
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _norm_path(path: str) -> str:
+    """Forward slashes, no leading './', surrounding whitespace removed."""
+    path = path.strip().replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path
+
+
+def source_matches(expected: str, source: str) -> bool:
+    """True when source is the expected relative path, or has the expected file name when expected has no '/'."""
+    expected, source = _norm_path(expected), _norm_path(source)
+    if not expected or not source:
+        return False
+    if expected == source:
+        return True
+    return "/" not in expected and source.rsplit("/", 1)[-1] == expected
+
+
+def reciprocal_rank(expected_source: str, retrieved_sources: list[str]) -> float:
+    """1/rank of the first retrieved source that matches the expected one, 0.0 when none does."""
+    for rank, source in enumerate(retrieved_sources, start=1):
+        if source_matches(expected_source, source):
+            return 1.0 / rank
+    return 0.0
+
+
+def _answer_list(expected: str | list[str]) -> list[str]:
+    """The acceptable answers as a non-empty list."""
+    answers = [expected] if isinstance(expected, str) else list(expected)
+    if not answers:
+        raise ValueError("no expected answer given")
+    return answers
+
+
+def exact_match(prediction: str, expected: str | list[str]) -> float:
+    """1.0 when the prediction equals any expected answer after normalize_answer, else 0.0."""
+    pred = normalize_answer(prediction)
+    return 1.0 if any(pred == normalize_answer(e) for e in _answer_list(expected)) else 0.0
+
+
+def _f1_tokens(text: str) -> list[str]:
+    """answer_tokens without English articles: the tokens normalize_answer keeps."""
+    return [t for t in answer_tokens(text) if t not in {"a", "an", "the"}]
+
+
+def _f1_single(prediction: str, expected: str) -> float:
+    """Token F1 of one prediction against one expected answer."""
+    pred, gold = _f1_tokens(prediction), _f1_tokens(expected)
+    if not pred or not gold:
+        return 1.0 if pred == gold else 0.0
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str, expected: str | list[str]) -> float:
+    """Token F1 (one token per Chinese character, per English word or number); the best over a list."""
+    return max(_f1_single(prediction, e) for e in _answer_list(expected))
+
+
+def _present(value: object) -> bool:
+    """A non-empty expected value (None, NaN and blank strings are absent)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return bool(str(value).strip())
+
+
+def score_rows(rows: list[dict]) -> list[dict]:
+    """Copies of rows with hit, reciprocal_rank, exact_match and f1 added (None where nothing is expected)."""
+    scored = []
+    for row in rows:
+        out = dict(row)
+        expected_source = row.get("expected_source")
+        if _present(expected_source):
+            sources = [str(r.get("source", "")) for r in row.get("retrieved") or []]
+            rr = reciprocal_rank(str(expected_source), sources)
+            out["hit"], out["reciprocal_rank"] = rr > 0, rr
+        else:
+            out["hit"] = out["reciprocal_rank"] = None
+        expected_answer = row.get("expected_answer")
+        if _present(expected_answer):
+            # A failed question is scored as an empty answer; a refusal is scored on its refusal text.
+            prediction = "" if row.get("error") else str(row.get("answer") or "")
+            out["exact_match"] = exact_match(prediction, str(expected_answer))
+            out["f1"] = f1_score(prediction, str(expected_answer))
+        else:
+            out["exact_match"] = out["f1"] = None
+        scored.append(out)
+    return scored
+
+
+def _mean(values: list[float]) -> float | None:
+    """Arithmetic mean, None for no values."""
+    return float(sum(values) / len(values)) if values else None
+
+
+def summarize(rows: list[dict], *, top_k: int, model: str, embedding_model: str, mode: str) -> dict:
+    """Run-level figures: counts, recall@k, MRR, EM, F1 (0-1 floats, None when nothing expected), latency p50/p95."""
+    import numpy as np
+
+    scored = score_rows(rows)
+    with_source = [r for r in scored if r["hit"] is not None]
+    with_answer = [r for r in scored if r["f1"] is not None]
+    latencies = [float(r["latency_ms"]) for r in scored if r.get("latency_ms") is not None]
+    errors = sum(1 for r in scored if r.get("error"))
+    refused = sum(1 for r in scored if r.get("refused") and not r.get("error"))
+    return {
+        "questions": len(scored),
+        "answered": len(scored) - errors - refused,
+        "refused": refused,
+        "errors": errors,
+        "top_k": top_k,
+        "mode": mode,
+        "questions_with_expected_source": len(with_source),
+        "questions_with_expected_answer": len(with_answer),
+        "recall_at_k": _mean([1.0 if r["hit"] else 0.0 for r in with_source]),
+        "mrr": _mean([r["reciprocal_rank"] for r in with_source]),
+        "exact_match": _mean([r["exact_match"] for r in with_answer]),
+        "f1": _mean([r["f1"] for r in with_answer]),
+        "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
+        "latency_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
+        "model": model,
+        "embedding_model": embedding_model,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as Python numbers, so json.dumps accepts them."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+def _citations_json(citations: list[dict] | None) -> str:
+    """Citations as a JSON list of {source, page}."""
+    items = [{"source": c.get("source"), "page": _plain(c.get("page"))} for c in citations or []]
+    return json.dumps(items, ensure_ascii=False)
+
+
+def _retrieved_json(retrieved: list[dict] | None) -> str:
+    """Retrieved passages in rank order as a JSON list of {source, page, chunk_id, score}, without their text."""
+    items = [
+        {
+            "source": r.get("source"),
+            "page": _plain(r.get("page")),
+            "chunk_id": r.get("chunk_id"),
+            "score": _plain(r.get("score")),
+        }
+        for r in retrieved or []
+    ]
+    return json.dumps(items, ensure_ascii=False)
+
+
+def _has_expected(rows: list[dict]) -> bool:
+    """Whether any row has an expected answer or source."""
+    return any(_present(r.get("expected_answer")) or _present(r.get("expected_source")) for r in rows)
+
+
+def answers_table(rows: list[dict]):
+    """A pandas DataFrame with one row per question in the report's column order (rows must be scored)."""
+    import pandas as pd
+
+    columns = BASE_COLUMNS + (EXPECTED_COLUMNS if _has_expected(rows) else [])
+    records = []
+    for row in rows:
+        record = {col: row.get(col) for col in columns}
+        record["refused"] = bool(row.get("refused"))
+        record["citations"] = _citations_json(row.get("citations"))
+        record["retrieved"] = _retrieved_json(row.get("retrieved"))
+        records.append(record)
+    return pd.DataFrame(records, columns=columns)
+
+
+def _write_xlsx(frame, path: Path) -> None:
+    """Write the answers table to one sheet, keeping every text cell text (never a formula)."""
+    import pandas as pd
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def clean(value: object) -> object:
+        # openpyxl rejects control characters (PDF text has them) and Excel rejects over-long cells.
+        if not isinstance(value, str):
+            return value
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        return value if len(value) <= XLSX_CELL_LIMIT else value[: XLSX_CELL_LIMIT - 1] + "…"
+
+    frame = frame.astype(object).where(frame.notna(), None).map(clean)
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        frame.to_excel(writer, sheet_name="answers", index=False)
+        sheet = writer.sheets["answers"]
+        for row in sheet.iter_rows(min_row=2):
+            for cell in row:
+                if cell.data_type == "f":  # an answer starting with '=' is text, not a formula to run
+                    cell.data_type = "s"
+        sheet.freeze_panes = "A2"
+        widths = {"id": 10, "question": 50, "answer": 80, "citations": 40, "retrieved": 40, "error": 30}
+        for i, col in enumerate(frame.columns):
+            sheet.column_dimensions[sheet.cell(row=1, column=i + 1).column_letter].width = widths.get(col, 14)
+
+
+# ---------------------------------------------------------------- html
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;margin:0;
+ background:#f6f7f9;color:#1d2330;line-height:1.5}
+main{max-width:1000px;margin:0 auto;padding:24px}
+h1{margin:0 0 4px}.meta{color:#5b6475;margin:0 0 16px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:10px;margin-bottom:20px}
+.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 12px}
+.card b{display:block;font-size:1.4em}.card span{color:#5b6475;font-size:.85em}
+table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:24px}
+th,td{border:1px solid #dde1e8;padding:4px 8px;text-align:left;vertical-align:top;font-size:.9em}
+th{background:#eef1f5}
+section.q{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:14px 18px;margin-bottom:16px}
+section.q h2{font-size:1.05em;margin:0 0 8px}.qid{color:#5b6475;font-weight:normal;margin-right:6px}
+.answer,.passage{white-space:pre-wrap;overflow-wrap:anywhere}
+.answer{background:#f3f6fb;border-left:4px solid #3b6fd8;padding:8px 12px;margin:6px 0}
+.badge{display:inline-block;border-radius:4px;padding:0 6px;font-size:.8em;font-weight:bold;margin-left:6px}
+.refused{background:#fff2cc;color:#7a5a00}.error{background:#fde2e1;color:#9b1c1c}
+.hit{background:#dcf5e3;color:#17643a}.miss{background:#fde2e1;color:#9b1c1c}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:8px 0}dt{color:#5b6475}dd{margin:0}
+details{border:1px solid #e3e6ec;border-radius:6px;padding:4px 8px;margin:4px 0}
+details.match{border-color:#6cc58b}summary{cursor:pointer}
+.passage{font-size:.9em;margin:6px 0 2px;color:#2c3443}
+"""
+
+
+def _e(value: object) -> str:
+    """HTML-escaped text of any value."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt_rate(value: float | None) -> str:
+    """A 0-1 rate as a percentage, n/a when absent."""
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def _fmt_num(value: float | None, digits: int = 3) -> str:
+    """A number with fixed decimals, n/a when absent."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_ms(value: float | None) -> str:
+    """Milliseconds as ms or seconds, n/a when absent."""
+    if value is None:
+        return "n/a"
+    return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+
+
+def _fmt_page(page: object) -> str:
+    """', p. N' for a real page number, nothing otherwise."""
+    return f", p. {_e(page)}" if page is not None and page != -1 else ""
+
+
+def _status_badge(row: dict) -> str:
+    """The refused / error badge of a row, or nothing."""
+    if row.get("error"):
+        return '<span class="badge error">error</span>'
+    if row.get("refused"):
+        return '<span class="badge refused">refused</span>'
+    return ""
+
+
+def _summary_html(summary: dict) -> str:
+    """The figure cards at the top of the page."""
+    cards = [
+        ("questions", str(summary["questions"])),
+        ("answered", str(summary["answered"])),
+        ("refused", str(summary["refused"])),
+        ("errors", str(summary["errors"])),
+        (f"recall@{summary['top_k']}", _fmt_rate(summary["recall_at_k"])),
+        ("MRR", _fmt_num(summary["mrr"])),
+        ("exact match", _fmt_rate(summary["exact_match"])),
+        ("F1", _fmt_rate(summary["f1"])),
+        ("latency p50", _fmt_ms(summary["latency_ms_p50"])),
+        ("latency p95", _fmt_ms(summary["latency_ms_p95"])),
+    ]
+    body = "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in cards)
+    return f'<div class="cards">{body}</div>'
+
+
+def _index_html(rows: list[dict]) -> str:
+    """A table of all questions linking to their sections."""
+    scored = any(r.get("hit") is not None or r.get("f1") is not None for r in rows)
+    head = "<tr><th>id</th><th>question</th><th>status</th>" + ("<th>hit</th><th>F1</th>" if scored else "") + "</tr>"
+    lines = []
+    for n, row in enumerate(rows, start=1):
+        status = _status_badge(row) or "answered"
+        extra = ""
+        if scored:
+            hit = row.get("hit")
+            extra = f"<td>{'n/a' if hit is None else ('yes' if hit else 'no')}</td><td>{_fmt_rate(row.get('f1'))}</td>"
+        lines.append(
+            f'<tr><td><a href="#q-{n}">{_e(row.get("id"))}</a></td><td>{_e(row.get("question"))}</td>'
+            f"<td>{status}</td>{extra}</tr>"
+        )
+    return f"<table>{head}{''.join(lines)}</table>"
+
+
+def _question_html(n: int, row: dict) -> str:
+    """One question's section: answer, expectations and scores, citations, retrieved passages."""
+    lang = "zh" if is_chinese(f"{row.get('question') or ''} {row.get('answer') or ''}") else "en"
+    parts = [
+        f'<section class="q" id="q-{n}" lang="{lang}">',
+        f'<h2><span class="qid">{_e(row.get("id"))}</span>{_e(row.get("question"))}{_status_badge(row)}</h2>',
+    ]
+    if row.get("error"):
+        parts.append(f'<div class="answer">Error: {_e(row.get("error"))}</div>')
+    else:
+        parts.append(f'<div class="answer">{_e(row.get("answer"))}</div>')
+    facts = []
+    if _present(row.get("expected_answer")):
+        facts.append(("expected answer", _e(row["expected_answer"])))
+        em = "yes" if row.get("exact_match") == 1.0 else "no"
+        facts.append(("exact match / F1", f"{em} / {_fmt_rate(row.get('f1'))}"))
+    if _present(row.get("expected_source")):
+        hit = row.get("hit")
+        badge = '<span class="badge hit">hit</span>' if hit else '<span class="badge miss">miss</span>'
+        facts.append(("expected source", f"{_e(row['expected_source'])} {badge}"))
+        facts.append(("reciprocal rank", _fmt_num(row.get("reciprocal_rank"))))
+    facts.append(
+        (
+            "latency",
+            f"{_fmt_ms(row.get('latency_ms'))} (retrieval {_fmt_ms(row.get('retrieval_ms'))}, "
+            f"generation {_fmt_ms(row.get('generation_ms'))})",
+        )
+    )
+    facts.append(("tokens", f"{_e(row.get('prompt_tokens'))} prompt, {_e(row.get('completion_tokens'))} completion"))
+    parts.append("<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>")
+
+    citations = row.get("citations") or []
+    if citations:
+        items = "".join(f"<li>{_e(c.get('source'))}{_fmt_page(c.get('page'))}</li>" for c in citations)
+        parts.append(f"<h3>Citations</h3><ul>{items}</ul>")
+    else:
+        parts.append("<h3>Citations</h3><p>none</p>")
+
+    retrieved = row.get("retrieved") or []
+    parts.append(f"<h3>Retrieved passages ({len(retrieved)})</h3>")
+    expected_source = row.get("expected_source")
+    for rank, passage in enumerate(retrieved, start=1):
+        source = str(passage.get("source") or "")
+        match = _present(expected_source) and source_matches(str(expected_source), source)
+        score = passage.get("score")
+        score_text = _fmt_num(float(score)) if score is not None else "n/a"
+        parts.append(
+            f'<details{" class=match" if match else ""}><summary>#{rank} {_e(source)}'
+            f"{_fmt_page(passage.get('page'))} · score {score_text}{' · expected source' if match else ''}"
+            f'</summary><div class="passage">{_e(passage.get("text"))}</div></details>'
+        )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_html(rows: list[dict], summary: dict, *, title: str) -> str:
+    """The self-contained HTML report (inline CSS, no scripts, every text escaped); rows must be scored."""
+    meta = (
+        f"model {_e(summary['model'])} · embeddings {_e(summary['embedding_model'])} · mode {_e(summary['mode'])}"
+        f" · top_k {_e(summary['top_k'])} · {_e(summary['created_at'])}"
+    )
+    body = "\n".join(_question_html(n, row) for n, row in enumerate(rows, start=1))
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<h1>{_e(title)}</h1>\n<p class=\"meta\">{meta}</p>\n"
+        f"{_summary_html(summary)}\n{_index_html(rows)}\n{body}\n</main>\n</body>\n</html>\n"
+    )
+
+
+# ---------------------------------------------------------------- writer
+
+
+def write_report(
+    rows: list[dict],
+    out_dir: str | Path,
+    *,
+    top_k: int,
+    model: str,
+    embedding_model: str,
+    mode: str,
+    title: str = "kbflow answer report",
+) -> dict:
+    """Write summary.json, answers.csv, answers.xlsx and report.html into out_dir; return the summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scored = score_rows(rows)
+    summary = summarize(scored, top_k=top_k, model=model, embedding_model=embedding_model, mode=mode)
+    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    frame = answers_table(scored)
+    frame.to_csv(out / "answers.csv", index=False, encoding="utf-8-sig")
+    _write_xlsx(frame, out / "answers.xlsx")
+    (out / "report.html").write_text(render_html(scored, summary, title=title), encoding="utf-8")
+    return summary

@@ -1,0 +1,167 @@
+"""The ingest flow with real Chroma, real unstructured and the real embedding model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+import flows.ingest as ingest_mod
+from flows.ingest import DocumentsFailed, ingest_flow
+from tests.conftest import assert_store_matches_folder, store_state
+
+pytestmark = pytest.mark.slow
+
+
+def run(src, store, **kw):
+    return ingest_flow(source_path=str(src), store_dir=str(store), **kw)
+
+
+@pytest.fixture
+def count_embeds(monkeypatch):
+    calls = []
+    real = ingest_mod.embed_texts
+
+    def counting(texts, **kw):
+        calls.append(len(texts))
+        return real(texts, **kw)
+
+    monkeypatch.setattr(ingest_mod, "embed_texts", counting)
+    return calls
+
+
+def test_first_run_indexes_every_file_and_second_run_embeds_nothing(docs_dir, store_dir, count_embeds):
+    first = run(docs_dir, store_dir)
+    n_files = len(list(docs_dir.iterdir()))
+    assert first["added"] == n_files and first["failed"] == [] and first["chunks_written"] > n_files - 1
+    state = assert_store_matches_folder(store_dir, docs_dir)
+    pdf = state["by_source"]["manual.pdf"]
+    assert {c["page"] for c in pdf} == {1, 2}
+    assert any(c["section"] == "Meals" and "45 euros" in c["text"] for c in state["by_source"]["policy.docx"])
+    assert sum(count_embeds) == first["chunks_written"]
+
+    count_embeds.clear()
+    second = run(docs_dir, store_dir)
+    assert second["unchanged"] == n_files
+    assert second["added"] == second["updated"] == second["deleted"] == second["chunks_written"] == 0
+    assert count_embeds == []
+    assert store_state(store_dir)["ids"] == state["ids"]
+
+
+def test_edit_delete_and_rename_keep_the_store_exact(docs_dir, store_dir):
+    run(docs_dir, store_dir)
+    before = store_state(store_dir)["by_source"]
+
+    (docs_dir / "notes.txt").write_text("Meeting notes. The green widget ships in October.\n")
+    (docs_dir / "guide.md").unlink()
+    (docs_dir / "page.html").rename(docs_dir / "hours.html")
+    summary = run(docs_dir, store_dir)
+    assert (summary["added"], summary["updated"], summary["deleted"]) == (1, 1, 2)
+
+    after = assert_store_matches_folder(store_dir, docs_dir)["by_source"]
+    assert "guide.md" not in after and "page.html" not in after
+    assert "Lisbon" in after["hours.html"][0]["text"]
+    assert ["green widget" in c["text"] for c in after["notes.txt"]] == [True]
+    # Only the edited file's chunks changed; every other document kept its chunk ids.
+    for path in set(before) & set(after) - {"notes.txt"}:
+        assert [c["id"] for c in after[path]] == [c["id"] for c in before[path]]
+    assert not {c["id"] for c in before["notes.txt"]} & {c["id"] for c in after["notes.txt"]}
+
+
+def test_bad_inputs_are_reported_by_name_and_the_good_files_indexed(docs_dir, store_dir):
+    (docs_dir / "scan.pdf").write_bytes(b"%PDF-1.7\n%garbage that is no pdf" + os.urandom(200))
+    (docs_dir / "empty.txt").write_bytes(b"")
+    (docs_dir / "report.docx").write_bytes(os.urandom(4096))
+    (docs_dir / "model.stl").write_bytes(b"solid x\nendsolid x\n")
+    (docs_dir / "gbk.txt").write_bytes("报销须在出差结束后三十天内提交。".encode("gbk"))
+
+    with pytest.raises(DocumentsFailed) as info:
+        run(docs_dir, store_dir)
+    summary = info.value.summary
+    reasons = {f["path"]: f["reason"] for f in summary["failed"]}
+    assert set(reasons) == {"scan.pdf", "empty.txt", "report.docx", "model.stl"}
+    assert reasons["scan.pdf"].startswith("corrupt PDF")
+    assert reasons["empty.txt"] == "empty file (0 bytes)"
+    assert reasons["report.docx"].startswith("not a valid docx file")
+    assert reasons["model.stl"].startswith("unsupported file type .stl")
+    assert summary["added"] == len(list(docs_dir.iterdir())) - 4
+    state = assert_store_matches_folder(store_dir, docs_dir, expect_missing=reasons)
+    assert "三十天内提交" in state["by_source"]["gbk.txt"][0]["text"]
+
+    # Fixing a file makes the next run index it and forget the failure.
+    (docs_dir / "empty.txt").write_text("Now it has text.")
+    for bad in ("scan.pdf", "report.docx", "model.stl"):
+        (docs_dir / bad).unlink()
+    summary = run(docs_dir, store_dir)
+    assert summary["failed"] == [] and summary["added"] == 1
+    assert_store_matches_folder(store_dir, docs_dir)
+
+
+def test_a_run_that_dies_between_writing_chunks_and_the_ledger_is_repaired(docs_dir, store_dir, monkeypatch):
+    run(docs_dir, store_dir)
+    (docs_dir / "notes.txt").write_text("Meeting notes. The violet widget ships in June.\n")
+    (docs_dir / "extra.md").write_text("# Extra\n\nA brand new document about the lighthouse.\n")
+
+    def die(*a, **k):
+        raise KeyboardInterrupt("killed")  # not caught anywhere: the run stops where kill -9 would
+
+    monkeypatch.setattr(ingest_mod.Ledger, "commit_documents", die)
+    with pytest.raises(BaseException):
+        run(docs_dir, store_dir)
+    broken = store_state(store_dir)
+    assert broken["ids"] > broken["ledger_ids"]  # new chunks written, ledger never told
+    monkeypatch.undo()
+
+    summary = run(docs_dir, store_dir)
+    assert summary["added"] == 1 and summary["updated"] == 1
+    state = assert_store_matches_folder(store_dir, docs_dir)
+    assert "violet" in state["by_source"]["notes.txt"][0]["text"]
+
+
+def test_a_run_that_dies_after_the_ledger_but_before_deleting_old_chunks_is_repaired(docs_dir, store_dir, monkeypatch):
+    run(docs_dir, store_dir)
+    (docs_dir / "notes.txt").write_text("Meeting notes. The amber widget ships in July.\n")
+    calls = {"n": 0}
+    real = ingest_mod.delete_chunks
+
+    def die_on_delete(coll, ids):
+        calls["n"] += 1
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(ingest_mod, "delete_chunks", die_on_delete)
+    with pytest.raises(BaseException):
+        run(docs_dir, store_dir)
+    monkeypatch.setattr(ingest_mod, "delete_chunks", real)
+    assert calls["n"] >= 1
+    stale = store_state(store_dir)
+    assert stale["ids"] > stale["ledger_ids"]  # old version's chunks still in Chroma
+
+    summary = run(docs_dir, store_dir)
+    assert summary["unchanged"] == len(list(docs_dir.iterdir()))
+    assert_store_matches_folder(store_dir, docs_dir)
+
+
+def test_chunks_lost_from_chroma_are_re_indexed(docs_dir, store_dir):
+    run(docs_dir, store_dir)
+    import chromadb
+
+    from tasks.store import get_client
+
+    coll = get_client(str(store_dir / "chroma")).get_collection("knowledge", embedding_function=None)
+    lost = [c["id"] for c in store_state(store_dir)["by_source"]["guide.md"]]
+    coll.delete(ids=lost[:1])
+    summary = run(docs_dir, store_dir)
+    assert summary["repaired"] == 1 and summary["updated"] == 1
+    assert_store_matches_folder(store_dir, docs_dir)
+
+
+def test_opening_with_another_embedding_model_is_a_clear_error(docs_dir, store_dir):
+    from flows.ingest import ConfigError
+
+    run(docs_dir, store_dir)
+    other = shutil.copytree(docs_dir, store_dir.parent / "other")
+    with pytest.raises(ConfigError) as info:
+        run(other, store_dir, embedding_model="some/other-model")
+    msg = str(info.value)
+    assert "all-MiniLM-L6-v2" in msg and "some/other-model" in msg and "--rebuild" in msg
