@@ -31,7 +31,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	$(KBFLOW) demo
+	$(KBFLOW) models pull qwen2.5-1.5b
+	$(KBFLOW) demo --model qwen2.5-1.5b
 
 test: install
 	.ci/offline $(PY) -m pytest -q

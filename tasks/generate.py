@@ -1,0 +1,245 @@
+"""Prompting and generation: numbered passages packed into the model's window, citations checked afterwards."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from tasks.text import is_chinese
+
+logger = logging.getLogger("kbflow.tasks.generate")
+
+REFUSAL = {"en": "Not found in the knowledge base.", "zh": "知识库中没有找到答案。"}
+
+SYSTEM = {
+    "en": (
+        "You answer questions about a company's documents. Use only the numbered context passages. "
+        "Cite the passages you use like [1] or [2]. If the passages do not contain the answer, reply exactly: "
+        f"{REFUSAL['en']} Answer in English, briefly."
+    ),
+    "zh": (
+        "你根据公司文档回答问题。只使用编号的上下文段落。用 [1]、[2] 这样的编号注明引用的段落。"
+        f"如果段落中没有答案，只回答：{REFUSAL['zh']}请用中文简洁回答。"
+    ),
+}
+USER = {
+    "en": "Context passages:\n\n{context}\n\nQuestion: {question}\nAnswer (cite passages like [1]):",
+    "zh": "上下文段落：\n\n{context}\n\n问题：{question}\n回答（用 [1] 这样的编号注明出处）：",
+}
+
+
+class GenerationError(Exception):
+    """The model could not produce an answer; the message says why."""
+
+
+def language_of(question: str) -> str:
+    return "zh" if is_chinese(question) else "en"
+
+
+def format_passage(number: int, passage: dict) -> str:
+    where = passage["source"] + (f", page {passage['page']}" if passage.get("page") not in (None, -1) else "")
+    return f"[{number}] ({where})\n{passage['text'].strip()}"
+
+
+def build_messages(question: str, passages: list[dict], lang: str) -> list[dict]:
+    context = "\n\n".join(format_passage(i, p) for i, p in enumerate(passages, start=1))
+    return [
+        {"role": "system", "content": SYSTEM[lang]},
+        {"role": "user", "content": USER[lang].format(context=context, question=question.strip())},
+    ]
+
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
+    """Drop citation marks that point to no passage; return the answer and the passages it cites (1-based)."""
+    cited: list[int] = []
+
+    def keep(match: re.Match) -> str:
+        n = int(match.group(1))
+        if 1 <= n <= n_passages:
+            if n not in cited:
+                cited.append(n)
+            return match.group(0)
+        return ""
+
+    cleaned = _CITATION.sub(keep, answer)
+    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
+    return cleaned, sorted(cited)
+
+
+class Backend(Protocol):
+    name: str
+    n_ctx: int
+
+    def count_tokens(self, messages: list[dict]) -> int: ...
+    def truncate(self, text: str, max_tokens: int) -> str: ...
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]: ...
+
+
+class LlamaCppBackend:
+    """A GGUF model in process; prompts are rendered with the GGUF's own chat template and counted exactly."""
+
+    name = "llama-cpp"
+
+    def __init__(self, model_path: str, n_ctx: int, threads: int, seed: int = 0):
+        from llama_cpp import Llama, llama_chat_format
+
+        self.model_path = model_path
+        self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, seed=seed, verbose=False)
+        self.n_ctx = self.llm.n_ctx()
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise GenerationError(f"{model_path} has no chat template in its GGUF metadata")
+        eos_id, bos_id = self.llm.token_eos(), self.llm.token_bos()
+        text = self.llm._model.token_get_text
+        self.formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(eos_id) if eos_id != -1 else "",
+            bos_token=text(bos_id) if bos_id != -1 else "",
+            stop_token_ids=[eos_id],
+        )
+
+    def _render(self, messages: list[dict]):
+        return self.formatter(messages=messages)
+
+    def _tokens(self, rendered) -> list[int]:
+        return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return len(self._tokens(self._render(messages)))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        if len(tokens) <= max_tokens:
+            return text
+        return self.llm.detokenize(tokens[: max(0, max_tokens)]).decode("utf-8", errors="ignore")
+
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
+        rendered = self._render(messages)
+        tokens = self._tokens(rendered)
+        if len(tokens) + max_tokens > self.n_ctx:
+            raise GenerationError(f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds n_ctx {self.n_ctx}")
+        stop = rendered.stop if isinstance(rendered.stop, list) else ([rendered.stop] if rendered.stop else [])
+        out = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=temperature, stop=stop)
+        usage = out.get("usage", {})
+        return out["choices"][0]["text"], int(usage.get("prompt_tokens", len(tokens))), int(usage.get("completion_tokens", 0))
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat endpoint. Tokens are estimated (1 per CJK character, 1 per 3 other characters)."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key: str, n_ctx: int, timeout: float = 300.0):
+        self.base_url, self.model, self.api_key, self.n_ctx, self.timeout = base_url.rstrip("/"), model, api_key, n_ctx, timeout
+
+    @staticmethod
+    def _estimate(text: str) -> int:
+        cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+        return cjk + (len(text) - cjk + 2) // 3
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return sum(self._estimate(m["content"]) + 8 for m in messages) + 8
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        while text and self._estimate(text) > max_tokens:
+            text = text[: int(len(text) * 0.9)]
+        return text
+
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        try:
+            resp = httpx.post(f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise GenerationError(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+        if resp.status_code != 200:
+            raise GenerationError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:200]}")
+        data = resp.json()
+        usage = data.get("usage") or {}
+        return (
+            data["choices"][0]["message"]["content"] or "",
+            int(usage.get("prompt_tokens", self.count_tokens(messages))),
+            int(usage.get("completion_tokens", 0)),
+        )
+
+
+def pack_context(backend: Backend, question: str, passages: list[dict], lang: str, max_tokens: int) -> tuple[list[dict], list[dict], int]:
+    """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed."""
+    budget = backend.n_ctx - max_tokens - 4
+    base = backend.count_tokens(build_messages(question, [], lang))
+    if base > budget:
+        raise GenerationError(f"the question alone takes {base} tokens, more than the {budget} the context window leaves")
+    used: list[dict] = []
+    for p in passages:
+        trial = used + [p]
+        if backend.count_tokens(build_messages(question, trial, lang)) <= budget:
+            used = trial
+            continue
+        # Cut this passage to the room that is left, if a useful part fits, and stop.
+        room = budget - backend.count_tokens(build_messages(question, used + [{**p, "text": ""}], lang))
+        if room >= 32:
+            text = backend.truncate(p["text"], room)
+            while text and backend.count_tokens(build_messages(question, used + [{**p, "text": text}], lang)) > budget:
+                text = backend.truncate(text, int(room * 0.9))
+                room = int(room * 0.9)
+            if text:
+                used.append({**p, "text": text})
+        break
+    messages = build_messages(question, used, lang)
+    return messages, used, backend.count_tokens(messages)
+
+
+@lru_cache(maxsize=2)
+def load_llama(model_path: str, n_ctx: int, threads: int) -> LlamaCppBackend:
+    """Load a GGUF once per process (keyed on its settings)."""
+    logger.info("Loading GGUF model %s (n_ctx %d, %d threads)", model_path, n_ctx, threads)
+    return LlamaCppBackend(model_path, n_ctx, threads)
+
+
+def make_backend(backend: str, model: str, *, models_dir: str, n_ctx: int, threads: int,
+                 openai_base_url: str = "", openai_model: str = "", openai_api_key_env: str = "OPENAI_API_KEY") -> Backend:
+    """The generation backend for plain settings values (the model is cached per process)."""
+    if backend == "llama-cpp":
+        from tasks.models import resolve_gguf
+
+        return load_llama(str(resolve_gguf(model, Path(models_dir))), n_ctx, threads)
+    if backend == "openai":
+        return OpenAIBackend(openai_base_url, openai_model, os.environ.get(openai_api_key_env, ""), n_ctx)
+    raise GenerationError(f"unknown backend {backend!r}: use llama-cpp or openai")
+
+
+def answer_question(backend: Backend, question: str, passages: list[dict], *, max_tokens: int, temperature: float) -> dict:
+    """Answer one question from its passages: pack, generate, check citations."""
+    lang = language_of(question)
+    messages, used, _ = pack_context(backend, question, passages, lang, max_tokens)
+    started = time.perf_counter()
+    raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
+    answer, cited = clean_citations(raw, len(used))
+    return {
+        "answer": answer,
+        "cited": cited,
+        "citations": [{"source": used[i - 1]["source"], "page": used[i - 1].get("page")} for i in cited],
+        "passages_used": len(used),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "generation_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+def refusal(question: str) -> str:
+    return REFUSAL[language_of(question)]
+
+
+def dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
