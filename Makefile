@@ -42,3 +42,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .kbflow
+
+# The local Prefect stack: make server / deploy / worker / stop.
+-include make/prefect.mk

@@ -1,0 +1,92 @@
+"""The openai backend against llama-cpp-python's own OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from flows.ingest import ingest_flow
+from flows.query import query_flow
+from tasks.models import bundled_gguf
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--model_alias", "smollm2"],
+        stdout=log, stderr=subprocess.STDOUT,  # llama.cpp is chatty: a pipe would fill and block it
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama_cpp.server did not start within 120 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_query_flow_answers_through_an_openai_compatible_server(llama_server, docs_dir, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    ingest_flow(source_path=str(docs_dir), store_dir=str(store))
+    monkeypatch.setenv("KBFLOW_OPENAI_BASE_URL", llama_server)
+    monkeypatch.setenv("KBFLOW_OPENAI_MODEL", "smollm2")
+    monkeypatch.setenv("KBFLOW_MAX_TOKENS", "48")
+    qs = tmp_path / "q.csv"
+    pd.DataFrame([
+        {"id": "meal", "question": "What is the daily meal allowance?", "expected_source": "policy.docx"},
+        {"id": "none", "question": "Who painted the Mona Lisa?"},
+    ]).to_csv(qs, index=False)
+    summary = query_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
+    assert summary["model"] == f"openai:smollm2@{llama_server}" and summary["errors"] == 0
+    table = pd.read_csv(tmp_path / "r" / "answers.csv", keep_default_na=False)
+    meal = table.set_index("id").loc["meal"]
+    assert meal["answer"].strip() and int(meal["completion_tokens"]) > 0 and int(meal["prompt_tokens"]) > 50
+    assert json.loads(meal["retrieved"])[0]["source"] == "policy.docx"
+    assert table.set_index("id").loc["none", "refused"] in (True, "True")
+
+
+def test_an_unreachable_endpoint_is_an_error_in_the_row_not_a_crash(docs_dir, tmp_path, monkeypatch):
+    from flows.query import QuestionsFailed
+
+    store = tmp_path / "store"
+    ingest_flow(source_path=str(docs_dir), store_dir=str(store))
+    monkeypatch.setenv("KBFLOW_OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    qs = tmp_path / "q.txt"
+    qs.write_text("What is the daily meal allowance?\n")
+    with pytest.raises(QuestionsFailed):
+        query_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
+    table = pd.read_csv(tmp_path / "r" / "answers.csv", keep_default_na=False)
+    assert "cannot reach" in table.loc[0, "error"]
