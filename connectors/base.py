@@ -60,6 +60,15 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_file(path) -> str:
+    """sha256 of a file's content, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def source_from_config(config: Mapping[str, Any]) -> Source:
     """Rebuild a source from the plain config its `to_config()` gave."""
     kind = config.get("type")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import logging
 import os
 import stat
@@ -12,7 +11,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, Field
 
-from connectors.base import DocumentRef, Listing, SourceError
+from connectors.base import DocumentRef, Listing, SourceError, sha256_file
 
 CONNECTOR_TYPE = "local"
 logger = logging.getLogger("kbflow.connectors.local")
@@ -35,14 +34,6 @@ class LocalSourceConfig(BaseModel):
 def _matches(rel: str, patterns: list[str]) -> bool:
     name = rel.rsplit("/", 1)[-1]
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class LocalSource:
@@ -127,7 +118,7 @@ class LocalSource:
                 if old is not None and old.size == st.st_size and old.mtime == st.st_mtime and old.sha256:
                     digest = old.sha256
                 else:
-                    digest = _hash_file(real)
+                    digest = sha256_file(real)
             except OSError as exc:
                 listing.errors[rel] = f"cannot read file: {exc.strerror or exc}"
                 continue

