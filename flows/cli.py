@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", help="GGUF to answer with (default: KBFLOW_LLM_MODEL or smollm2)")
     sp.set_defaults(func=cmd_demo)
 
+    from flows.watch import add_watch_command
+
+    add_watch_command(sub)
+
     sp = sub.add_parser("reports", help="list past answer reports with their headline figures")
     sp.add_argument("--store")
     sp.add_argument("--json", action="store_true")

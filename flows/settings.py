@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     openai_api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key.")
 
     # Watching
+    watch_deployment: str = Field("", description="Prefect deployment the watcher runs (e.g. kb-ingest/kb-refresh); empty runs the ingest in process.")
     debounce_seconds: float = Field(2.0, ge=0, description="Quiet time after the last file event before the watcher starts an ingest.")
 
     @property
