@@ -19,18 +19,19 @@ REFUSAL = {"en": "Not found in the knowledge base.", "zh": "知识库中没有�
 
 SYSTEM = {
     "en": (
-        "You answer questions about a company's documents. Use only the numbered context passages. "
-        "Cite the passages you use like [1] or [2]. If the passages do not contain the answer, reply exactly: "
-        f"{REFUSAL['en']} Answer in English, briefly."
+        "You answer questions about a company's documents, using only the numbered context passages. "
+        "Answer in English with a short, complete sentence that states the answer, then cite the passages "
+        "you used, like [1] or [2]. If the passages do not contain the answer, reply exactly: "
+        f"{REFUSAL['en']}"
     ),
     "zh": (
-        "你根据公司文档回答问题。只使用编号的上下文段落。用 [1]、[2] 这样的编号注明引用的段落。"
-        f"如果段落中没有答案，只回答：{REFUSAL['zh']}请用中文简洁回答。"
+        "你根据公司文档回答问题，只能使用编号的上下文段落。用中文写一句简短完整的话直接给出答案，"
+        f"然后用 [1]、[2] 这样的编号注明所用的段落。如果段落中没有答案，只回答：{REFUSAL['zh']}"
     ),
 }
 USER = {
-    "en": "Context passages:\n\n{context}\n\nQuestion: {question}\nAnswer (cite passages like [1]):",
-    "zh": "上下文段落：\n\n{context}\n\n问题：{question}\n回答（用 [1] 这样的编号注明出处）：",
+    "en": "Context passages:\n\n{context}\n\nQuestion: {question}\n(Answer in one sentence, ending with the passage number in brackets, e.g. \"... 21 days [1].\")",
+    "zh": "上下文段落：\n\n{context}\n\n问题：{question}\n（用一句话回答，句末用方括号注明段落编号，例如：“……三十天[1]。”）",
 }
 
 

@@ -56,9 +56,12 @@ def tokenize(text: str) -> list[str]:
 _PUNCT_SPACE = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
+_CITATION_MARK = re.compile(r"\[\d{1,3}\]")
+
+
 def answer_tokens(text: str) -> list[str]:
-    """Tokens for answer F1: each Chinese character is one token, each English word or number another."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    """Tokens for answer F1: each Chinese character is one token, each English word or number another; citation marks like [1] are not part of the answer."""
+    text = _CITATION_MARK.sub(" ", unicodedata.normalize("NFKC", text)).lower()
     tokens: list[str] = []
     for part in _PUNCT_SPACE.split(text):
         if not part:

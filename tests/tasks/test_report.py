@@ -258,3 +258,10 @@ def test_html_escapes_text_and_shows_every_question(report, rows):
     assert "LLM timeout after 60 s" in page
     assert "66.7%" in page  # recall@2 in the summary cards
     assert "退款在30天内完成" in page and 'lang="zh"' in page
+
+
+def test_citation_marks_do_not_count_against_the_answer():
+    from tasks.report import exact_match, f1_score
+
+    assert exact_match("21 days [1]", "21 days") == 1.0
+    assert f1_score("退款期限为三十天[1][2]。", "三十天") == f1_score("退款期限为三十天。", "三十天")
