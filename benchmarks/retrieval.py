@@ -1,6 +1,7 @@
 """Retrieval quality per mode on CMRC 2018 (trial), and answering speed with retrieval and generation apart.
 
     .venv/bin/python benchmarks/retrieval.py [--answer-sample 20] [--models smollm2,qwen2.5-1.5b]
+    KBFLOW_THREADS=2 .venv/bin/python benchmarks/retrieval.py --modes hybrid --name answering-2-threads
 
 Each CMRC paragraph becomes one document; a question's gold source is its own paragraph's file.
 """
@@ -31,6 +32,8 @@ def main() -> None:
     ap.add_argument("--answer-sample", type=int, default=20, help="questions answered per model for speed and F1")
     ap.add_argument("--models", default="smollm2,qwen2.5-1.5b")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N questions (0 = all)")
+    ap.add_argument("--modes", default="dense,keyword,hybrid", help="retrieval modes to score")
+    ap.add_argument("--name", default="retrieval", help="results file: benchmarks/results/NAME.json")
     args = ap.parse_args()
 
     import logging
@@ -63,7 +66,7 @@ def main() -> None:
             return got["passages"], got["retrieval_ms"]
 
         result["retrieval"] = {}
-        for mode in ("dense", "keyword", "hybrid"):
+        for mode in [m for m in args.modes.split(",") if m]:
             r1 = r5 = mrr = 0.0
             times = []
             for q in questions:
@@ -104,7 +107,7 @@ def main() -> None:
             print(model, result["answering"][model], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"saved to {save('retrieval', result)}")
+    print(f"saved to {save(args.name, result)}")
 
 
 if __name__ == "__main__":
