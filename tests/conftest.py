@@ -93,6 +93,27 @@ def assert_store_matches_folder(store: Path, folder: Path, collection: str = "kn
     return state
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc, timeout: float = 20) -> None:
+    """SIGTERM a child process, then SIGKILL it if it has not exited within `timeout` seconds."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
 def cli_env(tmp_path) -> dict:
     """Environment for `kbflow` subprocesses: the session's Prefect API, offline, sockets as the tests."""

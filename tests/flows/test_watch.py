@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flows.watch import DEFAULT_DEPLOYMENT, DEPLOYMENT_ENV, FolderWatcher, add_watch_command
-from tests.conftest import REPO, assert_store_matches_folder
+from tests.conftest import REPO, assert_store_matches_folder, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -159,11 +159,7 @@ def test_watcher_runs_the_named_deployment_and_waits_for_it(tmp_path, store_dir,
         assert any(r.levelno == logging.WARNING and "empty.txt" in r.getMessage() for r in caplog.records)
         assert_store_matches_folder(store_dir, folder, expect_missing=("empty.txt",))
     finally:
-        runner.terminate()
-        try:
-            runner.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            runner.kill()
+        stop_process(runner)
 
 
 def test_deployment_only_when_named(tmp_path, store_dir, monkeypatch):
