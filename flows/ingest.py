@@ -19,7 +19,6 @@ from tasks.partition import PartitionError, partition_document
 from tasks.split import Chunk, split_sections
 from tasks.store import (
     EmbeddingMismatchError,
-    StoreError,
     all_ids,
     delete_chunks,
     drop_collection,

@@ -144,7 +144,6 @@ def test_a_run_that_dies_after_the_ledger_but_before_deleting_old_chunks_is_repa
 
 def test_chunks_lost_from_chroma_are_re_indexed(docs_dir, store_dir):
     run(docs_dir, store_dir)
-    import chromadb
 
     from tasks.store import get_client
 
