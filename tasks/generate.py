@@ -30,8 +30,8 @@ SYSTEM = {
     ),
 }
 USER = {
-    "en": "Context passages:\n\n{context}\n\nQuestion: {question}\n(Answer in one sentence, ending with the passage number in brackets, e.g. \"... 21 days [1].\")",
-    "zh": "上下文段落：\n\n{context}\n\n问题：{question}\n（用一句话回答，句末用方括号注明段落编号，例如：“……三十天[1]。”）",
+    "en": "Context passages:\n\n{context}\n\nQuestion: {question}\n(Answer in one sentence that ends with the number of the passage you used, in brackets, like [1].)",
+    "zh": "上下文段落：\n\n{context}\n\n问题：{question}\n（用一句话回答，句末用方括号注明所用段落的编号，如 [1]。）",
 }
 
 

