@@ -209,8 +209,9 @@ def ingest_flow(
                 logger.info("Repaired the store after an interrupted run: %d stray chunks removed, %d documents to re-index", orphans, len(broken))
             repaired_paths = {p for s, p in broken if s == source.source_id}
 
-            known = {p: e.ref.to_dict() for p, e in ledger.documents(source.source_id).items()}
-            known_ids = {p: e.chunk_ids for p, e in ledger.documents(source.source_id).items()}
+            entries = ledger.documents(source.source_id)
+            known = {p: e.ref.to_dict() for p, e in entries.items()}
+            known_ids = {p: e.chunk_ids for p, e in entries.items()}
             listing = list_documents(source_config, known)
             current = {r["path"]: r for r in listing["refs"]}
             failed: dict[str, str] = dict(listing["errors"])
