@@ -60,19 +60,11 @@ def cmd_ingest(args) -> int:
 
 def store_status(settings) -> dict:
     """Documents, chunks, embedding model and last refresh of a collection."""
-    from flows.ingest import ledger_path
-    from tasks.ledger import Ledger
-    from tasks.store import META_DIM, META_MODEL, get_client
+    from tasks.ledger import Ledger, ledger_path
+    from tasks.store import META_DIM, META_MODEL, existing_collection
 
-    lpath = ledger_path(settings.store_dir)
-    if not lpath.exists():
-        raise UsageError(f"no knowledge base in {settings.store_dir}: run `kbflow ingest PATH` first (or set --store)")
-    client = get_client(str(settings.chroma_dir), settings.chroma_host)
-    try:
-        coll = client.get_collection(settings.collection, embedding_function=None)
-    except Exception:
-        raise UsageError(f"collection {settings.collection!r} does not exist in {settings.store_dir}") from None
-    ledger = Ledger(lpath, settings.collection)
+    coll = existing_collection(settings.store_dir, settings.collection, settings.chroma_host)
+    ledger = Ledger(ledger_path(settings.store_dir), settings.collection)
     try:
         docs, _ = ledger.counts()
         failures = ledger.failures()
@@ -138,7 +130,7 @@ def cmd_ask(args) -> int:
     _quiet_prefect(args.json)
     summary, code = run_ask(args)
     if args.json:
-        _print_json({k: v for k, v in summary.items() if k not in ("report_dir", "questions_file")} | {"report_dir": summary["report_dir"]})
+        _print_json({k: v for k, v in summary.items() if k != "questions_file"})
     else:
         _print_answer_summary(summary)
     return code

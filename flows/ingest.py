@@ -14,7 +14,7 @@ from connectors.base import DocumentRef, SourceError, source_from_config
 from connectors.local import LocalSource, LocalSourceConfig
 from flows.settings import Settings, load_settings
 from tasks.embed import embed_texts, embedding_dimension
-from tasks.ledger import DocumentWrite, Ledger
+from tasks.ledger import DocumentWrite, Ledger, ledger_path
 from tasks.partition import PartitionError, partition_document
 from tasks.split import Chunk, split_sections
 from tasks.store import (
@@ -43,10 +43,6 @@ class DocumentsFailed(Exception):
         shown = "; ".join(f"{f['path']}: {f['reason']}" for f in failed[:10])
         more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
         super().__init__(f"{len(failed)} document(s) failed, the rest were indexed: {shown}{more}")
-
-
-def ledger_path(store_dir: Path) -> Path:
-    return Path(store_dir) / "ledger.sqlite"
 
 
 def _run_name() -> str:

@@ -17,16 +17,16 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 
-from flows.ingest import ConfigError, ledger_path
+from flows.ingest import ConfigError
 from flows.settings import Settings, load_settings
 from tasks.embed import embed_texts, load_embedder, unknown_token_share
 from tasks.generate import GenerationError, answer_question, make_backend, refusal
-from tasks.ledger import Ledger
+from tasks.ledger import Ledger, ledger_path
 from tasks.models import ModelError, resolve_gguf
 from tasks.questions import QuestionFileError, load_questions
 from tasks.report import write_report
 from tasks.retrieve import load_keyword_index, retrieve
-from tasks.store import META_MODEL, StoreError, get_client
+from tasks.store import META_MODEL, StoreError, existing_collection, get_client
 
 
 class QuestionsFailed(Exception):
@@ -50,12 +50,7 @@ def default_report_dir(store_dir: Path, questions_path: str) -> Path:
 
 def _open_for_query(cfg: Settings):
     """The collection and the embedding model it was built with (queries must use the same one)."""
-    if not ledger_path(cfg.store_dir).exists():
-        raise ConfigError(f"no knowledge base in {cfg.store_dir}: run `kbflow ingest PATH` first (or set --store)")
-    try:
-        coll = get_client(str(cfg.chroma_dir), cfg.chroma_host).get_collection(cfg.collection, embedding_function=None)
-    except Exception:
-        raise ConfigError(f"collection {cfg.collection!r} does not exist in {cfg.store_dir}; run `kbflow ingest PATH` first") from None
+    coll = existing_collection(cfg.store_dir, cfg.collection, cfg.chroma_host)
     return coll, (coll.metadata or {}).get(META_MODEL) or cfg.embedding_model
 
 

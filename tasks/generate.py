@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -240,7 +239,3 @@ def answer_question(backend: Backend, question: str, passages: list[dict], *, ma
 
 def refusal(question: str) -> str:
     return REFUSAL[language_of(question)]
-
-
-def dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -60,6 +60,11 @@ class DocumentWrite:
     terms: list[list[str]]
 
 
+def ledger_path(store_dir: Path) -> Path:
+    """Where a store keeps its ledger."""
+    return Path(store_dir) / "ledger.sqlite"
+
+
 class Ledger:
     """Per-collection record of indexed document versions, their chunk ids and keyword tokens."""
 

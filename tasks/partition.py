@@ -17,7 +17,7 @@ SUPPORTED_TYPES = {
     ".xlsx", ".csv", ".eml", ".json", ".pdf",
 }
 _TEXT_TYPES = {".txt", ".text", ".log", ".md", ".markdown", ".json", ".csv", ".html", ".htm"}
-_DECODINGS = ("utf-8-sig", "gb18030", "big5")
+_FALLBACK_DECODINGS = ("gb18030", "big5")
 
 
 class PartitionError(Exception):
@@ -59,11 +59,10 @@ def _configure_unstructured() -> None:
 
 def decode_text(data: bytes) -> str:
     """Decode text of unknown encoding: UTF-8 (with or without BOM), then the Chinese encodings, then a detector."""
-    for encoding in ("utf-8-sig",):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            pass
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
@@ -74,7 +73,7 @@ def decode_text(data: bytes) -> str:
             return data.decode(enc)
         except (UnicodeDecodeError, LookupError):
             pass
-    for encoding in _DECODINGS[1:]:
+    for encoding in _FALLBACK_DECODINGS:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:

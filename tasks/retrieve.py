@@ -56,11 +56,10 @@ class KeywordIndex:
                 df[t] = df.get(t, 0) + 1
         n = len(ids)
         index.idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-        index._n = n
         return index
 
     def idf_of(self, token: str) -> float:
-        return self.idf.get(token, math.log(1 + (getattr(self, "_n", 0) + 0.5) / 0.5))
+        return self.idf.get(token, math.log(1 + (len(self.ids) + 0.5) / 0.5))
 
     def coverage(self, query_tokens: list[str], i: int) -> float:
         """IDF-weighted share of the query's tokens that the chunk contains (0-1)."""
@@ -138,10 +137,12 @@ def retrieve(
     where = None
     if source_prefix:
         got = coll.get(include=["metadatas"])
-        allowed = {cid for cid, m in zip(got["ids"], got["metadatas"]) if str(m.get("source", "")).startswith(source_prefix)}
-        if not allowed:
+        matching = [(cid, m["source"]) for cid, m in zip(got["ids"], got["metadatas"])
+                    if str(m.get("source", "")).startswith(source_prefix)]
+        if not matching:
             return []
-        where = {"source": {"$in": sorted({m["source"] for m in got["metadatas"] if str(m.get("source", "")).startswith(source_prefix)})}}
+        allowed = {cid for cid, _ in matching}
+        where = {"source": {"$in": sorted({source for _, source in matching})}}
 
     dense: list[tuple[str, float]] = []
     dense_sim: dict[str, float] = {}

@@ -48,20 +48,25 @@ def get_client(chroma_dir: str, host: str = ""):
     return chromadb.PersistentClient(path=chroma_dir, settings=chroma_settings)
 
 
-def open_collection(chroma_dir: str, name: str, embedding_model: str, dim: int, *, host: str = "", create: bool = True):
+def existing_collection(store_dir: Path, name: str, host: str = ""):
+    """A collection an ingest has built, for reading; a StoreError that says what to run when there is none."""
+    from tasks.ledger import ledger_path
+
+    if not ledger_path(store_dir).exists():
+        raise StoreError(f"no knowledge base in {store_dir}: run `kbflow ingest PATH` first (or set --store)")
+    try:
+        return get_client(str(Path(store_dir) / "chroma"), host).get_collection(name, embedding_function=None)
+    except Exception:  # chromadb raises NotFoundError / ValueError depending on version
+        raise StoreError(f"collection {name!r} does not exist in {store_dir}; run `kbflow ingest PATH` first") from None
+
+
+def open_collection(chroma_dir: str, name: str, embedding_model: str, dim: int, *, host: str = ""):
     """Open (or create) a collection and refuse it if it was built with another embedding model."""
-    client = get_client(str(chroma_dir), host)
-    if not create:
-        try:
-            coll = client.get_collection(name, embedding_function=None)
-        except Exception as exc:  # chromadb raises NotFoundError / ValueError depending on version
-            raise StoreError(f"collection {name!r} does not exist in {chroma_dir}; run `kbflow ingest PATH` first") from exc
-    else:
-        coll = client.get_or_create_collection(
-            name,
-            embedding_function=None,  # never Chroma's default: it would download an ONNX model
-            metadata={"hnsw:space": "cosine", META_MODEL: embedding_model, META_DIM: dim},
-        )
+    coll = get_client(str(chroma_dir), host).get_or_create_collection(
+        name,
+        embedding_function=None,  # never Chroma's default: it would download an ONNX model
+        metadata={"hnsw:space": "cosine", META_MODEL: embedding_model, META_DIM: dim},
+    )
     meta = coll.metadata or {}
     stored_model, stored_dim = meta.get(META_MODEL), meta.get(META_DIM)
     if stored_model != embedding_model or (stored_dim is not None and int(stored_dim) != dim):
