@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CMRC = Path(os.environ.get("KBFLOW_CMRC", REPO.parent / "shared" / "data" / "cmrc2018_trial.json"))
+# The evaluation data lives beside the repository, never in it (benchmarks take --cmrc to point elsewhere).
+CMRC = REPO.parent / "shared" / "data" / "cmrc2018_trial.json"
 RESULTS = REPO / "benchmarks" / "results"
 
 
@@ -26,17 +26,17 @@ def load_cmrc(path: Path = CMRC) -> tuple[dict[str, str], list[dict]]:
     return paragraphs, questions
 
 
-def write_cmrc_folder(folder: Path) -> int:
+def write_cmrc_folder(folder: Path, cmrc: Path = CMRC) -> int:
     folder.mkdir(parents=True, exist_ok=True)
-    paragraphs, _ = load_cmrc()
+    paragraphs, _ = load_cmrc(cmrc)
     for pid, text in paragraphs.items():
         (folder / f"{pid}.txt").write_text(text, encoding="utf-8")
     return len(paragraphs)
 
 
-def write_mixed_folder(folder: Path, n: int, seed: int = 7) -> int:
+def write_mixed_folder(folder: Path, n: int, seed: int = 7, cmrc: Path = CMRC) -> int:
     """n text files: the CMRC paragraphs (Chinese) plus English files made of demo-corpus sentences."""
-    count = write_cmrc_folder(folder)
+    count = write_cmrc_folder(folder, cmrc)
     sentences = []
     for p in (REPO / "docs" / "demo" / "corpus").rglob("*"):
         if p.suffix in {".txt", ".md"}:

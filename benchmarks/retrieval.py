@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import load_cmrc, save, write_cmrc_folder  # noqa: E402
+from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402
 
 
 def score(ranked: list[str], gold: str) -> tuple[float, float, float]:
@@ -34,35 +34,36 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N questions (0 = all)")
     ap.add_argument("--modes", default="dense,keyword,hybrid", help="retrieval modes to score")
     ap.add_argument("--name", default="retrieval", help="results file: benchmarks/results/NAME.json")
+    ap.add_argument("--cmrc", type=Path, default=CMRC, help="the CMRC 2018 trial file (default: ../shared/data)")
     args = ap.parse_args()
 
     import logging
 
     logging.disable(logging.INFO)
     from flows.ingest import ingest_flow
-    from flows.query import retrieve_context
     from flows.settings import load_settings
     from tasks.generate import answer_question, make_backend
+    from tasks.retrieve import RetrievalOptions, retrieve_context
     from tasks.models import ModelError, resolve_gguf
     from tasks.report import exact_match, f1_score
 
-    _, questions = load_cmrc()
+    _, questions = load_cmrc(args.cmrc)
     if args.limit:
         questions = questions[: args.limit]
     work = Path(tempfile.mkdtemp(prefix="kbflow-cmrc-"))
     result: dict = {"questions": len(questions)}
     try:
         folder = work / "cmrc"
-        result["documents"] = write_cmrc_folder(folder)
+        result["documents"] = write_cmrc_folder(folder, args.cmrc)
         store = work / "store"
         t = time.perf_counter()
         summary = ingest_flow(source_path=str(folder), store_dir=str(store))
         result["ingest"] = {"chunks": summary["chunks_written"], "seconds": round(time.perf_counter() - t, 1)}
-        cfg = load_settings()
+        cfg = load_settings(store_dir=str(store))
         result["chunk_size"], result["chunk_overlap"] = cfg.chunk_size, cfg.chunk_overlap
 
         def ranked(q: str, mode: str, k: int = 5) -> tuple[list[dict], float]:
-            got = retrieve_context.fn(q, str(store), cfg.collection, "", "all-MiniLM-L6-v2", "torch", k, mode)
+            got = retrieve_context.fn(q, cfg.store_config(), cfg.embedder_config(), RetrievalOptions(top_k=k, mode=mode))
             return got["passages"], got["retrieval_ms"]
 
         result["retrieval"] = {}
@@ -88,7 +89,7 @@ def main() -> None:
             except ModelError as exc:
                 result["answering"][model] = {"skipped": str(exc)}
                 continue
-            backend = make_backend("llama-cpp", model, models_dir=str(cfg.models_dir), n_ctx=cfg.n_ctx, threads=cfg.threads)
+            backend = make_backend(cfg.llm_config().model_copy(update={"model": model}))
             ret_s, gen_s, ems, f1s = [], [], [], []
             for q in sample:
                 t = time.perf_counter()

@@ -1,10 +1,11 @@
-"""What every connector shares: the document record and the Source protocol."""
+"""What every connector shares: the document record, the Source protocol and the registry of connector types."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,13 @@ class SourceError(Exception):
     """A source could not be listed or read; the message is safe to log."""
 
 
+class DocumentVanished(SourceError):
+    """The document was listed but is gone when read (deleted or moved during the run): not a failure."""
+
+
 @runtime_checkable
 class Source(Protocol):
-    """Where documents live. A new connector is one module that implements this."""
+    """Where documents live. A new connector is one module that implements this and registers itself."""
 
     source_id: str
 
@@ -48,16 +53,38 @@ class Source(Protocol):
         ...
 
     def read(self, ref: DocumentRef) -> bytes:
-        """Return the document's bytes."""
+        """Return the document's bytes; raise DocumentVanished if it is gone, SourceError if unreadable."""
         ...
 
     def to_config(self) -> dict[str, Any]:
         """Plain values that rebuild this source with `source_from_config` (for tasks and workers)."""
         ...
 
+    def describe(self) -> str:
+        """A short human-readable name of the source (a folder, a bucket and prefix) for summaries."""
+        ...
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+
+# CONNECTOR_TYPE -> factory taking the plain config (without "type")
+_REGISTRY: dict[str, Callable[[dict[str, Any]], Source]] = {}
+
+
+def register_connector(connector_type: str, factory: Callable[[dict[str, Any]], Source]) -> None:
+    """Make a connector type known to `source_from_config`; each connector module calls this at import."""
+    _REGISTRY[connector_type] = factory
+
+
+def source_from_config(config: Mapping[str, Any]) -> Source:
+    """Rebuild a source from the plain config its `to_config()` gave (imports `connectors.<type>` on first use)."""
+    kind = str(config.get("type", ""))
+    if kind not in _REGISTRY and kind.isidentifier():
+        try:
+            importlib.import_module(f"connectors.{kind}")
+        except ModuleNotFoundError:
+            pass
+    if kind not in _REGISTRY:
+        raise SourceError(f"unknown source type {kind!r}; known: {', '.join(sorted(_REGISTRY)) or 'none'}")
+    return _REGISTRY[kind]({k: v for k, v in config.items() if k != "type"})
 
 
 def sha256_file(path) -> str:
@@ -67,17 +94,3 @@ def sha256_file(path) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def source_from_config(config: Mapping[str, Any]) -> Source:
-    """Rebuild a source from the plain config its `to_config()` gave."""
-    kind = config.get("type")
-    if kind == "local":
-        from connectors.local import LocalSource, LocalSourceConfig
-
-        return LocalSource(LocalSourceConfig(**{k: v for k, v in config.items() if k != "type"}))
-    raise SourceError(f"unknown source type {kind!r}; known: 'local'")
-
-
-def refs_by_path(refs: Iterable[DocumentRef]) -> dict[str, DocumentRef]:
-    return {r.path: r for r in refs}

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, Field
 
-from connectors.base import DocumentRef, Listing, SourceError, sha256_file
+from connectors.base import DocumentRef, DocumentVanished, Listing, SourceError, register_connector, sha256_file
 
 CONNECTOR_TYPE = "local"
 logger = logging.getLogger("kbflow.connectors.local")
@@ -50,6 +50,9 @@ class LocalSource:
 
     def to_config(self) -> dict[str, Any]:
         return {"type": CONNECTOR_TYPE, **self.config.model_dump()}
+
+    def describe(self) -> str:
+        return str(self.root)
 
     def is_candidate(self, rel: str) -> bool:
         """Whether a relative path would be listed (not hidden, included, not excluded)."""
@@ -119,6 +122,8 @@ class LocalSource:
                     digest = old.sha256
                 else:
                     digest = sha256_file(real)
+            except FileNotFoundError:
+                continue  # gone since the folder was read: it is simply not there any more
             except OSError as exc:
                 listing.errors[rel] = f"cannot read file: {exc.strerror or exc}"
                 continue
@@ -137,5 +142,10 @@ class LocalSource:
     def read(self, ref: DocumentRef) -> bytes:
         try:
             return self.path_of(ref).read_bytes()
+        except FileNotFoundError as exc:
+            raise DocumentVanished("deleted while the run was going on") from exc
         except OSError as exc:
             raise SourceError(f"cannot read file: {exc.strerror or exc}") from exc
+
+
+register_connector(CONNECTOR_TYPE, lambda config: LocalSource(LocalSourceConfig(**config)))

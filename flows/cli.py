@@ -28,20 +28,11 @@ def _quiet_prefect(json_output: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
-def _print_ingest_summary(s: dict) -> None:
-    print(f"Ingested {s['source']} into collection {s['collection']!r} ({s['store']}) in {s['duration_s']:.1f} s")
-    print(
-        f"  added {s['added']}, updated {s['updated']}, deleted {s['deleted']}, unchanged {s['unchanged']}, "
-        f"failed {len(s['failed'])}"
-    )
-    print(f"  chunks written {s['chunks_written']}, chunks deleted {s['chunks_deleted']}")
-    for f in s["failed"]:
-        print(f"  FAILED {f['path']}: {f['reason']}")
-
-
 def cmd_ingest(args) -> int:
     _quiet_prefect(args.json)
-    from flows.ingest import DocumentsFailed, ingest_flow
+    from flows.errors import DocumentsFailed
+    from flows.ingest import ingest_flow
+    from tasks.summary import IngestSummary
 
     if not Path(args.path).is_dir():
         raise UsageError(f"{args.path} is not a folder: give the folder of documents to index")
@@ -54,31 +45,28 @@ def cmd_ingest(args) -> int:
     if args.json:
         _print_json(summary)
     else:
-        _print_ingest_summary(summary)
+        print(IngestSummary.from_dict(summary).text())
     return code
 
 
 def store_status(settings) -> dict:
     """Documents, chunks, embedding model and last refresh of a collection."""
-    from tasks.ledger import Ledger, ledger_path
-    from tasks.store import META_DIM, META_MODEL, existing_collection
+    from tasks.ledger import Ledger
+    from tasks.store import META_BACKEND, ChromaStore
 
-    coll = existing_collection(settings.store_dir, settings.collection, settings.chroma_host)
-    ledger = Ledger(ledger_path(settings.store_dir), settings.collection)
-    try:
+    store = ChromaStore.open_existing(settings.store_config())
+    with Ledger.of_store(settings.store_dir, settings.collection) as ledger:
         docs, _ = ledger.counts()
         failures = ledger.failures()
         last = ledger.get_meta("last_refresh")
-    finally:
-        ledger.close()
-    meta = coll.metadata or {}
     return {
         "store": str(settings.store_dir),
         "collection": settings.collection,
         "documents": docs,
-        "chunks": coll.count(),
-        "embedding_model": meta.get(META_MODEL),
-        "embedding_dim": meta.get(META_DIM),
+        "chunks": store.count(),
+        "embedding_model": store.embedding_model,
+        "embedding_dim": store.embedding_dim,
+        "embedding_backend": store.metadata.get(META_BACKEND) or "torch",
         "last_refresh": last,
         "failed": [{"path": p, "reason": r} for p, r in failures.items()],
     }
@@ -112,7 +100,8 @@ def _print_answer_summary(s: dict) -> None:
 
 
 def run_ask(args) -> tuple[dict, int]:
-    from flows.query import QuestionsFailed, query_flow
+    from flows.errors import QuestionsFailed
+    from flows.query import query_flow
 
     if not Path(args.questions).is_file():
         raise UsageError(f"{args.questions}: no such file; give a question set (.csv, .xlsx, .jsonl or .txt)")
@@ -261,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from pydantic import ValidationError
 
-    from flows.ingest import ConfigError
+    from flows.errors import ConfigError
     from tasks.store import StoreError
 
     try:

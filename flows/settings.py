@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Nothing is downloaded at run time and nothing phones home. Set before the libraries are imported.
@@ -50,6 +50,7 @@ class Settings(BaseSettings):
         description="Chroma collection (one knowledge base): 3-512 letters, digits, '.', '_' or '-'.",
     )
     chroma_host: str = Field("", description="host:port of a Chroma server; empty uses the embedded store under store_dir.")
+    chroma_token: SecretStr = Field(SecretStr(""), description="Bearer token sent to the Chroma server (for a reverse proxy that checks one).")
     lock_timeout: float = Field(600.0, description="Seconds an ingest waits for another ingest on the same store before it gives up.")
 
     # Source
@@ -79,15 +80,54 @@ class Settings(BaseSettings):
     threads: int = Field(default_factory=_default_threads, description="CPU threads for generation (default: cores - 1).")
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL of an OpenAI-compatible chat endpoint.")
     openai_model: str = Field("local", description="Model name sent to the OpenAI-compatible endpoint.")
-    openai_api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key.")
+    openai_api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key, read when KBFLOW_OPENAI_API_KEY is not set.")
+    openai_api_key: SecretStr = Field(SecretStr(""), description="API key of the OpenAI-compatible endpoint (default: the variable named by KBFLOW_OPENAI_API_KEY_ENV).")
 
     # Watching
     watch_deployment: str = Field("", description="Prefect deployment the watcher runs (e.g. kb-ingest/kb-refresh); empty runs the ingest in process.")
     debounce_seconds: float = Field(2.0, ge=0, description="Quiet time after the last file event before the watcher starts an ingest.")
 
+    @model_validator(mode="after")
+    def _api_key_from_named_variable(self) -> "Settings":
+        if not self.openai_api_key.get_secret_value() and self.openai_api_key_env:
+            self.openai_api_key = SecretStr(os.environ.get(self.openai_api_key_env, ""))
+        return self
+
     @property
     def chroma_dir(self) -> Path:
         return self.store_dir / "chroma"
+
+    # The typed configs the tasks take: plain values, built here so nothing else reads the environment.
+    def store_config(self):
+        from tasks.store import StoreConfig
+
+        return StoreConfig(store_dir=str(self.store_dir), collection=self.collection, chroma_host=self.chroma_host,
+                           chroma_token=self.chroma_token.get_secret_value())
+
+    def embedder_config(self, model: str | None = None):
+        from tasks.embed import EmbedderConfig
+
+        return EmbedderConfig(model=model or self.embedding_model, backend=self.embedding_backend,
+                              batch_size=self.embed_batch_size)
+
+    def split_options(self):
+        from tasks.index import SplitOptions
+
+        return SplitOptions(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)
+
+    def retrieval_options(self, source_prefix: str | None = None):
+        from tasks.retrieve import RetrievalOptions
+
+        return RetrievalOptions(top_k=self.top_k, mode=self.mode, source_prefix=source_prefix)
+
+    def llm_config(self):
+        from tasks.generate import LLMConfig
+
+        return LLMConfig(
+            backend=self.llm_backend, model=self.llm_model, models_dir=str(self.models_dir), n_ctx=self.n_ctx,
+            threads=self.threads, max_tokens=self.max_tokens, temperature=self.temperature,
+            openai_base_url=self.openai_base_url, openai_model=self.openai_model, openai_api_key=self.openai_api_key,
+        )
 
     @property
     def reports_dir(self) -> Path:

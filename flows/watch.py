@@ -40,8 +40,10 @@ from watchdog.observers import Observer
 
 from connectors.base import SourceError
 from connectors.local import LocalSource, LocalSourceConfig
-from flows.ingest import ConfigError, DocumentsFailed, ingest_flow
+from flows.errors import ConfigError, DocumentsFailed
+from flows.ingest import ingest_flow
 from flows.settings import load_settings
+from tasks.summary import IngestSummary
 
 DEFAULT_DEPLOYMENT = "kb-ingest/kb-refresh"
 DEPLOYMENT_ENV = "KBFLOW_WATCH_DEPLOYMENT"
@@ -390,20 +392,9 @@ def summary_from_artifact(flow_run_id) -> dict | None:
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
     for artifact in artifacts:
-        if not (artifact.key or "").startswith("ingest-summary"):
-            continue
-        rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-        # The rows are flows.ingest._table's: one per count, then one "failed: PATH" row per failed file.
-        summary: dict[str, Any] = {"failed": []}
-        for row in rows:
-            item, value = str(row["item"]), str(row["value"])
-            if item.startswith("failed: "):
-                summary["failed"].append({"path": item[len("failed: "):], "reason": value})
-            elif item == "duration_s":
-                summary[item] = float(value)
-            elif item != "failed":
-                summary[item] = int(value)
-        return summary
+        if (artifact.key or "").startswith("ingest-summary"):
+            rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+            return IngestSummary.from_table(rows).to_dict()
     return None
 
 
@@ -417,10 +408,7 @@ def _counts(summary: dict) -> str:
     if "added" not in summary:
         return f"flow run {summary.get('flow_run', '?')} {summary.get('state', 'finished')}"
     run = f" (flow run {summary['flow_run']})" if "flow_run" in summary else ""
-    return (
-        f"{summary['added']} added, {summary['updated']} updated, {summary['deleted']} deleted, "
-        f"{summary['unchanged']} unchanged, {len(summary.get('failed', []))} failed in {summary.get('duration_s', 0):.1f} s{run}"
-    )
+    return IngestSummary.from_dict(summary).counts() + run
 
 
 def _enable_info_logging() -> None:

@@ -1,6 +1,1 @@
-"""One step each: partition, split, embed, store, retrieve, generate, report."""
-
-from flows.settings import apply_offline_env as _offline
-
-# Before any library is imported: no telemetry, no model hub, no downloads.
-_offline()
+"""One step each: partition, split, embed, store, retrieve, generate, report. Plain arguments in, plain values out."""

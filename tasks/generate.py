@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
+
+from prefect import task
+from pydantic import BaseModel, Field, SecretStr
 
 from tasks.text import is_chinese
 
@@ -32,6 +34,21 @@ USER = {
     "en": "Context passages:\n\n{context}\n\nQuestion: {question}\n(Answer in one sentence that ends with the number of the passage you used, in brackets, like [1].)",
     "zh": "上下文段落：\n\n{context}\n\n问题：{question}\n（用一句话回答，句末用方括号注明所用段落的编号，如 [1]。）",
 }
+
+
+class LLMConfig(BaseModel, frozen=True):
+    """Which model answers, and how."""
+
+    backend: Literal["llama-cpp", "openai"] = Field("llama-cpp", description="Generation backend.")
+    model: str = Field("smollm2", description="GGUF: 'smollm2' (bundled), a pulled name, or a .gguf path.")
+    models_dir: str = Field("", description="Folder of pulled models.")
+    n_ctx: int = Field(2048, gt=256, description="Context window in tokens.")
+    threads: int = Field(1, gt=0, description="CPU threads for generation.")
+    max_tokens: int = Field(256, gt=0, description="Most tokens generated per answer.")
+    temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
+    openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
+    openai_model: str = Field("local", description="Model name sent to the endpoint.")
+    openai_api_key: SecretStr = Field(SecretStr(""), description="API key sent to the endpoint.")
 
 
 class GenerationError(Exception):
@@ -207,16 +224,15 @@ def load_llama(model_path: str, n_ctx: int, threads: int) -> LlamaCppBackend:
     return LlamaCppBackend(model_path, n_ctx, threads)
 
 
-def make_backend(backend: str, model: str, *, models_dir: str, n_ctx: int, threads: int,
-                 openai_base_url: str = "", openai_model: str = "", openai_api_key_env: str = "OPENAI_API_KEY") -> Backend:
-    """The generation backend for plain settings values (the model is cached per process)."""
-    if backend == "llama-cpp":
+def make_backend(config: LLMConfig) -> Backend:
+    """The generation backend for these settings (a GGUF is loaded once per process)."""
+    if config.backend == "llama-cpp":
         from tasks.models import resolve_gguf
 
-        return load_llama(str(resolve_gguf(model, Path(models_dir))), n_ctx, threads)
-    if backend == "openai":
-        return OpenAIBackend(openai_base_url, openai_model, os.environ.get(openai_api_key_env, ""), n_ctx)
-    raise GenerationError(f"unknown backend {backend!r}: use llama-cpp or openai")
+        return load_llama(str(resolve_gguf(config.model, Path(config.models_dir))), config.n_ctx, config.threads)
+    if config.backend == "openai":
+        return OpenAIBackend(config.openai_base_url, config.openai_model, config.openai_api_key.get_secret_value(), config.n_ctx)
+    raise GenerationError(f"unknown backend {config.backend!r}: use llama-cpp or openai")
 
 
 def answer_question(backend: Backend, question: str, passages: list[dict], *, max_tokens: int, temperature: float) -> dict:
@@ -229,7 +245,8 @@ def answer_question(backend: Backend, question: str, passages: list[dict], *, ma
     return {
         "answer": answer,
         "cited": cited,
-        "citations": [{"source": used[i - 1]["source"], "page": used[i - 1].get("page")} for i in cited],
+        "citations": [{"source": used[i - 1]["source"], "page": used[i - 1].get("page"),
+                       "chunk_id": used[i - 1].get("chunk_id"), "text": used[i - 1]["text"]} for i in cited],
         "passages_used": len(used),
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -239,3 +256,9 @@ def answer_question(backend: Backend, question: str, passages: list[dict], *, ma
 
 def refusal(question: str) -> str:
     return REFUSAL[language_of(question)]
+
+
+@task(name="generate-answer")
+def generate_answer(question: str, passages: list[dict], llm: LLMConfig) -> dict:
+    """Generate one answer from its passages with the configured model (loaded once per process)."""
+    return answer_question(make_backend(llm), question, passages, max_tokens=llm.max_tokens, temperature=llm.temperature)

@@ -2,7 +2,7 @@
 
 It is a SQLite file beside the Chroma store. Writes to Chroma and to the ledger cannot share a
 transaction, so the order is fixed and every run starts by reconciling the two (see
-flows/ingest.py): new chunks are written to Chroma first, then the ledger commits the document's
+`tasks.store.reconcile`): new chunks are written to Chroma first, then the ledger commits the document's
 new version and chunk ids in one transaction, then the old chunks are deleted. Whatever point a
 run is killed at, Chroma holds at most some chunks the ledger does not know (deleted at the next
 reconcile) and the ledger never claims chunks that were not written.
@@ -79,6 +79,17 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @classmethod
+    def of_store(cls, store_dir: Path, collection: str) -> "Ledger":
+        """The ledger of a store folder (use it in a `with` block)."""
+        return cls(ledger_path(store_dir), collection)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

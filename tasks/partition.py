@@ -10,6 +10,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
+from tasks.decode import TextDecodeError, decode_text
+
 logger = logging.getLogger("kbflow.tasks.partition")
 
 SUPPORTED_TYPES = {
@@ -17,7 +19,6 @@ SUPPORTED_TYPES = {
     ".xlsx", ".csv", ".eml", ".json", ".pdf",
 }
 _TEXT_TYPES = {".txt", ".text", ".log", ".md", ".markdown", ".json", ".csv", ".html", ".htm"}
-_FALLBACK_DECODINGS = ("gb18030", "big5")
 
 
 class PartitionError(Exception):
@@ -44,9 +45,6 @@ def _configure_unstructured() -> None:
     global _configured
     if _configured:
         return
-    from flows.settings import apply_offline_env
-
-    apply_offline_env()
     import unstructured.nlp.tokenize as tokenize
 
     # Private name, pinned with unstructured==0.27.32 and covered by tests/tasks/test_partition.py.
@@ -57,35 +55,14 @@ def _configure_unstructured() -> None:
     _configured = True
 
 
-def decode_text(data: bytes) -> str:
-    """Decode text of unknown encoding: UTF-8 (with or without BOM), then the Chinese encodings, then a detector."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is not None and best.encoding:
-        # A Chinese guess of any flavour is read as GB18030, its superset.
-        enc = "gb18030" if best.encoding.lower().replace("-", "") in {"gb2312", "gbk", "gb18030", "hz"} else best.encoding
-        try:
-            return data.decode(enc)
-        except (UnicodeDecodeError, LookupError):
-            pass
-    for encoding in _FALLBACK_DECODINGS:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            pass
-    raise PartitionError("cannot decode text: not UTF-8, GB18030 or Big5")
-
-
 def _elements(data: bytes, name: str, suffix: str):
     from unstructured.partition.auto import partition
 
     if suffix in _TEXT_TYPES:
-        text = decode_text(data)
+        try:
+            text = decode_text(data)
+        except TextDecodeError as exc:
+            raise PartitionError(str(exc)) from exc
         if suffix in {".txt", ".text", ".log"}:
             from unstructured.partition.text import partition_text
 

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tasks.decode import TextDecodeError, decode_text
+
 SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".jsonl", ".txt")
 COLUMNS = ("id", "question", "expected_answer", "expected_source")
-ENCODINGS = ("utf-8-sig", "gb18030")
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,11 @@ Record = tuple[str, dict[str, str | None]]
 
 
 def _read_text(path: Path) -> str:
-    """File text as UTF-8 (BOM allowed) or GB18030, the encoding of Chinese Excel exports."""
-    data = path.read_bytes()
-    for encoding in ENCODINGS:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise QuestionFileError(f"{path}: cannot decode text: not UTF-8 or GB18030")
+    """File text in any encoding the document decoder reads (UTF-8 with or without BOM, GB18030, ...)."""
+    try:
+        return decode_text(path.read_bytes())
+    except TextDecodeError as exc:
+        raise QuestionFileError(f"{path}: {exc}") from exc
 
 
 def _cell(value: object) -> str | None:

@@ -1,4 +1,4 @@
-"""Score answers (source hit, MRR, exact match, F1) and write summary.json, answers.csv/.xlsx and report.html."""
+"""Score answers (accuracy, source hit, MRR, EM, F1, grounding) and write summary.json, rows.jsonl, answers.csv/.xlsx, report.html."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tasks.text import answer_tokens, is_chinese, normalize_answer
+from tasks.compare import CHANGE_LISTS, FIGURES, compare_runs
+from tasks.grounding import check_grounding
+from tasks.text import answer_tokens, contains_answer, is_chinese, normalize_answer
 
 BASE_COLUMNS = [
     "id", "question", "answer", "refused", "citations", "retrieved",
     "latency_ms", "prompt_tokens", "completion_tokens", "error",
 ]
-EXPECTED_COLUMNS = ["expected_answer", "expected_source", "hit", "reciprocal_rank", "exact_match", "f1"]
+GROUNDING_COLUMNS = ["support", "unsupported", "flag_reason"]
+EXPECTED_COLUMNS = ["expected_answer", "expected_source", "correct", "hit", "reciprocal_rank", "exact_match", "f1"]
+# Figures that only mean something when the model wrote the answers; null in a retrieval-only run.
+ANSWER_FIGURES = ("accuracy", "exact_match", "f1", "support", "unsupported")
 XLSX_CELL_LIMIT = 32_767  # Excel refuses longer cell text
 
 
@@ -84,15 +89,42 @@ def f1_score(prediction: str, expected: str | list[str]) -> float:
     return max(_f1_single(prediction, e) for e in _answer_list(expected))
 
 
+def answer_correct(prediction: str, expected: str | list[str]) -> bool:
+    """Whether any expected answer appears in the prediction (case, width, spacing, punctuation, [n] marks, numbers aside)."""
+    return any(contains_answer(prediction, e) for e in _answer_list(expected))
+
+
 def _present(value: object) -> bool:
-    """A non-empty expected value (None, NaN and blank strings are absent)."""
+    """A non-empty expected value (None, NaN, blank strings and empty lists are absent)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
+    if isinstance(value, (list, tuple)):
+        return any(_present(v) for v in value)
     return bool(str(value).strip())
 
 
-def score_rows(rows: list[dict]) -> list[dict]:
-    """Copies of rows with hit, reciprocal_rank, exact_match and f1 added (None where nothing is expected)."""
+def expected_answers(value: object) -> list[str]:
+    """The acceptable answers in an expected_answer cell: a list, a JSON list string, or values separated by ' | '."""
+    if not _present(value):
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if _present(v)]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and parsed:
+            return [str(v).strip() for v in parsed if _present(v)]
+    return [part.strip() for part in text.split(" | ") if part.strip()]
+
+
+def score_rows(rows: list[dict], *, generated: bool = True, support_threshold: float = 0.5) -> list[dict]:
+    """Copies of rows with correct, hit, reciprocal_rank, exact_match, f1, support, unsupported and flag_reason added.
+
+    A figure is None where nothing is expected, and every answer figure is None when no answers were generated.
+    """
     scored = []
     for row in rows:
         out = dict(row)
@@ -103,14 +135,19 @@ def score_rows(rows: list[dict]) -> list[dict]:
             out["hit"], out["reciprocal_rank"] = rr > 0, rr
         else:
             out["hit"] = out["reciprocal_rank"] = None
-        expected_answer = row.get("expected_answer")
-        if _present(expected_answer):
+        answers = expected_answers(row.get("expected_answer"))
+        if answers and generated:
             # A failed question is scored as an empty answer; a refusal is scored on its refusal text.
             prediction = "" if row.get("error") else str(row.get("answer") or "")
-            out["exact_match"] = exact_match(prediction, str(expected_answer))
-            out["f1"] = f1_score(prediction, str(expected_answer))
+            out["correct"] = answer_correct(prediction, answers)
+            out["exact_match"] = exact_match(prediction, answers)
+            out["f1"] = f1_score(prediction, answers)
         else:
-            out["exact_match"] = out["f1"] = None
+            out["correct"] = out["exact_match"] = out["f1"] = None
+        if generated:
+            out.update(check_grounding(row, support_threshold))
+        else:
+            out.update(support=None, unsupported=None, flag_reason=None)
         scored.append(out)
     return scored
 
@@ -120,33 +157,50 @@ def _mean(values: list[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
 
 
-def summarize(rows: list[dict], *, top_k: int, model: str, embedding_model: str, mode: str) -> dict:
-    """Run-level figures: counts, recall@k, MRR, EM, F1 (0-1 floats, None when nothing expected), latency p50/p95."""
+def summarize(
+    rows: list[dict],
+    *,
+    top_k: int,
+    model: str,
+    embedding_model: str,
+    mode: str,
+    generated: bool = True,
+    support_threshold: float = 0.5,
+    questions_file: str | None = None,
+) -> dict:
+    """Run-level figures, accuracy first: counts, recall@k, MRR, EM, F1, support (0-1, None if unmeasured), latency."""
     import numpy as np
 
-    scored = score_rows(rows)
+    scored = score_rows(rows, generated=generated, support_threshold=support_threshold)
     with_source = [r for r in scored if r["hit"] is not None]
-    with_answer = [r for r in scored if r["f1"] is not None]
+    with_answer = [r for r in scored if _present(r.get("expected_answer"))]
+    judged = [r for r in scored if r["correct"] is not None]
     latencies = [float(r["latency_ms"]) for r in scored if r.get("latency_ms") is not None]
     errors = sum(1 for r in scored if r.get("error"))
     refused = sum(1 for r in scored if r.get("refused") and not r.get("error"))
     return {
+        "accuracy": _mean([1.0 if r["correct"] else 0.0 for r in judged]),
         "questions": len(scored),
         "answered": len(scored) - errors - refused,
         "refused": refused,
         "errors": errors,
+        "unsupported": sum(1 for r in scored if r["unsupported"]) if generated else None,
+        "generated": generated,
         "top_k": top_k,
         "mode": mode,
         "questions_with_expected_source": len(with_source),
         "questions_with_expected_answer": len(with_answer),
         "recall_at_k": _mean([1.0 if r["hit"] else 0.0 for r in with_source]),
         "mrr": _mean([r["reciprocal_rank"] for r in with_source]),
-        "exact_match": _mean([r["exact_match"] for r in with_answer]),
-        "f1": _mean([r["f1"] for r in with_answer]),
+        "exact_match": _mean([r["exact_match"] for r in judged]),
+        "f1": _mean([r["f1"] for r in judged]),
+        "support": _mean([r["support"] for r in scored if r["support"] is not None]),
+        "support_threshold": support_threshold,
         "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
         "latency_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
         "model": model,
         "embedding_model": embedding_model,
+        "questions_file": questions_file,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -179,6 +233,26 @@ def _retrieved_json(retrieved: list[dict] | None) -> str:
     return json.dumps(items, ensure_ascii=False)
 
 
+def _jsonable(value: object) -> object:
+    """value with numpy scalars as Python numbers and NaN as None, lists and dicts included."""
+    value = _plain(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _row_record(row: dict) -> dict:
+    """A scored row for rows.jsonl: every field, passages and citations without their text."""
+    record = {k: v for k, v in row.items() if k not in ("retrieved", "citations")}
+    record["citations"] = [{k: v for k, v in c.items() if k != "text"} for c in row.get("citations") or []]
+    record["retrieved"] = [{k: v for k, v in p.items() if k != "text"} for p in row.get("retrieved") or []]
+    return _jsonable(record)
+
+
 def _has_expected(rows: list[dict]) -> bool:
     """Whether any row has an expected answer or source."""
     return any(_present(r.get("expected_answer")) or _present(r.get("expected_source")) for r in rows)
@@ -188,7 +262,7 @@ def answers_table(rows: list[dict]):
     """A pandas DataFrame with one row per question in the report's column order (rows must be scored)."""
     import pandas as pd
 
-    columns = BASE_COLUMNS + (EXPECTED_COLUMNS if _has_expected(rows) else [])
+    columns = BASE_COLUMNS + GROUNDING_COLUMNS + (EXPECTED_COLUMNS if _has_expected(rows) else [])
     records = []
     for row in rows:
         record = {col: row.get(col) for col in columns}
@@ -220,7 +294,7 @@ def _write_xlsx(frame, path: Path) -> None:
                 if cell.data_type == "f":  # an answer starting with '=' is text, not a formula to run
                     cell.data_type = "s"
         sheet.freeze_panes = "A2"
-        widths = {"id": 10, "question": 50, "answer": 80, "citations": 40, "retrieved": 40, "error": 30}
+        widths = {"id": 10, "question": 50, "answer": 80, "citations": 40, "retrieved": 40, "error": 30, "flag_reason": 30}
         for i, col in enumerate(frame.columns):
             sheet.column_dimensions[sheet.cell(row=1, column=i + 1).column_letter].width = widths.get(col, 14)
 
@@ -235,16 +309,23 @@ h1{margin:0 0 4px}.meta{color:#5b6475;margin:0 0 16px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:10px;margin-bottom:20px}
 .card{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 12px}
 .card b{display:block;font-size:1.4em}.card span{color:#5b6475;font-size:.85em}
+.card.lead{border:2px solid #3b6fd8}
 table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:24px}
 th,td{border:1px solid #dde1e8;padding:4px 8px;text-align:left;vertical-align:top;font-size:.9em}
 th{background:#eef1f5}
 section.q{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:14px 18px;margin-bottom:16px}
+section.q.flagged{border:3px solid #d97706}
 section.q h2{font-size:1.05em;margin:0 0 8px}.qid{color:#5b6475;font-weight:normal;margin-right:6px}
-.answer,.passage{white-space:pre-wrap;overflow-wrap:anywhere}
+section.box{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 18px;margin-bottom:20px}
+section.check{border:2px solid #d97706}section.box h2{font-size:1.1em;margin:4px 0 8px}
+section.box h3{font-size:1em;margin:10px 0 4px}
+.answer,.passage,.old,.new{white-space:pre-wrap;overflow-wrap:anywhere}
 .answer{background:#f3f6fb;border-left:4px solid #3b6fd8;padding:8px 12px;margin:6px 0}
+.old{background:#fdf0f0;padding:2px 8px}.new{background:#eefaf1;padding:2px 8px}
 .badge{display:inline-block;border-radius:4px;padding:0 6px;font-size:.8em;font-weight:bold;margin-left:6px}
 .refused{background:#fff2cc;color:#7a5a00}.error{background:#fde2e1;color:#9b1c1c}
 .hit{background:#dcf5e3;color:#17643a}.miss{background:#fde2e1;color:#9b1c1c}
+.flag{background:#d97706;color:#fff}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:8px 0}dt{color:#5b6475}dd{margin:0}
 details{border:1px solid #e3e6ec;border-radius:6px;padding:4px 8px;margin:4px 0}
 details.match{border-color:#6cc58b}summary{cursor:pointer}
@@ -274,6 +355,16 @@ def _fmt_ms(value: float | None) -> str:
     return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.2f} s"
 
 
+def _fmt_count(value: int | None) -> str:
+    """A count, n/a when absent."""
+    return "n/a" if value is None else str(value)
+
+
+def _fmt_yes_no(value: bool | None) -> str:
+    """yes / no, n/a when absent."""
+    return "n/a" if value is None else ("yes" if value else "no")
+
+
 def _fmt_page(page: object) -> str:
     """', p. N' for a real page number, nothing otherwise."""
     return f", p. {_e(page)}" if page is not None and page != -1 else ""
@@ -288,48 +379,163 @@ def _status_badge(row: dict) -> str:
     return ""
 
 
+def _flag_badge(row: dict) -> str:
+    """The 'unsupported' badge of a flagged answer, with its reason, or nothing."""
+    if not row.get("unsupported"):
+        return ""
+    return f'<span class="badge flag">unsupported: {_e(row.get("flag_reason"))}</span>'
+
+
+def summary_markdown(summary: dict) -> str:
+    """The headline figures as a markdown table, accuracy first (for a Prefect artifact or a terminal)."""
+    rows = [
+        ("accuracy", _fmt_rate(summary.get("accuracy"))),
+        ("questions", summary.get("questions")),
+        ("refused", summary.get("refused")),
+        ("errors", summary.get("errors")),
+        ("unsupported answers", "n/a" if summary.get("unsupported") is None else summary["unsupported"]),
+        (f"recall@{summary.get('top_k')}", _fmt_rate(summary.get("recall_at_k"))),
+        ("MRR", _fmt_num(summary.get("mrr"))),
+        ("exact match", _fmt_rate(summary.get("exact_match"))),
+        ("F1", _fmt_rate(summary.get("f1"))),
+        ("support", _fmt_rate(summary.get("support"))),
+        ("latency p50 / p95", f"{_fmt_ms(summary.get('latency_ms_p50'))} / {_fmt_ms(summary.get('latency_ms_p95'))}"),
+        ("model", summary.get("model")),
+        ("embedding model", summary.get("embedding_model")),
+    ]
+    return "\n".join(["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+
+
 def _summary_html(summary: dict) -> str:
-    """The figure cards at the top of the page."""
+    """The figure cards at the top of the page, accuracy first."""
     cards = [
+        ("accuracy", _fmt_rate(summary["accuracy"])),
         ("questions", str(summary["questions"])),
         ("answered", str(summary["answered"])),
         ("refused", str(summary["refused"])),
         ("errors", str(summary["errors"])),
+        ("unsupported", _fmt_count(summary["unsupported"])),
         (f"recall@{summary['top_k']}", _fmt_rate(summary["recall_at_k"])),
         ("MRR", _fmt_num(summary["mrr"])),
         ("exact match", _fmt_rate(summary["exact_match"])),
         ("F1", _fmt_rate(summary["f1"])),
+        ("support", _fmt_rate(summary["support"])),
         ("latency p50", _fmt_ms(summary["latency_ms_p50"])),
         ("latency p95", _fmt_ms(summary["latency_ms_p95"])),
     ]
-    body = "".join(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in cards)
+    body = "".join(
+        f'<div class="card{" lead" if n == 0 else ""}"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
+        for n, (k, v) in enumerate(cards)
+    )
     return f'<div class="cards">{body}</div>'
 
 
-def _index_html(rows: list[dict]) -> str:
+def _check_first_html(rows: list[dict], summary: dict) -> str:
+    """The 'check these first' list of flagged answers, linking to their sections."""
+    if not summary.get("generated", True):
+        return ""
+    flagged = [(n, r) for n, r in enumerate(rows, start=1) if r.get("unsupported")]
+    if not flagged:
+        return '<section class="box check" id="check"><h2>Check these first</h2><p>No answer is flagged.</p></section>'
+    items = "".join(
+        f'<li><a href="#q-{n}">{_e(r.get("id"))}</a> {_e(r.get("question"))} '
+        f'<span class="badge flag">{_e(r.get("flag_reason"))}</span></li>'
+        for n, r in flagged
+    )
+    return (
+        f'<section class="box check" id="check"><h2>Check these first ({len(flagged)})</h2>'
+        f"<p>These answers cite nothing, or say things their cited passages do not contain.</p><ol>{items}</ol></section>"
+    )
+
+
+def _fmt_when(created_at: object) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC', or as given when it is not one."""
+    try:
+        moment = datetime.fromisoformat(str(created_at))
+    except ValueError:
+        return str(created_at or "an earlier run")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo is not None else "")
+
+
+def _changes_html(cmp: dict) -> str:
+    """The 'Changes since <date>' section: figure deltas, then each kind of per-question change."""
+    old, new = cmp["old"], cmp["new"]
+    parts = [f'<section class="box changes" id="changes"><h2>Changes since {_e(_fmt_when(old.get("created_at")))}</h2>']
+    parts.append(f'<p class="meta">compared with {_e(old.get("dir"))} · model {_e(old.get("model"))}'
+                 + (f" → {_e(new.get('model'))}" if old.get("model") != new.get("model") else "") + "</p>")
+    lines = []
+    for key, label in FIGURES:
+        d = cmp["deltas"][key]
+        fmt = _fmt_ms if key == "latency_ms_p50" else _fmt_rate
+        if d["delta"] is None:
+            delta = "n/a"
+        elif key == "latency_ms_p50":
+            delta = f"{d['delta']:+.0f} ms"
+        else:
+            delta = f"{d['delta'] * 100:+.1f} pt"
+        lines.append(f"<tr><td>{_e(label)}</td><td>{fmt(d['old'])}</td><td>{fmt(d['new'])}</td><td>{delta}</td></tr>")
+    parts.append(f"<table><tr><th>figure</th><th>before</th><th>now</th><th>change</th></tr>{''.join(lines)}</table>")
+    for key, label in CHANGE_LISTS:
+        items = cmp[key]
+        if not items:
+            continue
+        lis = []
+        for item in items:
+            text = f"<b>{_e(item['id'])}</b> {_e(item.get('question'))}"
+            if "flag_reason" in item and item["flag_reason"]:
+                text += f' <span class="badge flag">{_e(item["flag_reason"])}</span>'
+            if "old" in item:
+                text += f'<div class="old">before: {_e(item["old"])}</div><div class="new">now: {_e(item["new"])}</div>'
+            lis.append(f"<li>{text}</li>")
+        parts.append(f"<h3>{_e(label)} ({len(items)})</h3><ul>{''.join(lis)}</ul>")
+    if not any(cmp[key] for key, _ in CHANGE_LISTS):
+        parts.append("<p>No question changed.</p>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _index_html(rows: list[dict], generated: bool = True) -> str:
     """A table of all questions linking to their sections."""
-    scored = any(r.get("hit") is not None or r.get("f1") is not None for r in rows)
-    head = "<tr><th>id</th><th>question</th><th>status</th>" + ("<th>hit</th><th>F1</th>" if scored else "") + "</tr>"
+    judged = any(r.get("correct") is not None for r in rows)
+    sourced = any(r.get("hit") is not None for r in rows)
+    scored = any(r.get("f1") is not None for r in rows)
+    head = (
+        "<tr><th>id</th><th>question</th><th>status</th>"
+        + ("<th>correct</th>" if judged else "")
+        + ("<th>hit</th>" if sourced else "")
+        + ("<th>F1</th>" if scored else "")
+        + ("<th>support</th>" if generated else "")
+        + "</tr>"
+    )
     lines = []
     for n, row in enumerate(rows, start=1):
-        status = _status_badge(row) or "answered"
-        extra = ""
+        status = (_status_badge(row) or "answered") + _flag_badge(row)
+        cells = ""
+        if judged:
+            cells += f"<td>{_fmt_yes_no(row.get('correct'))}</td>"
+        if sourced:
+            cells += f"<td>{_fmt_yes_no(row.get('hit'))}</td>"
         if scored:
-            hit = row.get("hit")
-            extra = f"<td>{'n/a' if hit is None else ('yes' if hit else 'no')}</td><td>{_fmt_rate(row.get('f1'))}</td>"
+            cells += f"<td>{_fmt_rate(row.get('f1'))}</td>"
+        if generated:
+            cells += f"<td>{_fmt_rate(row.get('support'))}</td>"
         lines.append(
             f'<tr><td><a href="#q-{n}">{_e(row.get("id"))}</a></td><td>{_e(row.get("question"))}</td>'
-            f"<td>{status}</td>{extra}</tr>"
+            f"<td>{status}</td>{cells}</tr>"
         )
     return f"<table>{head}{''.join(lines)}</table>"
 
 
-def _question_html(n: int, row: dict) -> str:
-    """One question's section: answer, expectations and scores, citations, retrieved passages."""
+def _question_html(n: int, row: dict, generated: bool = True) -> str:
+    """One question's section: answer, expectations and scores, grounding, citations, retrieved passages."""
     lang = "zh" if is_chinese(f"{row.get('question') or ''} {row.get('answer') or ''}") else "en"
+    flagged = " flagged" if row.get("unsupported") else ""
     parts = [
-        f'<section class="q" id="q-{n}" lang="{lang}">',
-        f'<h2><span class="qid">{_e(row.get("id"))}</span>{_e(row.get("question"))}{_status_badge(row)}</h2>',
+        f'<section class="q{flagged}" id="q-{n}" lang="{lang}">',
+        f'<h2><span class="qid">{_e(row.get("id"))}</span>{_e(row.get("question"))}{_status_badge(row)}'
+        f"{_flag_badge(row)}</h2>",
     ]
     if row.get("error"):
         parts.append(f'<div class="answer">Error: {_e(row.get("error"))}</div>')
@@ -337,14 +543,21 @@ def _question_html(n: int, row: dict) -> str:
         parts.append(f'<div class="answer">{_e(row.get("answer"))}</div>')
     facts = []
     if _present(row.get("expected_answer")):
-        facts.append(("expected answer", _e(row["expected_answer"])))
-        em = "yes" if row.get("exact_match") == 1.0 else "no"
+        facts.append(("expected answer", " | ".join(_e(a) for a in expected_answers(row["expected_answer"]))))
+        facts.append(("correct", _fmt_yes_no(row.get("correct"))))
+        em = "n/a" if row.get("exact_match") is None else ("yes" if row.get("exact_match") == 1.0 else "no")
         facts.append(("exact match / F1", f"{em} / {_fmt_rate(row.get('f1'))}"))
     if _present(row.get("expected_source")):
         hit = row.get("hit")
         badge = '<span class="badge hit">hit</span>' if hit else '<span class="badge miss">miss</span>'
         facts.append(("expected source", f"{_e(row['expected_source'])} {badge}"))
         facts.append(("reciprocal rank", _fmt_num(row.get("reciprocal_rank"))))
+    support = _fmt_rate(row.get("support"))
+    if row.get("flag_reason"):
+        support += f" ({_e(row['flag_reason'])})"
+    elif generated and (row.get("refused") or row.get("error")):
+        support += " (not checked)"
+    facts.append(("support in cited passages", support))
     facts.append(
         (
             "latency",
@@ -381,17 +594,20 @@ def _question_html(n: int, row: dict) -> str:
 
 def render_html(rows: list[dict], summary: dict, *, title: str) -> str:
     """The self-contained HTML report (inline CSS, no scripts, every text escaped); rows must be scored."""
+    generated = summary.get("generated", True)
     meta = (
         f"model {_e(summary['model'])} · embeddings {_e(summary['embedding_model'])} · mode {_e(summary['mode'])}"
         f" · top_k {_e(summary['top_k'])} · {_e(summary['created_at'])}"
+        + ("" if generated else " · retrieval only: no answers generated")
     )
-    body = "\n".join(_question_html(n, row) for n, row in enumerate(rows, start=1))
+    changes = _changes_html(summary["comparison"]) if summary.get("comparison") else ""
+    body = "\n".join(_question_html(n, row, generated) for n, row in enumerate(rows, start=1))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
-        f"<h1>{_e(title)}</h1>\n<p class=\"meta\">{meta}</p>\n"
-        f"{_summary_html(summary)}\n{_index_html(rows)}\n{body}\n</main>\n</body>\n</html>\n"
+        f"<h1>{_e(title)}</h1>\n<p class=\"meta\">{meta}</p>\n{changes}\n{_check_first_html(rows, summary)}\n"
+        f"{_summary_html(summary)}\n{_index_html(rows, generated)}\n{body}\n</main>\n</body>\n</html>\n"
     )
 
 
@@ -407,13 +623,31 @@ def write_report(
     embedding_model: str,
     mode: str,
     title: str = "kbflow answer report",
+    generated: bool = True,
+    support_threshold: float = 0.5,
+    questions_file: str | None = None,
+    previous: str | Path | None = None,
+    extra: dict | None = None,
 ) -> dict:
-    """Write summary.json, answers.csv, answers.xlsx and report.html into out_dir; return the summary."""
+    """Write summary.json, rows.jsonl, answers.csv, answers.xlsx and report.html into out_dir; return the summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scored = score_rows(rows)
-    summary = summarize(scored, top_k=top_k, model=model, embedding_model=embedding_model, mode=mode)
+    scored = score_rows(rows, generated=generated, support_threshold=support_threshold)
+    summary = summarize(
+        scored, top_k=top_k, model=model, embedding_model=embedding_model, mode=mode, generated=generated,
+        support_threshold=support_threshold, questions_file=questions_file,
+    )
+    clash = sorted(set(extra or {}) & (set(summary) | {"comparison"}))
+    if clash:
+        raise ValueError(f"extra must not replace computed summary keys: {', '.join(clash)}")
+    summary.update(_jsonable(extra or {}))
+    records = [_row_record(r) for r in scored]
+    if previous is not None:
+        summary["comparison"] = compare_runs(Path(previous), out, records, summary)
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    with (out / "rows.jsonl").open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
     frame = answers_table(scored)
     frame.to_csv(out / "answers.csv", index=False, encoding="utf-8-sig")
     _write_xlsx(frame, out / "answers.xlsx")

@@ -1,16 +1,32 @@
-"""Hybrid retrieval: dense top-k from Chroma fused with a BM25 keyword ranking that reads Chinese too."""
+"""Hybrid retrieval: dense top-k from the vector store fused with a BM25 keyword ranking that reads Chinese too."""
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from typing import Literal
 
-from tasks.text import cjk_ratio, tokenize
+from prefect import task
+from pydantic import BaseModel, Field
+
+from tasks.embed import Embedder, EmbedderConfig, get_embedder
+from tasks.ledger import Ledger, ledger_path
+from tasks.store import ChromaStore, StoreConfig, VectorStore
+from tasks.text import tokenize
 
 RRF_K = 60
+Mode = Literal["dense", "keyword", "hybrid"]
+
+
+class RetrievalOptions(BaseModel, frozen=True):
+    """How many passages, ranked how, from which documents."""
+
+    top_k: int = Field(5, gt=0, description="Passages retrieved per question.")
+    mode: Mode = Field("hybrid", description="dense, keyword or hybrid (fused).")
+    source_prefix: str | None = Field(None, description="Only documents whose path starts with this.")
 
 
 @dataclass
@@ -39,13 +55,14 @@ class KeywordIndex:
     token_sets: list[frozenset[str]]
     bm25: object = None
     idf: dict[str, float] = field(default_factory=dict)
+    position: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, ids: list[str], terms: list[list[str]]) -> "KeywordIndex":
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build
-        index = cls(ids=ids, token_sets=[frozenset(t) for t in terms])
+        index = cls(ids=ids, token_sets=[frozenset(t) for t in terms], position={cid: i for i, cid in enumerate(ids)})
         if ids:
             index.bm25 = bm25s.BM25()
             # An empty token list would break bm25s; a placeholder matches no query token.
@@ -61,144 +78,118 @@ class KeywordIndex:
     def idf_of(self, token: str) -> float:
         return self.idf.get(token, math.log(1 + (len(self.ids) + 0.5) / 0.5))
 
-    def coverage(self, query_tokens: list[str], i: int) -> float:
-        """IDF-weighted share of the query's tokens that the chunk contains (0-1)."""
+    def coverage(self, query_tokens: list[str], chunk_id: str) -> float:
+        """IDF-weighted share of the query's tokens that the chunk contains (0-1; 0 for an unknown chunk)."""
+        i = self.position.get(chunk_id)
         q = set(query_tokens)
         total = sum(self.idf_of(t) for t in q)
-        if not total:
+        if i is None or not total:
             return 0.0
         return sum(self.idf_of(t) for t in q if t in self.token_sets[i]) / total
 
-    def search(self, query_tokens: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float, float]]:
-        """Top n chunks as (chunk_id, bm25 score, coverage), best first; only chunks with a matching token."""
+    def search(self, query_tokens: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """Top n chunks as (chunk_id, bm25 score), best first; only chunks with a matching token."""
         if not self.ids or not query_tokens:
             return []
         import numpy as np
 
         scores = np.asarray(self.bm25.get_scores(query_tokens))
-        order = np.argsort(-scores, kind="stable")
         out = []
-        for i in order:
+        for i in np.argsort(-scores, kind="stable"):
             if scores[i] <= 0 or len(out) >= n:
                 break
-            if allowed is not None and self.ids[i] not in allowed:
-                continue
-            out.append((self.ids[i], float(scores[i]), self.coverage(query_tokens, int(i))))
+            if allowed is None or self.ids[i] in allowed:
+                out.append((self.ids[i], float(scores[i])))
         return out
 
 
 @lru_cache(maxsize=4)
 def load_keyword_index(ledger_file: str, collection: str, generation: int) -> KeywordIndex:
     """Build the keyword index from the ledger once per store version (the generation changes on every write)."""
-    from tasks.ledger import Ledger
-
-    ledger = Ledger(Path(ledger_file), collection)
-    try:
+    with Ledger(ledger_file, collection) as ledger:
         ids, terms = ledger.chunk_terms()
-    finally:
-        ledger.close()
     return KeywordIndex.build(ids, terms)
 
 
-def dense_weight(question: str, unknown_share: float = 0.0) -> float:
-    """How far to trust the dense ranking: all-MiniLM-L6-v2 is blind to Chinese and to text it cannot tokenize."""
-    blind = max(cjk_ratio(question), unknown_share)
-    return max(0.0, 1.0 - 2.0 * blind)
-
-
 def fuse(
-    dense: list[tuple[str, float]], keyword: list[tuple[str, float, float]], w_dense: float, w_keyword: float = 1.0
+    dense: list[tuple[str, float]], keyword: list[tuple[str, float]], w_dense: float, w_keyword: float = 1.0
 ) -> list[tuple[str, float]]:
     """Weighted reciprocal-rank fusion of the two rankings: (chunk_id, fused score), best first."""
     fused: dict[str, float] = {}
     for rank, (cid, _) in enumerate(dense, start=1):
         fused[cid] = fused.get(cid, 0.0) + w_dense / (RRF_K + rank)
-    for rank, (cid, _, _) in enumerate(keyword, start=1):
+    for rank, (cid, _) in enumerate(keyword, start=1):
         fused[cid] = fused.get(cid, 0.0) + w_keyword / (RRF_K + rank)
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def relevance(mode: Mode, dense_sim: float | None, coverage: float, w_question: float, w_passage: float) -> float:
+    """The 0-1 relevance a question is refused on: dense similarity where the embedder reads both sides, keyword coverage."""
+    if mode == "dense":
+        return dense_sim or 0.0
+    if mode == "keyword":
+        return coverage
+    return max((dense_sim or 0.0) * min(w_question, w_passage), coverage)
+
+
 def retrieve(
-    question: str,
-    *,
-    coll,
-    keyword_index: KeywordIndex,
-    query_embedding: list[float] | None,
-    top_k: int,
-    mode: str = "hybrid",
-    unknown_share: float = 0.0,
-    source_prefix: str | None = None,
+    question: str, *, store: VectorStore, keyword_index: KeywordIndex, embedder: Embedder | None,
+    options: RetrievalOptions,
 ) -> list[Passage]:
     """Rank the store's chunks for a question; every passage carries a 0-1 relevance in `score`."""
-    if mode not in ("dense", "keyword", "hybrid"):
-        raise ValueError(f"unknown retrieval mode {mode!r}: use dense, keyword or hybrid")
+    mode, top_k = options.mode, options.top_k
     n_candidates = max(top_k * 4, 20)
     allowed: set[str] | None = None
-    where = None
-    if source_prefix:
-        got = coll.get(include=["metadatas"])
-        matching = [(cid, m["source"]) for cid, m in zip(got["ids"], got["metadatas"])
-                    if str(m.get("source", "")).startswith(source_prefix)]
-        if not matching:
+    sources: set[str] | None = None
+    if options.source_prefix:
+        under = store.chunks_under(options.source_prefix)
+        if not under:
             return []
-        allowed = {cid for cid, _ in matching}
-        where = {"source": {"$in": sorted({source for _, source in matching})}}
+        allowed, sources = set(under), set(under.values())
 
-    dense: list[tuple[str, float]] = []
-    dense_sim: dict[str, float] = {}
-    if mode in ("dense", "hybrid") and query_embedding is not None and coll.count():
-        res = coll.query(
-            query_embeddings=[query_embedding], n_results=min(n_candidates, coll.count()), where=where,
-            include=["distances"],
-        )
-        for cid, dist in zip(res["ids"][0], res["distances"][0]):
-            sim = max(0.0, min(1.0, 1.0 - float(dist)))  # cosine space: distance = 1 - cosine
-            dense.append((cid, sim))
-            dense_sim[cid] = sim
-
+    use_dense = mode != "keyword" and embedder is not None
+    dense = store.query(embedder.embed([question])[0], n_candidates, sources) if use_dense else []
     q_tokens = tokenize(question)
-    keyword: list[tuple[str, float, float]] = []
-    kw: dict[str, tuple[float, float]] = {}
-    if mode in ("keyword", "hybrid"):
-        keyword = keyword_index.search(q_tokens, n_candidates, allowed)
-        kw = {cid: (score, cov) for cid, score, cov in keyword}
+    keyword = keyword_index.search(q_tokens, n_candidates, allowed) if mode != "dense" else []
+    w_question = embedder.can_read(question) if use_dense else 0.0
 
-    w_dense = dense_weight(question, unknown_share)
     if mode == "dense":
-        ranked = [(cid, s) for cid, s in dense]
+        ranked = dense
     elif mode == "keyword":
-        ranked = [(cid, s) for cid, s, _ in keyword]
+        ranked = keyword
     else:
-        ranked = fuse(dense, keyword, w_dense)
-    ranked = ranked[:top_k]
-    if not ranked:
-        return []
-
-    ids = [cid for cid, _ in ranked]
-    got = coll.get(ids=ids, include=["documents", "metadatas"])
-    rows = {cid: (doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])}
-    index_of = {cid: i for i, cid in enumerate(keyword_index.ids)}
+        ranked = fuse(dense, keyword, w_question)
+    ids = [cid for cid, _ in ranked[:top_k]]
+    rows = store.get(ids)
+    dense_sim, bm25 = dict(dense), dict(keyword)
     passages = []
     for rank, cid in enumerate(ids, start=1):
         if cid not in rows:
             continue  # deleted since the keyword index was built
-        doc, meta = rows[cid]
+        chunk = rows[cid]
         d = dense_sim.get(cid)
-        cov = kw[cid][1] if cid in kw else (keyword_index.coverage(q_tokens, index_of[cid]) if cid in index_of else 0.0)
-        if mode == "dense":
-            score = d or 0.0
-        elif mode == "keyword":
-            score = cov
-        else:
-            # The dense similarity means something only where the embedder can read both sides.
-            score = max((d or 0.0) * min(w_dense, dense_weight(doc or "")), cov)
-        page = meta.get("page")
-        passages.append(
-            Passage(
-                chunk_id=cid, source=meta.get("source", ""), page=None if page in (None, -1) else int(page),
-                section=meta.get("section", ""), text=doc or "", score=round(float(score), 4),
-                dense_score=None if d is None else round(d, 4),
-                keyword_score=round(kw[cid][0], 4) if cid in kw else None, rank=rank,
-            )
-        )
+        w_passage = embedder.can_read(chunk.text) if use_dense and mode == "hybrid" else 0.0
+        score = relevance(mode, d, keyword_index.coverage(q_tokens, cid), w_question, w_passage)
+        page = chunk.metadata.get("page")
+        passages.append(Passage(
+            chunk_id=cid, source=chunk.metadata.get("source", ""), page=None if page in (None, -1) else int(page),
+            section=chunk.metadata.get("section", ""), text=chunk.text, score=round(float(score), 4),
+            dense_score=None if d is None else round(d, 4),
+            keyword_score=round(bm25[cid], 4) if cid in bm25 else None, rank=rank,
+        ))
     return passages
+
+
+@task(name="retrieve-context")
+def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig, options: RetrievalOptions) -> dict:
+    """Retrieve the top passages for one question (dense, keyword or hybrid)."""
+    started = time.perf_counter()
+    vectors = ChromaStore.open_existing(store)
+    with Ledger.of_store(store.store_dir, store.collection) as ledger:
+        generation = ledger.generation()
+    index = load_keyword_index(str(ledger_path(store.store_dir)), store.collection, generation)
+    passages = retrieve(
+        question, store=vectors, keyword_index=index,
+        embedder=get_embedder(embedder) if options.mode != "keyword" else None, options=options,
+    )
+    return {"passages": [p.to_dict() for p in passages], "retrieval_ms": round((time.perf_counter() - started) * 1000, 1)}

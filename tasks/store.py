@@ -1,4 +1,4 @@
-"""The Chroma store: one collection per knowledge base, written only with our own embeddings."""
+"""The vector store: a protocol, its Chroma implementation (embedded or server), the write lock and crash repair."""
 
 from __future__ import annotations
 
@@ -7,16 +7,25 @@ import logging
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Collection, Iterator, Protocol, Sequence, runtime_checkable
+
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, Field
 
 from tasks.split import Chunk
+
+if TYPE_CHECKING:
+    from tasks.ledger import Ledger
 
 logger = logging.getLogger("kbflow.tasks.store")
 
 META_MODEL = "kbflow_embedding_model"
 META_DIM = "kbflow_embedding_dim"
+META_BACKEND = "kbflow_embedding_backend"
 
 
 class StoreError(Exception):
@@ -31,67 +40,54 @@ class StoreBusyError(StoreError):
     pass
 
 
-@lru_cache(maxsize=4)
-def get_client(chroma_dir: str, host: str = ""):
-    """One Chroma client per store per process: embedded (PersistentClient) or a Chroma server (host:port)."""
-    from flows.settings import apply_offline_env
+class StoreConfig(BaseModel, frozen=True):
+    """Where one knowledge base lives: a store folder (ledger, lock, embedded Chroma) and a collection."""
 
-    apply_offline_env()
+    store_dir: str = Field(description="Folder of the ledger, the lock, the reports and the embedded Chroma files.")
+    collection: str = Field(description="Chroma collection: one knowledge base.")
+    chroma_host: str = Field("", description="host:port of a Chroma server; empty uses the embedded store.")
+    chroma_token: str = Field("", repr=False, description="Bearer token sent to the Chroma server, if any.")
+
+    @property
+    def chroma_dir(self) -> str:
+        return str(Path(self.store_dir) / "chroma")
+
+
+@dataclass
+class StoredChunk:
+    """A chunk as read back from the store."""
+
+    id: str
+    text: str
+    metadata: dict
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """What ingest and retrieval need from a vector store; ids are kbflow's deterministic chunk ids."""
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int: ...
+    def delete(self, ids: Sequence[str]) -> int: ...
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]: ...
+    def query(self, vector: Sequence[float], n: int, sources: Collection[str] | None = None) -> list[tuple[str, float]]: ...
+    def chunks_under(self, prefix: str) -> dict[str, str]: ...
+    def all_ids(self) -> set[str]: ...
+    def count(self) -> int: ...
+
+
+@lru_cache(maxsize=4)
+def _client(chroma_dir: str, host: str = "", token: str = ""):
+    """One Chroma client per store per process: embedded (PersistentClient) or a Chroma server (host:port)."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if host:
         name, _, port = host.rpartition(":")
-        return chromadb.HttpClient(host=name or host, port=int(port or 8000), settings=chroma_settings)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        return chromadb.HttpClient(host=name or host, port=int(port or 8000), headers=headers, settings=chroma_settings)
     Path(chroma_dir).mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=chroma_dir, settings=chroma_settings)
-
-
-def existing_collection(store_dir: Path, name: str, host: str = ""):
-    """A collection an ingest has built, for reading; a StoreError that says what to run when there is none."""
-    from tasks.ledger import ledger_path
-
-    if not ledger_path(store_dir).exists():
-        raise StoreError(f"no knowledge base in {store_dir}: run `kbflow ingest PATH` first (or set --store)")
-    try:
-        return get_client(str(Path(store_dir) / "chroma"), host).get_collection(name, embedding_function=None)
-    except Exception:  # chromadb raises NotFoundError / ValueError depending on version
-        raise StoreError(f"collection {name!r} does not exist in {store_dir}; run `kbflow ingest PATH` first") from None
-
-
-def open_collection(chroma_dir: str, name: str, embedding_model: str, dim: int, *, host: str = ""):
-    """Open (or create) a collection and refuse it if it was built with another embedding model."""
-    coll = get_client(str(chroma_dir), host).get_or_create_collection(
-        name,
-        embedding_function=None,  # never Chroma's default: it would download an ONNX model
-        metadata={"hnsw:space": "cosine", META_MODEL: embedding_model, META_DIM: dim},
-    )
-    meta = coll.metadata or {}
-    stored_model, stored_dim = meta.get(META_MODEL), meta.get(META_DIM)
-    if stored_model != embedding_model or (stored_dim is not None and int(stored_dim) != dim):
-        raise EmbeddingMismatchError(
-            f"collection {name!r} in {chroma_dir} was built with embedding model {stored_model!r} ({stored_dim}-d), "
-            f"but the current setting is {embedding_model!r} ({dim}-d). Mixing them would give wrong answers. "
-            f"Set KBFLOW_EMBEDDING_MODEL={stored_model} to use it, or rebuild it with "
-            f"`kbflow ingest PATH --collection {name} --rebuild` (or pick another --collection)."
-        )
-    return coll
-
-
-def drop_collection(chroma_dir: str, name: str, host: str = "") -> None:
-    client = get_client(str(chroma_dir), host)
-    try:
-        client.delete_collection(name)
-    except Exception:
-        pass  # it did not exist
-
-
-def max_batch(coll) -> int:
-    try:
-        return int(coll._client.get_max_batch_size())
-    except Exception:
-        return 5000
 
 
 def _batches(seq: Sequence, size: int):
@@ -99,38 +95,161 @@ def _batches(seq: Sequence, size: int):
         yield seq[i : i + size]
 
 
-def upsert_chunks(coll, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> int:
-    """Upsert chunks with their embeddings, in batches no larger than Chroma accepts."""
-    size = max_batch(coll)
-    for idx in _batches(range(len(chunks)), size):
-        part = [chunks[i] for i in idx]
-        coll.upsert(
-            ids=[c.id for c in part],
-            embeddings=[list(embeddings[i]) for i in idx],
-            documents=[c.text for c in part],
-            metadatas=[c.metadata() for c in part],
+class ChromaStore:
+    """A Chroma collection written only with our own embeddings (never Chroma's default function)."""
+
+    def __init__(self, config: StoreConfig, collection):
+        self.config = config
+        self._coll = collection
+        try:
+            self._max_batch = int(self._client().get_max_batch_size())
+        except Exception:
+            self._max_batch = 5000
+
+    def _client(self):
+        c = self.config
+        return _client(c.chroma_dir, c.chroma_host, c.chroma_token)
+
+    # --- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def collection_exists(cls, config: StoreConfig) -> bool:
+        client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+        return config.collection in {c.name for c in client.list_collections()}
+
+    @classmethod
+    def open_existing(cls, config: StoreConfig) -> "ChromaStore":
+        """A collection an ingest has built, for reading; a StoreError that says what to run when there is none."""
+        from tasks.ledger import ledger_path
+
+        if not ledger_path(Path(config.store_dir)).exists():
+            raise StoreError(f"no knowledge base in {config.store_dir}: run `kbflow ingest PATH` first (or set --store)")
+        client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+        try:
+            coll = client.get_collection(config.collection, embedding_function=None)
+        except Exception:  # chromadb raises NotFoundError / ValueError depending on version
+            raise StoreError(
+                f"collection {config.collection!r} does not exist in {config.store_dir}; run `kbflow ingest PATH` first"
+            ) from None
+        return cls(config, coll)
+
+    @classmethod
+    def open_for_writing(cls, config: StoreConfig, embedding_model: str, dim: int, backend: str = "") -> "ChromaStore":
+        """Open (or create) the collection and refuse it if it was built with another embedding model."""
+        client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+        coll = client.get_or_create_collection(
+            config.collection,
+            embedding_function=None,  # never Chroma's default: it would download an ONNX model
+            metadata={"hnsw:space": "cosine", META_MODEL: embedding_model, META_DIM: dim, META_BACKEND: backend},
         )
-    return len(chunks)
+        meta = coll.metadata or {}
+        stored_model, stored_dim = meta.get(META_MODEL), meta.get(META_DIM)
+        if stored_model != embedding_model or (stored_dim is not None and int(stored_dim) != dim):
+            raise EmbeddingMismatchError(
+                f"collection {config.collection!r} in {config.store_dir} was built with embedding model "
+                f"{stored_model!r} ({stored_dim}-d), but the current setting is {embedding_model!r} ({dim}-d). "
+                f"Mixing them would give wrong answers. Set KBFLOW_EMBEDDING_MODEL={stored_model} to use it, or "
+                f"rebuild it with `kbflow ingest PATH --collection {config.collection} --rebuild` "
+                "(or pick another --collection)."
+            )
+        return cls(config, coll)
+
+    @classmethod
+    def drop(cls, config: StoreConfig) -> None:
+        try:
+            _client(config.chroma_dir, config.chroma_host, config.chroma_token).delete_collection(config.collection)
+        except Exception:
+            pass  # it did not exist
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._coll.metadata or {})
+
+    @property
+    def embedding_model(self) -> str | None:
+        return self.metadata.get(META_MODEL)
+
+    @property
+    def embedding_dim(self) -> int | None:
+        dim = self.metadata.get(META_DIM)
+        return int(dim) if dim else None
+
+    # --- VectorStore -----------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
+        """Upsert chunks with their embeddings, in batches no larger than Chroma accepts."""
+        for idx in _batches(range(len(chunks)), self._max_batch):
+            part = [chunks[i] for i in idx]
+            self._coll.upsert(
+                ids=[c.id for c in part],
+                embeddings=[list(vectors[i]) for i in idx],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+            )
+        return len(chunks)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        ids = list(ids)
+        for part in _batches(ids, self._max_batch):
+            self._coll.delete(ids=list(part))
+        return len(ids)
+
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        if not ids:
+            return {}
+        got = self._coll.get(ids=list(ids), include=["documents", "metadatas"])
+        return {cid: StoredChunk(cid, doc or "", meta or {}) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+
+    def chunks_under(self, prefix: str) -> dict[str, str]:
+        """chunk_id -> source of every chunk whose source path starts with `prefix`."""
+        got = self._coll.get(include=["metadatas"])
+        return {cid: str(m.get("source", "")) for cid, m in zip(got["ids"], got["metadatas"])
+                if str(m.get("source", "")).startswith(prefix)}
+
+    def query(self, vector: Sequence[float], n: int, sources: Collection[str] | None = None) -> list[tuple[str, float]]:
+        """Nearest chunks as (chunk_id, cosine similarity clipped to 0-1), best first; only from `sources` if given."""
+        total = self._coll.count()
+        if not total or (sources is not None and not sources):
+            return []
+        where = {"source": {"$in": sorted(sources)}} if sources is not None else None
+        res = self._coll.query(query_embeddings=[list(vector)], n_results=min(n, total), where=where, include=["distances"])
+        # cosine space: distance = 1 - cosine
+        return [(cid, max(0.0, min(1.0, 1.0 - float(d)))) for cid, d in zip(res["ids"][0], res["distances"][0])]
+
+    def all_ids(self) -> set[str]:
+        """Every chunk id in the collection, read in pages."""
+        out: set[str] = set()
+        page, offset = 10000, 0
+        while True:
+            ids = self._coll.get(include=[], limit=page, offset=offset)["ids"]
+            out.update(ids)
+            if len(ids) < page:
+                return out
+            offset += page
+
+    def count(self) -> int:
+        return int(self._coll.count())
 
 
-def delete_chunks(coll, ids: Sequence[str]) -> int:
-    ids = list(ids)
-    for part in _batches(ids, max_batch(coll)):
-        coll.delete(ids=list(part))
-    return len(ids)
+def reconcile(store: VectorStore, ledger: "Ledger") -> tuple[int, set[tuple[str, str]]]:
+    """Make the store and the ledger agree after any crash: drop unknown chunks, forget documents missing chunks.
 
-
-def all_ids(coll) -> set[str]:
-    """Every chunk id in the collection, read in pages."""
-    out: set[str] = set()
-    page, offset = 10000, 0
-    while True:
-        got = coll.get(include=[], limit=page, offset=offset)
-        ids = got["ids"]
-        out.update(ids)
-        if len(ids) < page:
-            return out
-        offset += page
+    Returns the number of stray chunks removed and the (source_id, path) of documents to index again.
+    """
+    present = store.all_ids()
+    expected = ledger.all_chunk_ids()
+    orphans = present - expected
+    if orphans:
+        store.delete(sorted(orphans))
+    missing = expected - present
+    broken: set[tuple[str, str]] = set()
+    if missing:
+        for entry in ledger.documents().values():
+            if missing.intersection(entry.chunk_ids):
+                broken.add((entry.ref.source_id, entry.ref.path))
+        for source_id in {s for s, _ in broken}:
+            ledger.forget_documents(source_id, [p for s, p in broken if s == source_id])
+    return len(orphans), broken
 
 
 @contextmanager
@@ -163,3 +282,30 @@ def store_lock(store_dir: Path, timeout: float) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+@task(name="write-batch", retries=2, retry_delay_seconds=[1, 5], cache_policy=NONE)
+def write_batch(store: StoreConfig, embedding: dict, refs: list[dict], chunks: list[dict], vectors: list[list[float]],
+                old_ids: list[str]) -> dict:
+    """Write a batch: upsert new chunks, commit the ledger, then delete the replaced chunks (idempotent)."""
+    from connectors.base import DocumentRef
+    from tasks.ledger import DocumentWrite, Ledger
+    from tasks.text import tokenize
+
+    vectors_store = ChromaStore.open_for_writing(store, **embedding)
+    objs = [Chunk(**c) for c in chunks]
+    vectors_store.upsert(objs, vectors)
+    by_path: dict[str, list[Chunk]] = {}
+    for c in objs:
+        by_path.setdefault(c.source, []).append(c)
+    writes = []
+    for raw in refs:
+        ref = DocumentRef.from_dict(raw)
+        doc_chunks = by_path.get(ref.path, [])
+        writes.append(DocumentWrite(ref, [c.id for c in doc_chunks], [tokenize(c.text) for c in doc_chunks]))
+    with Ledger.of_store(store.store_dir, store.collection) as ledger:
+        ledger.commit_documents(writes)
+    new_ids = {c.id for c in objs}
+    stale = [i for i in old_ids if i not in new_ids]
+    vectors_store.delete(stale)
+    return {"written": len(objs), "deleted": len(stale)}

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO / "docs" / "demo" / "corpus"
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(scope="session")
 def prefect_harness():
     """One temporary Prefect API for the whole session, with the per-flow heartbeat off."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -27,6 +27,13 @@ def prefect_harness():
     with prefect_test_harness(server_startup_timeout=60):
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
+
+
+@pytest.fixture(autouse=True)
+def _prefect_unless_unit(request):
+    """Every test but the `unit` ones runs against the session's Prefect API, started on first need."""
+    if request.node.get_closest_marker("unit") is None:
+        request.getfixturevalue("prefect_harness")
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,11 @@ import shutil
 
 import pytest
 
-import flows.ingest as ingest_mod
-from flows.ingest import DocumentsFailed, ingest_flow
+from flows.errors import ConfigError, DocumentsFailed
+from flows.ingest import ingest_flow
+from tasks.embed import SentenceTransformerEmbedder
+from tasks.ledger import Ledger
+from tasks.store import ChromaStore, StoreConfig
 from tests.conftest import assert_store_matches_folder, store_state
 
 pytestmark = pytest.mark.slow
@@ -21,13 +24,13 @@ def run(src, store, **kw):
 @pytest.fixture
 def count_embeds(monkeypatch):
     calls = []
-    real = ingest_mod.embed_texts
+    real = SentenceTransformerEmbedder.embed
 
-    def counting(texts, **kw):
+    def counting(self, texts):
         calls.append(len(texts))
-        return real(texts, **kw)
+        return real(self, texts)
 
-    monkeypatch.setattr(ingest_mod, "embed_texts", counting)
+    monkeypatch.setattr(SentenceTransformerEmbedder, "embed", counting)
     return calls
 
 
@@ -106,8 +109,8 @@ def test_a_run_that_dies_between_writing_chunks_and_the_ledger_is_repaired(docs_
     def die(*a, **k):
         raise KeyboardInterrupt("killed")  # not caught anywhere: the run stops where kill -9 would
 
-    monkeypatch.setattr(ingest_mod.Ledger, "commit_documents", die)
-    with pytest.raises(BaseException):
+    monkeypatch.setattr(Ledger, "commit_documents", die)
+    with pytest.raises(KeyboardInterrupt):
         run(docs_dir, store_dir)
     broken = store_state(store_dir)
     assert broken["ids"] > broken["ledger_ids"]  # new chunks written, ledger never told
@@ -123,16 +126,18 @@ def test_a_run_that_dies_after_the_ledger_but_before_deleting_old_chunks_is_repa
     run(docs_dir, store_dir)
     (docs_dir / "notes.txt").write_text("Meeting notes. The amber widget ships in July.\n")
     calls = {"n": 0}
-    real = ingest_mod.delete_chunks
+    real = ChromaStore.delete
 
-    def die_on_delete(coll, ids):
+    def die_on_delete(self, ids):
+        if not ids:
+            return real(self, ids)
         calls["n"] += 1
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(ingest_mod, "delete_chunks", die_on_delete)
-    with pytest.raises(BaseException):
+    monkeypatch.setattr(ChromaStore, "delete", die_on_delete)
+    with pytest.raises(KeyboardInterrupt):
         run(docs_dir, store_dir)
-    monkeypatch.setattr(ingest_mod, "delete_chunks", real)
+    monkeypatch.setattr(ChromaStore, "delete", real)
     assert calls["n"] >= 1
     stale = store_state(store_dir)
     assert stale["ids"] > stale["ledger_ids"]  # old version's chunks still in Chroma
@@ -145,22 +150,40 @@ def test_a_run_that_dies_after_the_ledger_but_before_deleting_old_chunks_is_repa
 def test_chunks_lost_from_chroma_are_re_indexed(docs_dir, store_dir):
     run(docs_dir, store_dir)
 
-    from tasks.store import get_client
-
-    coll = get_client(str(store_dir / "chroma")).get_collection("knowledge", embedding_function=None)
+    store = ChromaStore.open_existing(StoreConfig(store_dir=str(store_dir), collection="knowledge"))
     lost = [c["id"] for c in store_state(store_dir)["by_source"]["guide.md"]]
-    coll.delete(ids=lost[:1])
+    store.delete(lost[:1])
     summary = run(docs_dir, store_dir)
     assert summary["repaired"] == 1 and summary["updated"] == 1
     assert_store_matches_folder(store_dir, docs_dir)
 
 
 def test_opening_with_another_embedding_model_is_a_clear_error(docs_dir, store_dir):
-    from flows.ingest import ConfigError
-
     run(docs_dir, store_dir)
     other = shutil.copytree(docs_dir, store_dir.parent / "other")
     with pytest.raises(ConfigError) as info:
         run(other, store_dir, embedding_model="some/other-model")
     msg = str(info.value)
     assert "all-MiniLM-L6-v2" in msg and "some/other-model" in msg and "--rebuild" in msg
+
+
+def test_a_file_deleted_while_the_run_reads_it_is_vanished_not_failed(docs_dir, store_dir, monkeypatch):
+    from connectors.local import LocalSource
+
+    run(docs_dir, store_dir)
+    (docs_dir / "notes.txt").write_text("Meeting notes. The teal widget ships in May.\n")
+    (docs_dir / "brand_new.md").write_text("# New\n\nA document that is gone before it is read.\n")
+    real = LocalSource.read
+
+    def delete_then_read(self, ref):
+        if ref.path in ("notes.txt", "brand_new.md"):
+            (self.root / ref.path).unlink()  # someone deletes it between the listing and the read
+        return real(self, ref)
+
+    monkeypatch.setattr(LocalSource, "read", delete_then_read)
+    summary = run(docs_dir, store_dir)  # no DocumentsFailed: the run ends Completed
+    assert summary["failed"] == [] and summary["vanished"] == ["brand_new.md", "notes.txt"]
+    assert summary["added"] == summary["updated"] == 0
+    # The vanished document's old chunks left the store with it; everything else is untouched.
+    assert_store_matches_folder(store_dir, docs_dir)
+    assert "notes.txt" not in store_state(store_dir)["ledger_docs"]

@@ -39,12 +39,14 @@ def test_packing_keeps_whole_passages_in_rank_order_when_they_fit(small_llm):
     assert [p["chunk_id"] for p in used] == ["0", "1", "2"]
 
 
+@pytest.mark.unit
 def test_clean_citations_drops_numbers_that_point_nowhere():
     answer, cited = clean_citations("Returns take 21 days [2][7], see also [1] and [0].", 3)
     assert answer == "Returns take 21 days [2], see also [1] and ."
     assert cited == [1, 2]
 
 
+@pytest.mark.unit
 def test_prompt_is_in_the_question_language_with_numbered_sources():
     msgs = build_messages("退款期限是多久？", [{"source": "a.docx", "page": 2, "text": "二十一天"}], "zh")
     assert "[1] (a.docx, page 2)\n二十一天" in msgs[1]["content"] and REFUSAL["zh"] in msgs[0]["content"]
@@ -56,5 +58,34 @@ def test_answer_records_the_passages_it_cites(small_llm):
           {"source": "faq.html", "page": None, "text": "The office is in Berlin.", "chunk_id": "b"}]
     out = answer_question(small_llm, "How long do refunds take?", ps, max_tokens=64, temperature=0.0)
     assert out["answer"] and out["prompt_tokens"] > 0 and out["passages_used"] == 2
-    assert all(1 <= n <= 2 for n in out["cited"])
-    assert out["citations"] == [{"source": ps[n - 1]["source"], "page": None} for n in out["cited"]]
+    # SmolLM2 may or may not cite; whatever it cites maps to the passages it was given.
+    assert set(out["cited"]) <= {1, 2}
+    assert [c["chunk_id"] for c in out["citations"]] == [ps[n - 1]["chunk_id"] for n in out["cited"]]
+
+
+class ScriptedBackend:
+    """A backend that answers with a fixed text, to test what happens around the model."""
+
+    name, n_ctx = "scripted", 4096
+
+    def __init__(self, reply: str):
+        self.reply = reply
+
+    def count_tokens(self, messages):
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def truncate(self, text, max_tokens):
+        return text[: max_tokens * 4]
+
+    def chat(self, messages, max_tokens, temperature):
+        return self.reply, self.count_tokens(messages), 12
+
+
+@pytest.mark.unit
+def test_cited_numbers_become_the_passages_they_point_to():
+    ps = [{"source": "policy.docx", "page": 2, "text": "Refunds are paid within 21 days.", "chunk_id": "a"},
+          {"source": "faq.html", "page": None, "text": "The office is in Berlin.", "chunk_id": "b"}]
+    out = answer_question(ScriptedBackend("Refunds take 21 days [1][5]."), "How long do refunds take?", ps,
+                          max_tokens=64, temperature=0.0)
+    assert out["answer"] == "Refunds take 21 days [1]." and out["cited"] == [1]
+    assert out["citations"] == [{"source": "policy.docx", "page": 2, "chunk_id": "a", "text": "Refunds are paid within 21 days."}]

@@ -79,3 +79,17 @@ def test_bad_inputs_raise_a_clear_reason(name, data, reason):
         partition_document(data, name)
     assert reason in str(info.value)
     assert "/tmp" not in str(info.value)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text, encoding", [
+    ("营业时间？", "gb18030"),
+    ("公司的年假为十五天。请提前两周申请。", "gbk"),
+    ("Le café est servi après la réunion de l’équipe, à côté de la fenêtre.", "cp1252"),
+    ("Plain ASCII stays plain.", "ascii"),
+    ("混合 text：S7 的保修期是 24 个月。", "utf-8"),
+])
+def test_one_decoder_reads_short_chinese_and_western_text(text, encoding):
+    from tasks.decode import decode_text
+
+    assert decode_text(text.encode(encoding)) == text

@@ -10,21 +10,28 @@ import pandas as pd
 import pytest
 
 from tasks.report import (
+    answer_correct,
     exact_match,
+    expected_answers,
     f1_score,
     reciprocal_rank,
     score_rows,
     source_matches,
     summarize,
+    summary_markdown,
     write_report,
 )
+from tasks.text import chinese_numeral_value, normalize_numbers
+
+pytestmark = pytest.mark.unit
 
 PAYLOAD = "<script>alert(1)</script>"
 BASE_COLUMNS = [
     "id", "question", "answer", "refused", "citations", "retrieved",
     "latency_ms", "prompt_tokens", "completion_tokens", "error",
 ]
-EXPECTED_COLUMNS = ["expected_answer", "expected_source", "hit", "reciprocal_rank", "exact_match", "f1"]
+GROUNDING_COLUMNS = ["support", "unsupported", "flag_reason"]
+EXPECTED_COLUMNS = ["expected_answer", "expected_source", "correct", "hit", "reciprocal_rank", "exact_match", "f1"]
 
 
 # ------------------------------------------------------------------ metrics
@@ -74,6 +81,56 @@ def test_f1_chinese_is_per_character_by_hand():
     # "退款在30天内完成" -> [退, 款, 在, 30, 天, 内, 完, 成] (8); "30天内" -> [30, 天, 内] (3); overlap 3
     # precision 3/8, recall 1, F1 = 2 * (3/8) / (11/8) = 6/11
     assert f1_score("退款在30天内完成", "30天内") == pytest.approx(6 / 11)
+
+
+def test_correct_is_containment_after_normalization():
+    # The RGB rule: the expected answer appears in the answer, case, width, spacing and punctuation aside.
+    assert answer_correct("The refund takes 14 days.", "14 days")
+    assert answer_correct("退款期限为30天。", "30天")
+    assert answer_correct("ＲＥＦＵＮＤ　within  14\tdays!", "refund within 14 days")  # full width, spaces
+    assert answer_correct("Refunds take 14 days [1][2].", "14 days")  # citation marks
+    assert answer_correct("It is \"Plan-B\" (premium).", "plan b premium")
+    assert not answer_correct("The refund takes 15 days.", "14 days")
+    assert not answer_correct("The refund takes 114 days.", "14 days")  # whole tokens, not any substring
+    assert not answer_correct("", "14 days")
+    assert answer_correct("Two years.", ["24 months", "two years"])
+
+
+def test_correct_reads_numbers_written_as_words():
+    assert answer_correct("退款期限为三十天[1]。", "30天")
+    assert answer_correct("退款在30天内完成", "三十天")
+    assert answer_correct("Refunds take fourteen days.", "14 days")
+    assert answer_correct("The warranty lasts twenty-four months.", "24 months")
+    assert answer_correct("It costs 1,000 euros.", "1000 euros")
+    assert not answer_correct("退款期限为三十五天。", "30天")
+    assert not answer_correct("Refunds take fourteen days.", "40 days")
+
+
+def test_chinese_numerals_by_hand():
+    cases = {
+        "零": 0, "七": 7, "十": 10, "十五": 15, "二十": 20, "一百零五": 105, "三百五": 350, "两千": 2000,
+        "一千零二十": 1020, "九千九百九十九": 9999, "二〇二四": 2024,
+    }
+    assert {text: chinese_numeral_value(text) for text in cases} == cases
+    for not_a_number in ("三四十", "百", "十十", "零十", ""):
+        assert chinese_numeral_value(not_a_number) is None, not_a_number
+
+
+def test_normalize_numbers_in_text():
+    assert normalize_numbers("百分之三十的员工") == "30%的员工"
+    assert normalize_numbers("one hundred and five days, not twenty-one") == "105 days, not 21"
+    assert normalize_numbers("one and two") == "1 and 2"
+    assert normalize_numbers("Hundreds of Twelve-year-olds") == "Hundreds of 12-year-olds"
+    assert normalize_numbers("１,０００ 元") == "1000 元"
+
+
+def test_expected_answers_accepts_json_lists_and_pipes():
+    assert expected_answers('["24 months", "two years"]') == ["24 months", "two years"]
+    assert expected_answers("24 months | two years") == ["24 months", "two years"]
+    assert expected_answers(["24 months", " two years "]) == ["24 months", "two years"]
+    assert expected_answers("[1] is the answer") == ["[1] is the answer"]  # not JSON: one answer
+    assert expected_answers("a|b") == ["a|b"]  # only ' | ' separates
+    assert expected_answers(None) == [] and expected_answers("  ") == []
 
 
 # ------------------------------------------------------------------ rows
@@ -139,6 +196,7 @@ def rows() -> list[dict]:
 
 
 HAND = {
+    "accuracy": 3 / 5,  # q1 contains "14 days", q2 contains "30天内", q4 "fourteen days"; q3 refused, q5 failed
     "questions": 6,
     "answered": 4,
     "refused": 1,
@@ -151,6 +209,9 @@ HAND = {
     "f1": (2 / 3 + 6 / 11 + 0 + 1 + 0) / 5,  # = 73/165
     "latency_ms_p50": 350.0,  # numpy linear: between 300 and 400
     "latency_ms_p95": 575.0,  # position 0.95 * 5 = 4.75: 500 + 0.75 * 100
+    # q4 and q6 are answered without a citation; q1 and q2 cite passages holding all their content words.
+    "unsupported": 2,
+    "support": 1.0,  # q1 and q2 are fully supported; the other rows have no support figure
 }
 
 
@@ -158,7 +219,11 @@ def test_score_rows(rows):
     scored = score_rows(rows)
     assert [r["hit"] for r in scored] == [True, True, False, None, None, None]
     assert [r["reciprocal_rank"] for r in scored] == [1.0, 0.5, 0.0, None, None, None]
+    assert [r["correct"] for r in scored] == [True, True, False, True, False, None]
     assert [r["exact_match"] for r in scored] == [0.0, 0.0, 0.0, 1.0, 0.0, None]
+    assert [r["unsupported"] for r in scored] == [False, False, False, True, False, True]
+    assert [r["flag_reason"] for r in scored] == [None, None, None, "no citation", None, "no citation"]
+    assert [r["support"] for r in scored] == [1.0, 1.0, None, None, None, None]
     assert scored[0]["f1"] == pytest.approx(2 / 3)
     assert scored[5]["f1"] is None
     assert "hit" not in rows[0]  # the input rows are left as they were
@@ -177,7 +242,16 @@ def test_summarize_without_expected_values_gives_nulls():
     summary = summarize([row("q1", "Why?", "Because.", latency_ms=5.0)], top_k=4, model="m", embedding_model="e", mode="m")
     assert summary["recall_at_k"] is None and summary["mrr"] is None
     assert summary["exact_match"] is None and summary["f1"] is None
+    assert summary["accuracy"] is None
     assert summary["latency_ms_p50"] == 5.0
+
+
+def test_summary_leads_with_accuracy(rows):
+    summary = summarize(rows, top_k=2, model="qwen", embedding_model="minilm", mode="hybrid")
+    assert next(iter(summary)) == "accuracy"
+    table = summary_markdown(summary)
+    assert table.splitlines()[2] == "| accuracy | 60.0% |"
+    assert "| exact match | 20.0% |" in table and "| unsupported answers | 2 |" in table
 
 
 # ------------------------------------------------------------------ files
@@ -192,7 +266,9 @@ def report(tmp_path, rows):
 
 def test_write_report_writes_the_four_files(report):
     out, _ = report
-    assert sorted(p.name for p in out.iterdir()) == ["answers.csv", "answers.xlsx", "report.html", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "answers.csv", "answers.xlsx", "report.html", "rows.jsonl", "summary.json",
+    ]
 
 
 def test_summary_json_has_hand_computed_figures(report):
@@ -202,14 +278,20 @@ def test_summary_json_has_hand_computed_figures(report):
     for key, value in HAND.items():
         assert summary[key] == pytest.approx(value), key
     assert summary["created_at"][:2] == "20"
+    assert list(summary)[:2] == ["accuracy", "questions"]
+    assert summary["generated"] is True and summary["questions_file"] is None
 
 
 def test_answers_csv_columns_and_json_cells(report, rows):
     out, _ = report
     assert (out / "answers.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for Excel
     frame = pd.read_csv(out / "answers.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    assert list(frame.columns) == BASE_COLUMNS + EXPECTED_COLUMNS
+    assert list(frame.columns) == BASE_COLUMNS + GROUNDING_COLUMNS + EXPECTED_COLUMNS
     assert list(frame["id"]) == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    assert list(frame["correct"]) == ["True", "True", "False", "True", "False", ""]
+    assert list(frame["unsupported"]) == ["False", "False", "False", "True", "False", "True"]
+    assert list(frame["flag_reason"]) == ["", "", "", "no citation", "", "no citation"]
+    assert list(frame["support"]) == ["1.0", "1.0", "", "", "", ""]
     assert frame.loc[1, "answer"] == "退款在30天内完成"
     assert list(frame["refused"]) == ["False", "False", "True", "False", "False", "False"]
     assert frame.loc[4, "error"] == "LLM timeout after 60 s"
@@ -227,7 +309,7 @@ def test_answers_csv_columns_and_json_cells(report, rows):
 def test_answers_xlsx_same_columns_and_text_stays_text(report):
     out, _ = report
     frame = pd.read_excel(out / "answers.xlsx")
-    assert list(frame.columns) == BASE_COLUMNS + EXPECTED_COLUMNS
+    assert list(frame.columns) == BASE_COLUMNS + GROUNDING_COLUMNS + EXPECTED_COLUMNS
     assert frame.loc[1, "question"] == "退款期限是多久？"
     sheet = openpyxl.load_workbook(out / "answers.xlsx").active
     answer_col = BASE_COLUMNS.index("answer") + 1
@@ -240,7 +322,7 @@ def test_no_expected_columns_when_nothing_is_expected(tmp_path):
     rows = [row("q1", "Why?", "Because.", latency_ms=5.0)]
     write_report(rows, tmp_path, top_k=4, model="m", embedding_model="e", mode="vector")
     frame = pd.read_csv(tmp_path / "answers.csv", encoding="utf-8-sig")
-    assert list(frame.columns) == BASE_COLUMNS
+    assert list(frame.columns) == BASE_COLUMNS + GROUNDING_COLUMNS
 
 
 def test_html_escapes_text_and_shows_every_question(report, rows):
@@ -257,6 +339,8 @@ def test_html_escapes_text_and_shows_every_question(report, rows):
     assert 'class="badge refused"' in page and 'class="badge error"' in page
     assert "LLM timeout after 60 s" in page
     assert "66.7%" in page  # recall@2 in the summary cards
+    assert '<div class="card lead"><b>60.0%</b><span>accuracy</span></div>' in page
+    assert page.index("<span>accuracy</span>") < page.index("<span>exact match</span>") < page.index("<span>F1</span>")
     assert "退款在30天内完成" in page and 'lang="zh"' in page
 
 
@@ -265,3 +349,120 @@ def test_citation_marks_do_not_count_against_the_answer():
 
     assert exact_match("21 days [1]", "21 days") == 1.0
     assert f1_score("退款期限为三十天[1][2]。", "三十天") == f1_score("退款期限为三十天。", "三十天")
+
+
+# ------------------------------------------------------------------ new report content
+
+
+def test_rows_jsonl_has_one_scored_row_per_question_without_passage_text(report, rows):
+    out, _ = report
+    lines = (out / "rows.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["id"] for r in records] == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    assert [r["correct"] for r in records] == [True, True, False, True, False, None]
+    assert [r["hit"] for r in records] == [True, True, False, None, None, None]
+    assert records[3]["flag_reason"] == "no citation" and records[0]["support"] == 1.0
+    assert records[1]["answer"] == "退款在30天内完成"
+    assert records[0]["retrieved"] == [
+        {"source": "policy.docx", "page": 2, "chunk_id": "policy.docx-1", "score": 0.9},
+        {"source": "guide.md", "page": None, "chunk_id": "guide.md-2", "score": 0.8},
+    ]
+    assert PAYLOAD not in (out / "rows.jsonl").read_text(encoding="utf-8")  # passage texts are left out
+
+
+def test_csv_citations_keep_only_source_and_page(tmp_path):
+    cited = {"source": "policy.docx", "page": 2, "chunk_id": "policy.docx-1", "text": "Refunds are paid within 14 days."}
+    rows = [row("q1", "How long do refunds take?", "Refunds are paid within 14 days [1].", citations=[cited])]
+    write_report(rows, tmp_path, top_k=2, model="m", embedding_model="e", mode="hybrid")
+    frame = pd.read_csv(tmp_path / "answers.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert json.loads(frame.loc[0, "citations"]) == [{"source": "policy.docx", "page": 2}]
+    assert "Refunds are paid" not in frame.loc[0, "citations"]
+    assert frame.loc[0, "support"] == "1.0" and frame.loc[0, "unsupported"] == "False"
+    record = json.loads((tmp_path / "rows.jsonl").read_text(encoding="utf-8"))
+    assert record["citations"] == [{"source": "policy.docx", "page": 2, "chunk_id": "policy.docx-1"}]
+
+
+def test_retrieval_only_report_shows_no_answer_figure_as_zero(tmp_path, rows):
+    summary = write_report(rows, tmp_path, top_k=2, model="(retrieval only)", embedding_model="minilm",
+                           mode="hybrid", generated=False)
+    on_disk = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk == summary and on_disk["generated"] is False
+    for key in ("accuracy", "exact_match", "f1", "support", "unsupported"):
+        assert on_disk[key] is None, key
+    assert on_disk["recall_at_k"] == pytest.approx(2 / 3)  # retrieval is still measured
+    records = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
+    for record in records:
+        for key in ("correct", "exact_match", "f1", "support", "unsupported", "flag_reason"):
+            assert record[key] is None, (record["id"], key)
+    frame = pd.read_csv(tmp_path / "answers.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    for key in ("correct", "exact_match", "f1", "support", "unsupported"):
+        assert set(frame[key]) == {""}, key
+    assert list(frame["hit"]) == ["True", "True", "False", "", "", ""]
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for label in ("accuracy", "unsupported", "exact match", "F1", "support"):
+        assert f"<b>n/a</b><span>{label}</span>" in page, label
+    assert "<b>0.0%</b>" not in page and "<b>0</b><span>unsupported</span>" not in page
+    assert "Check these first" not in page and "retrieval only" in page
+
+
+def test_flagged_answers_are_badged_bordered_and_listed_first(tmp_path):
+    passage_text = "Refunds are paid within 14 days of the return."
+    cite = [{"source": "policy.docx", "page": 2, "chunk_id": "c1", "text": passage_text}]
+    rows = [
+        row("q1", "How long do refunds take?", "Refunds are paid within 14 days [1].", citations=cite),
+        row("q2", "How long do refunds take?", "Refunds are paid within 45 days [1].", citations=cite),
+        row("q3", "Who approves <refunds>?", "The <b>manager</b> approves them."),
+        row("q4", "What is the premium price?", "Not found in the knowledge base.", refused=True),
+    ]
+    summary = write_report(rows, tmp_path, top_k=2, model="m", embedding_model="e", mode="hybrid")
+    assert summary["unsupported"] == 2
+    frame = pd.read_csv(tmp_path / "answers.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert list(frame["flag_reason"]) == ["", "number 45 not in cited passages", "no citation", ""]
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    check = page[page.index('<section class="box check"'):page.index("</section>", page.index('<section class="box check"'))]
+    assert "Check these first (2)" in check
+    assert check.index('href="#q-2"') < check.index('href="#q-3"') and 'href="#q-1"' not in check
+    assert "Who approves &lt;refunds&gt;?" in check and "<refunds>" not in page
+    assert page.index("Check these first") < page.index('class="cards"') < page.index('id="q-1"')
+    assert '<section class="q flagged" id="q-2"' in page and '<section class="q flagged" id="q-3"' in page
+    assert '<section class="q" id="q-1"' in page and '<section class="q" id="q-4"' in page
+    assert '<span class="badge flag">unsupported: number 45 not in cited passages</span>' in page
+    assert '<span class="badge flag">unsupported: no citation</span>' in page
+    assert "section.q.flagged{border:3px solid" in page
+
+
+def test_no_flag_says_so(tmp_path):
+    cite = [{"source": "a.md", "page": None, "chunk_id": "c1", "text": "The office opens at 9."}]
+    write_report([row("q1", "When does the office open?", "At 9 [1].", citations=cite)], tmp_path,
+                 top_k=1, model="m", embedding_model="e", mode="dense")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "No answer is flagged." in page and "section.q.flagged" in page and 'class="q flagged"' not in page
+
+
+def test_questions_file_and_extra_are_stored(tmp_path):
+    summary = write_report([row("q1", "Why?", "Because.")], tmp_path, top_k=1, model="m", embedding_model="e",
+                           mode="dense", questions_file="sets/faq.csv",
+                           extra={"adapter": "lora-7", "answer_style": {"language": "zh"}})
+    on_disk = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk == summary
+    assert on_disk["questions_file"] == "sets/faq.csv"
+    assert on_disk["adapter"] == "lora-7" and on_disk["answer_style"] == {"language": "zh"}
+    with pytest.raises(ValueError, match="accuracy"):
+        write_report([row("q1", "Why?", "Because.")], tmp_path / "x", top_k=1, model="m", embedding_model="e",
+                     mode="dense", extra={"accuracy": 1.0})
+
+
+def test_several_expected_answers_in_a_report(tmp_path):
+    rows = [
+        row("q1", "How long is the warranty?", "Two years [1].", expected_answer='["24 months", "two years"]'),
+        row("q2", "How long is the warranty?", "24 months.", expected_answer="24 months | two years"),
+        row("q3", "How long is the warranty?", "Three years.", expected_answer="24 months | two years"),
+    ]
+    summary = write_report(rows, tmp_path, top_k=1, model="m", embedding_model="e", mode="dense")
+    assert summary["accuracy"] == pytest.approx(2 / 3)
+    assert summary["exact_match"] == pytest.approx(2 / 3)  # EM and F1 also take the best of the list
+    frame = pd.read_csv(tmp_path / "answers.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert list(frame["correct"]) == ["True", "True", "False"]
+    assert frame.loc[0, "expected_answer"] == '["24 months", "two years"]'
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<dd>24 months | two years</dd>" in page
