@@ -89,13 +89,26 @@ def cmd_status(args) -> int:
 
 
 def _print_answer_summary(s: dict) -> None:
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.1f}%"
+    from tasks.formats import fmt_ms, fmt_num, fmt_rate
 
     print(f"Answered {s['questions']} questions ({s['refused']} refused as not in the knowledge base, {s['errors']} errors)")
-    print(f"  retrieval ({s['mode']}, k={s['top_k']}): recall@k {pct(s.get('recall_at_k'))}, MRR {'n/a' if s.get('mrr') is None else round(s['mrr'], 3)}")
-    print(f"  answers: exact match {pct(s.get('exact_match'))}, F1 {pct(s.get('f1'))}; latency p50 {s['latency_ms_p50']:.0f} ms, p95 {s['latency_ms_p95']:.0f} ms")
+    with_answer = s.get("questions_with_expected_answer") or 0
+    correct = "" if s.get("accuracy") is None else f" ({round(s['accuracy'] * with_answer)} of {with_answer} expected answers found)"
+    print(f"  accuracy {fmt_rate(s.get('accuracy'))}{correct}; unsupported answers "
+          f"{'n/a' if s.get('unsupported') is None else s['unsupported']}")
+    print(f"  retrieval ({s['mode']}, k={s['top_k']}): recall@k {fmt_rate(s.get('recall_at_k'))}, MRR {fmt_num(s.get('mrr'))}")
+    print(f"  also: exact match {fmt_rate(s.get('exact_match'))}, F1 {fmt_rate(s.get('f1'))}; "
+          f"latency p50 {fmt_ms(s.get('latency_ms_p50'))}, p95 {fmt_ms(s.get('latency_ms_p95'))}")
     print(f"  model {s['model']}, embedding model {s['embedding_model']}")
+    for warning in s.get("warnings") or []:
+        print(f"  warning: {warning}")
+    if s.get("comparison"):
+        cmp = s["comparison"]
+        acc = cmp["deltas"]["accuracy"]["delta"]
+        changed = len(cmp["answers_changed"])
+        print(f"  since {cmp['old'].get('created_at')}: accuracy "
+              f"{'n/a' if acc is None else f'{acc * 100:+.1f} pt'}, {changed} answer(s) changed, "
+              f"{len(cmp['newly_refused'])} newly refused, {len(cmp['correct_lost'])} no longer correct")
     print(f"  report: {Path(s['report_dir']) / 'report.html'}")
 
 
@@ -110,6 +123,7 @@ def run_ask(args) -> tuple[dict, int]:
             questions_path=args.questions, store_dir=args.store, collection=args.collection, out_dir=args.out,
             top_k=args.top_k, mode=args.mode, retrieval_only=args.retrieval_only, min_score=args.min_score,
             source_prefix=args.source_prefix, llm_model=args.model, llm_backend=args.backend,
+            answer_style=args.answer_style,
         ), EXIT_OK
     except QuestionsFailed as exc:
         return exc.summary, EXIT_PARTIAL
@@ -157,6 +171,7 @@ def cmd_demo(args) -> int:
     ask_args = argparse.Namespace(
         questions=str(demo / "questions.csv"), store=args.store, collection=args.collection, out=None, top_k=None,
         mode=None, retrieval_only=False, min_score=None, source_prefix=None, model=args.model, backend=None, json=False,
+        answer_style=None,
     )
     summary, ask_code = run_ask(ask_args)
     _print_answer_summary(summary)
@@ -165,26 +180,46 @@ def cmd_demo(args) -> int:
 
 def cmd_reports(args) -> int:
     from flows.settings import load_settings
+    from tasks.formats import fmt_num, fmt_rate
 
     cfg = load_settings(store_dir=args.store)
+    if args.action == "compare":
+        return _compare_reports(args)
+    if args.action == "serve":
+        from flows.serve import serve_reports
+
+        return serve_reports(cfg.reports_dir, host=args.host, port=args.port)
     rows = []
-    for path in sorted((cfg.store_dir / "reports").glob("*/summary.json")):
+    for path in sorted(cfg.reports_dir.glob("*/summary.json")):
         try:
             s = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         rows.append({"report": str(path.parent), **{k: s.get(k) for k in (
-            "created_at", "questions", "refused", "errors", "recall_at_k", "mrr", "f1", "model")}})
+            "created_at", "questions", "refused", "errors", "accuracy", "recall_at_k", "mrr", "f1", "model")}})
     if args.json:
         _print_json(rows)
         return EXIT_OK
     if not rows:
-        print(f"No reports under {cfg.store_dir / 'reports'} yet: run `kbflow ask QUESTIONS`")
+        print(f"No reports under {cfg.reports_dir} yet: run `kbflow ask QUESTIONS`")
     for r in rows:
-        def f(v):
-            return "n/a" if v is None else f"{v:.2f}"
-        print(f"{r['report']}\n  {r['created_at']}  {r['questions']} questions, {r['refused']} refused, "
-              f"{r['errors']} errors, recall@k {f(r['recall_at_k'])}, MRR {f(r['mrr'])}, F1 {f(r['f1'])}, {r['model']}")
+        print(f"{r['report']}\n  {r['created_at']}  {r['questions']} questions, accuracy {fmt_rate(r['accuracy'])}, "
+              f"{r['refused']} refused, {r['errors']} errors, recall@k {fmt_rate(r['recall_at_k'])}, "
+              f"MRR {fmt_num(r['mrr'], 2)}, F1 {fmt_rate(r['f1'])}, {r['model']}")
+    return EXIT_OK
+
+
+def _compare_reports(args) -> int:
+    from tasks.compare import compare_reports, comparison_markdown
+
+    for folder in (args.old, args.new):
+        if not (Path(folder) / "summary.json").is_file():
+            raise UsageError(f"{folder} is not a report folder (no summary.json): give two folders from `kbflow reports`")
+    cmp = compare_reports(args.old, args.new)
+    if args.json:
+        _print_json(cmp)
+    else:
+        print(comparison_markdown(cmp))
     return EXIT_OK
 
 
@@ -216,8 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--retrieval-only", action="store_true", help="skip generation; still fill retrieval columns and metrics")
     sp.add_argument("--min-score", type=float, help="relevance (0-1) below which a question is refused (default 0.3)")
     sp.add_argument("--source-prefix", help="only retrieve from documents whose path starts with this")
-    sp.add_argument("--model", help="GGUF: smollm2 (bundled), a pulled name such as qwen2.5-1.5b, or a .gguf path")
+    sp.add_argument("--model", help="GGUF: auto (default: a pulled model, else smollm2), smollm2, a pulled name such as qwen2.5-1.5b, or a .gguf path")
     sp.add_argument("--backend", choices=["llama-cpp", "openai"], help="generation backend (default llama-cpp)")
+    sp.add_argument("--answer-style", choices=["sentence", "short"],
+                    help="sentence: one cited sentence (default); short: the answer alone, its passage still recorded")
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("models", help="list models, or pull a verified one")
@@ -230,22 +267,53 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="ingest the bundled demo corpus and answer the demo questions")
     sp.add_argument("--store")
     sp.add_argument("--collection")
-    sp.add_argument("--model", help="GGUF to answer with (default: KBFLOW_LLM_MODEL or smollm2)")
+    sp.add_argument("--model", help="GGUF to answer with (default: KBFLOW_LLM_MODEL, auto)")
     sp.set_defaults(func=cmd_demo)
 
     from flows.watch import add_watch_command
 
     add_watch_command(sub)
 
-    sp = sub.add_parser("reports", help="list past answer reports with their headline figures")
+    sp = sub.add_parser("reports", help="list past answer reports, compare two, or serve them to a browser")
     sp.add_argument("--store")
     sp.add_argument("--json", action="store_true")
-    sp.set_defaults(func=cmd_reports)
+    sp.set_defaults(func=cmd_reports, action="list")
+    rsub = sp.add_subparsers(dest="action")
+    # Sub-commands accept the same options after their name; SUPPRESS keeps a value given before it.
+    listing = rsub.add_parser("list", help="past reports with their headline figures (the default)")
+    listing.add_argument("--store", default=argparse.SUPPRESS)
+    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    compare = rsub.add_parser("compare", help="what changed between two runs of a question set")
+    compare.add_argument("old", help="the earlier report folder")
+    compare.add_argument("new", help="the later report folder")
+    compare.add_argument("--store", default=argparse.SUPPRESS)
+    compare.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    serve = rsub.add_parser("serve", help="serve the reports folder read-only over HTTP (127.0.0.1 by default)")
+    serve.add_argument("--store", default=argparse.SUPPRESS)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
     return p
+
+
+def _use_store_prefect(store: str | None) -> None:
+    from flows.settings import prefect_env
+
+    prefect = prefect_env(store)
+    if down := prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None):
+        print(f"kbflow: note: the project's Prefect server does not answer ({down}); this run goes to "
+              f"{prefect['PREFECT_HOME']} and shows in the UI once `make server` runs", file=sys.stderr)
+    if "PREFECT_HOME" in prefect:
+        Path(prefect["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
+    os.environ.update(prefect)
 
 
 def main(argv: list[str] | None = None) -> int:
     apply_offline_env()
+    # Before Prefect is imported (building the parser imports it): runs land in the store's Prefect
+    # home, or report to the project's server when it runs.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--store")
+    _use_store_prefect(pre.parse_known_args(argv)[0].store)
     parser = build_parser()
     args = parser.parse_args(argv)
     from pydantic import ValidationError

@@ -18,12 +18,15 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 
 from flows.errors import ConfigError, QuestionsFailed
+from flows.serve import report_link
 from flows.settings import Settings, load_settings
 from tasks.embed import EmbedderConfig, get_embedder
 from tasks.generate import GenerationError, LLMConfig, generate_answer, make_backend, refusal
-from tasks.models import ModelError, resolve_gguf
+from tasks.models import ModelError, model_languages, resolve_gguf
+from tasks.text import is_chinese
 from tasks.questions import Question, QuestionFileError, load_questions
-from tasks.report import write_report
+from tasks.compare import comparison_markdown, find_previous_report
+from tasks.report import summary_markdown, write_report
 from tasks.retrieve import RetrievalOptions, retrieve_context
 from tasks.store import ChromaStore, StoreError
 
@@ -75,11 +78,22 @@ def warm_up(embedder: EmbedderConfig, llm: LLMConfig | None, mode: str) -> None:
     get_run_logger().info("Models ready in %.1f s", time.perf_counter() - started)
 
 
+def language_warning(question: str, llm: LLMConfig | None) -> str | None:
+    """A warning when a Chinese question goes to a model known not to write Chinese."""
+    if llm is None or llm.backend != "llama-cpp" or not is_chinese(question):
+        return None
+    languages = model_languages(llm.model, Path(llm.models_dir))
+    if languages is None or "zh" in languages:
+        return None
+    return (f"a Chinese question answered by {model_label(llm)}, which does not write Chinese: "
+            "run `kbflow models pull qwen2.5-1.5b` (then the default model 'auto' uses it)")
+
+
 def answer_one(q: Question, cfg: Settings, embedder: EmbedderConfig, options: RetrievalOptions, llm: LLMConfig | None) -> dict:
     """One report row: retrieve, refuse or generate; an error is recorded in the row, not raised."""
     started = time.perf_counter()
     row = {**q.to_dict(), "answer": "", "refused": False, "citations": [], "retrieved": [], "error": None,
-           "prompt_tokens": 0, "completion_tokens": 0, "retrieval_ms": 0.0, "generation_ms": 0.0}
+           "warning": None, "prompt_tokens": 0, "completion_tokens": 0, "retrieval_ms": 0.0, "generation_ms": 0.0}
     # Only a model server can fail for a moment: retry its calls, not a local model's.
     generate = generate_answer.with_options(retries=2, retry_delay_seconds=[2, 10]) if llm and llm.backend == "openai" else generate_answer
     try:
@@ -89,6 +103,7 @@ def answer_one(q: Question, cfg: Settings, embedder: EmbedderConfig, options: Re
         if not relevant:
             row["refused"], row["answer"] = True, refusal(q.question)
         elif llm is not None:
+            row["warning"] = language_warning(q.question, llm)
             out = generate(q.question, relevant, llm)
             row.update({k: out[k] for k in ("answer", "citations", "prompt_tokens", "completion_tokens", "generation_ms")})
     except (GenerationError, ModelError, StoreError, OSError, RuntimeError, ValueError) as exc:
@@ -98,32 +113,16 @@ def answer_one(q: Question, cfg: Settings, embedder: EmbedderConfig, options: Re
     return row
 
 
-def summary_markdown(summary: dict, report_dir: Path) -> str:
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.1f}%"
-
-    lines = [
-        f"# Answers for {summary.get('questions_file', '')}",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| questions | {summary['questions']} |",
-        f"| refused (nothing relevant found) | {summary['refused']} |",
-        f"| errors | {summary['errors']} |",
-        f"| recall@{summary['top_k']} | {pct(summary.get('recall_at_k'))} |",
-        f"| MRR | {'n/a' if summary.get('mrr') is None else round(summary['mrr'], 3)} |",
-        f"| exact match | {pct(summary.get('exact_match'))} |",
-        f"| F1 | {pct(summary.get('f1'))} |",
-        f"| latency p50 / p95 | {summary.get('latency_ms_p50', 0):.0f} / {summary.get('latency_ms_p95', 0):.0f} ms |",
-        f"| model | {summary.get('model')} |",
-        f"| embedding model | {summary.get('embedding_model')} |",
-        "",
-        f"Report: `{report_dir / 'report.html'}`",
-    ]
-    return "\n".join(lines)
+def run_facts(rows: list[dict], llm: LLMConfig | None, report_dir: Path) -> dict:
+    """What summary.json records besides the figures: how the answers were made, and warnings."""
+    warned = [r["id"] for r in rows if r.get("warning")]
+    warnings = [f"{len(warned)} Chinese question(s) ({', '.join(warned[:5])}) were answered by a model that does not "
+                "write Chinese: run `kbflow models pull qwen2.5-1.5b`"] if warned else []
+    return {"report_dir": str(report_dir), "answer_style": llm.answer_style if llm else None,
+            "llm_backend": llm.backend if llm else None, "warnings": warnings}
 
 
-def publish(rows: list[dict], summary: dict, report_dir: Path) -> None:
+def publish(rows: list[dict], summary: dict, report_dir: Path, reports_dir: Path) -> None:
     """The results table, the headline figures and a link to the report, as artifacts of the run."""
     create_table_artifact(
         key="answer-results",
@@ -132,10 +131,15 @@ def publish(rows: list[dict], summary: dict, report_dir: Path) -> None:
                for r in rows],
         description=f"Answers for {summary['questions_file']}",
     )
-    create_markdown_artifact(key="answer-summary", markdown=summary_markdown(summary, report_dir),
-                             description="Headline figures of the answer report")
-    create_link_artifact(key="answer-report", link=(report_dir / "report.html").as_uri(),
-                         link_text="report.html", description="The full answer report")
+    markdown = f"# Answers for {summary['questions_file']}\n\n{summary_markdown(summary)}\n\nReport: `{report_dir / 'report.html'}`"
+    create_markdown_artifact(key="answer-summary", markdown=markdown, description="Headline figures of the answer report")
+    if summary.get("comparison"):
+        create_markdown_artifact(key="answer-changes", markdown=comparison_markdown(summary["comparison"]),
+                                 description="What changed since the previous run of this question set")
+    link = report_link(reports_dir, report_dir)
+    create_link_artifact(key="answer-report", link=link, link_text="report.html",
+                         description="The full answer report" + ("" if link.startswith("http") else
+                         f" (browsers do not open file:// links from the UI: run `kbflow reports serve`, or open {report_dir / 'report.html'})"))
     get_run_logger().info("Report written to %s: %d questions, %d refused, %d errors", report_dir,
                           summary["questions"], summary["refused"], summary["errors"])
 
@@ -149,6 +153,7 @@ def query_flow(
     top_k: int | None = None,
     mode: str | None = None,
     retrieval_only: bool = False,
+    answer_style: str | None = None,
     min_score: float | None = None,
     source_prefix: str | None = None,
     llm_model: str | None = None,
@@ -156,7 +161,7 @@ def query_flow(
 ) -> dict:
     """Answer a question set from the knowledge base with a local model and write answers.csv/xlsx, summary.json and report.html."""
     cfg = load_settings(store_dir=store_dir, collection=collection, top_k=top_k, mode=mode, min_score=min_score,
-                        llm_model=llm_model, llm_backend=llm_backend)
+                        llm_model=llm_model, llm_backend=llm_backend, answer_style=answer_style)
     questions, embedder, llm = prepare(questions_path, cfg, retrieval_only)
     options = cfg.retrieval_options(source_prefix)
     report_dir = (Path(out_dir) if out_dir else default_report_dir(cfg.store_dir, questions_path)).resolve()
@@ -169,10 +174,11 @@ def query_flow(
         rows.append(answer_one(q, cfg, embedder, options, llm))
         if progress:
             update_progress_artifact(progress, progress=100.0 * n / len(questions))
+    previous = find_previous_report(cfg.reports_dir, report_dir, str(questions_path), [q.id for q in questions])
     summary = write_report(rows, report_dir, top_k=cfg.top_k, model="(retrieval only)" if llm is None else model_label(llm),
-                           embedding_model=embedder.model, mode=cfg.mode)
-    summary.update(report_dir=str(report_dir), questions_file=str(questions_path))
-    publish(rows, summary, report_dir)
+                           embedding_model=embedder.model, mode=cfg.mode, generated=llm is not None,
+                           questions_file=str(questions_path), previous=previous, extra=run_facts(rows, llm, report_dir))
+    publish(rows, summary, report_dir, cfg.reports_dir)
     if summary["errors"]:
         raise QuestionsFailed(summary)
     return summary

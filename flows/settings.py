@@ -72,12 +72,13 @@ class Settings(BaseSettings):
 
     # Generation
     llm_backend: Literal["llama-cpp", "openai"] = Field("llama-cpp", description="Generation backend.")
-    llm_model: str = Field("smollm2", description="GGUF to answer with: 'smollm2' (bundled), a name pulled with `kbflow models pull`, or a path to any .gguf file.")
+    llm_model: str = Field("auto", description="GGUF to answer with: 'auto' (a pulled model if there is one, else the bundled SmolLM2), 'smollm2', a name pulled with `kbflow models pull`, or a path to any .gguf file.")
     models_dir: Path = Field(Path(_default_models_dir()), description="Folder where `kbflow models pull` puts models.")
     n_ctx: int = Field(2048, gt=256, description="Context window in tokens.")
     max_tokens: int = Field(256, gt=0, description="Most tokens generated per answer.")
     temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
     threads: int = Field(default_factory=_default_threads, description="CPU threads for generation (default: cores - 1).")
+    answer_style: Literal["sentence", "short"] = Field("sentence", description="sentence: one cited sentence a person reads; short: the answer alone (\"24 months\", \"孙登\"), for checklists and extraction sheets; its passage is still recorded.")
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL of an OpenAI-compatible chat endpoint.")
     openai_model: str = Field("local", description="Model name sent to the OpenAI-compatible endpoint.")
     openai_api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key, read when KBFLOW_OPENAI_API_KEY is not set.")
@@ -127,11 +128,43 @@ class Settings(BaseSettings):
             backend=self.llm_backend, model=self.llm_model, models_dir=str(self.models_dir), n_ctx=self.n_ctx,
             threads=self.threads, max_tokens=self.max_tokens, temperature=self.temperature,
             openai_base_url=self.openai_base_url, openai_model=self.openai_model, openai_api_key=self.openai_api_key,
+            answer_style=self.answer_style,
         )
 
     @property
     def reports_dir(self) -> Path:
         return self.store_dir / "reports"
+
+
+def prefect_env(store_dir: str | os.PathLike | None) -> dict[str, str]:
+    """Where CLI runs report: the store's Prefect home, and the project's server when it runs.
+
+    Nothing changes when the user set PREFECT_HOME or PREFECT_API_URL. Otherwise runs use the home
+    that `make server` serves (STORE/prefect/home), so they show up in its UI, and when that server
+    answers (its address is in STORE/prefect/api_url), they report to it live.
+    """
+    if os.environ.get("PREFECT_HOME") or os.environ.get("PREFECT_API_URL"):
+        return {}
+    store = Path(store_dir or os.environ.get("KBFLOW_STORE_DIR") or ".kbflow").expanduser().resolve()
+    env = {"PREFECT_HOME": str(store / "prefect" / "home")}
+    # A new home's temporary server migrates its database first: on a busy 2-core machine that can
+    # take longer than Prefect's default 20 s.
+    if not os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
+    try:
+        api = (store / "prefect" / "api_url").read_text(encoding="utf-8").strip()
+    except OSError:
+        return env
+    import urllib.request
+
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{api}/health", timeout=3) as resp:
+            if resp.status == 200:
+                env["PREFECT_API_URL"] = api
+    except (OSError, ValueError) as exc:
+        env["KBFLOW_PREFECT_SERVER_DOWN"] = f"{api}: {exc}"
+    return env
 
 
 def load_settings(**overrides) -> Settings:

@@ -112,6 +112,7 @@ class FolderWatcher:
         self._run_ingest = run_ingest or (self._run_deployment if self.deployment else self._run_in_process)
 
         self.runs: list[dict[str, Any]] = []
+        self.ignored: list[str] = []  # names of files whose events were ignored (temporary, hidden, excluded)
         self._root_s = str(self.root)
         self._store_s = str(self.store_dir)
         self._cond = threading.Condition()
@@ -177,6 +178,11 @@ class FolderWatcher:
         if dropped:
             logger.info("Stopped with %d unsynced change(s); the next start's catch-up sync will pick them up", dropped)
 
+    def wait_ignored(self, names: set[str], timeout: float) -> bool:
+        """True once events of all these file names were seen and ignored."""
+        with self._cond:
+            return self._cond.wait_for(lambda: names <= set(self.ignored), timeout)
+
     def wait_idle(self, timeout: float, settle: float = 1.0) -> bool:
         """True once the catch-up ran, no change is pending, no run is in progress, and that held for `settle` s."""
         # `settle` (counted from the call at the earliest) covers events still in flight when it is called:
@@ -230,6 +236,9 @@ class FolderWatcher:
             rels.append(self._relative(os.fsdecode(event.dest_path), event.is_directory))
         rels = [r for r in rels if r is not None]
         if not rels:
+            with self._cond:
+                self.ignored.append(os.path.basename(src))
+                self._cond.notify_all()
             return
         now = time.monotonic()
         with self._cond:

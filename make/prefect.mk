@@ -84,7 +84,8 @@ server: install
 	echo "Starting the Prefect server (log: $(PREFECT_RUN)/server.log) ..."; \
 	$(PY) -c "$$PREFECT_WAIT_HEALTH" $(PREFECT_API)/health "$(PREFECT_RUN)/server.pid" "$(PREFECT_RUN)/server.log" \
 		|| { tail -n 20 "$(PREFECT_RUN)/server.log" >&2; rm -f "$(PREFECT_RUN)/server.pid"; exit 1; }; \
-	echo "Prefect UI: $(PREFECT_UI)"; \
+	echo "$(PREFECT_API)" > "$(PREFECT_RUN)/api_url"; \
+	echo "Prefect UI: $(PREFECT_UI) (kbflow commands run with --store .kbflow report to it)"; \
 	echo "For prefect commands in your shell: export PREFECT_API_URL=$(PREFECT_API)"
 
 # Register the deployments of prefect.yaml (kb-refresh, kb-answer) with the server, pool first.
@@ -123,4 +124,4 @@ stop:
 			echo "No Prefect $$name running"; \
 		fi; \
 		rm -f "$$pidfile"; \
-	done
+	done; rm -f "$(PREFECT_RUN)/api_url"

@@ -7,6 +7,8 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tasks.formats import fmt_ms, fmt_rate
+
 # (key in the comparison, heading) for each kind of per-question change, in the order a reader checks them.
 CHANGE_LISTS = [
     ("answers_changed", "Answers changed"),
@@ -199,16 +201,6 @@ def find_previous_report(
 # ---------------------------------------------------------------- markdown
 
 
-def _pct(value: float | None) -> str:
-    """A 0-1 rate as a percentage, n/a when absent."""
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
-def _ms(value: float | None) -> str:
-    """Milliseconds, n/a when absent."""
-    return "n/a" if value is None else f"{value:.0f} ms"
-
-
 def _one_line(text: object, limit: int = 200) -> str:
     """Text on one line, cut at limit characters, with markdown table pipes escaped."""
     flat = " ".join(str(text or "").split()).replace("|", "\\|")
@@ -224,10 +216,10 @@ def comparison_markdown(cmp: dict) -> str:
     for key, label in FIGURES:
         d = cmp["deltas"][key]
         if key == "latency_ms_p50":
-            fmt = _ms
+            fmt = fmt_ms
             delta = "n/a" if d["delta"] is None else f"{d['delta']:+.0f} ms"
         else:
-            fmt = _pct
+            fmt = fmt_rate
             delta = "n/a" if d["delta"] is None else f"{d['delta'] * 100:+.1f} pt"
         lines.append(f"| {label} | {fmt(d['old'])} | {fmt(d['new'])} | {delta} |")
     for key, label in CHANGE_LISTS:

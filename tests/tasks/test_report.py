@@ -28,7 +28,7 @@ pytestmark = pytest.mark.unit
 PAYLOAD = "<script>alert(1)</script>"
 BASE_COLUMNS = [
     "id", "question", "answer", "refused", "citations", "retrieved",
-    "latency_ms", "prompt_tokens", "completion_tokens", "error",
+    "latency_ms", "prompt_tokens", "completion_tokens", "error", "warning",
 ]
 GROUNDING_COLUMNS = ["support", "unsupported", "flag_reason"]
 EXPECTED_COLUMNS = ["expected_answer", "expected_source", "correct", "hit", "reciprocal_rank", "exact_match", "f1"]

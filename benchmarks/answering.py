@@ -1,0 +1,87 @@
+"""Answer quality and speed on CMRC 2018 trial questions: accuracy, F1 and seconds per question, per answer style.
+
+    .venv/bin/python benchmarks/answering.py --model qwen2.5-1.5b --limit 100 --styles sentence,short --name answering-qwen
+
+The CMRC paragraphs are ingested once into --store (kept for the next run); each question is
+retrieved (hybrid, top-k) and answered exactly as `kbflow ask` does, one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="qwen2.5-1.5b")
+    ap.add_argument("--limit", type=int, default=100, help="the first N questions")
+    ap.add_argument("--styles", default="sentence,short")
+    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--store", default="/tmp/kbflow-bench-cmrc", help="where the CMRC store is built once and kept")
+    ap.add_argument("--cmrc", type=Path, default=CMRC)
+    ap.add_argument("--name", default="answering")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.disable(logging.INFO)
+    from flows.ingest import ingest_flow
+    from flows.settings import load_settings
+    from tasks.generate import answer_question, make_backend
+    from tasks.report import answer_correct, f1_score
+    from tasks.retrieve import RetrievalOptions, retrieve_context
+
+    store = Path(args.store)
+    if not (store / "ledger.sqlite").exists():
+        folder = store.parent / (store.name + "-docs")
+        write_cmrc_folder(folder, args.cmrc)
+        ingest_flow(source_path=str(folder), store_dir=str(store))
+    _, questions = load_cmrc(args.cmrc)
+    questions = questions[: args.limit]
+    cfg = load_settings(store_dir=str(store), llm_model=args.model)
+    llm = cfg.llm_config()
+    backend = make_backend(llm)
+    result = {"model": args.model, "questions": len(questions), "top_k": args.top_k, "threads": llm.threads,
+              "n_ctx": llm.n_ctx, "styles": {}}
+    for style in [s for s in args.styles.split(",") if s]:
+        rows = []
+        for q in questions:
+            t = time.perf_counter()
+            got = retrieve_context.fn(q["question"], cfg.store_config(), cfg.embedder_config(),
+                                      RetrievalOptions(top_k=args.top_k, mode="hybrid"))
+            retrieval = time.perf_counter() - t
+            relevant = [p for p in got["passages"] if p["score"] >= cfg.min_score]
+            t = time.perf_counter()
+            out = answer_question(backend, q["question"], relevant, max_tokens=llm.max_tokens, temperature=0.0, style=style) \
+                if relevant else {"answer": "", "prompt_tokens": 0, "completion_tokens": 0}
+            generation = time.perf_counter() - t
+            rows.append({"correct": answer_correct(out["answer"], q["answers"]), "f1": f1_score(out["answer"], q["answers"]),
+                         "seconds": retrieval + generation, "retrieval_s": retrieval, "generation_s": generation,
+                         "prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
+                         "answer": out["answer"], "expected": q["answers"][0]})
+        summary = {
+            "accuracy": round(statistics.mean(r["correct"] for r in rows), 3),
+            "f1": round(statistics.mean(r["f1"] for r in rows), 3),
+            "s_per_question_p50": round(statistics.median(r["seconds"] for r in rows), 2),
+            "s_per_question_mean": round(statistics.mean(r["seconds"] for r in rows), 2),
+            "retrieval_s_mean": round(statistics.mean(r["retrieval_s"] for r in rows), 3),
+            "generation_s_mean": round(statistics.mean(r["generation_s"] for r in rows), 2),
+            "prompt_tokens_mean": round(statistics.mean(r["prompt_tokens"] for r in rows), 1),
+            "completion_tokens_mean": round(statistics.mean(r["completion_tokens"] for r in rows), 1),
+            "examples": [{k: r[k] for k in ("answer", "expected", "correct")} for r in rows[:5]],
+        }
+        result["styles"][style] = summary
+        print(style, {k: v for k, v in summary.items() if k != "examples"}, flush=True)
+    print(f"saved to {save(args.name, result)}")
+
+
+if __name__ == "__main__":
+    main()
