@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--store", default="/tmp/kbflow-bench-cmrc", help="where the CMRC store is built once and kept")
     ap.add_argument("--cmrc", type=Path, default=CMRC)
     ap.add_argument("--name", default="answering")
+    ap.add_argument("--in-file-order", action="store_true", help="answer in file order (neighbours share passages)")
+    ap.add_argument("--keep-ratio", type=float, default=0.0, help="KBFLOW_CONTEXT_KEEP_RATIO for this run")
     args = ap.parse_args()
 
     import logging
@@ -37,7 +39,7 @@ def main() -> None:
     from flows.settings import load_settings
     from tasks.generate import answer_question, make_backend
     from tasks.report import answer_correct, f1_score
-    from tasks.retrieve import RetrievalOptions, retrieve_context
+    from tasks.retrieve import RetrievalOptions, retrieve_context, select_context
 
     store = Path(args.store)
     if not (store / "ledger.sqlite").exists():
@@ -46,10 +48,20 @@ def main() -> None:
         ingest_flow(source_path=str(folder), store_dir=str(store))
     _, questions = load_cmrc(args.cmrc)
     questions = questions[: args.limit]
+    if not args.in_file_order:
+        # CMRC lists a paragraph's questions together, and llama.cpp reuses the longest common prompt
+        # prefix of consecutive calls: in file order a question often finds its passage already read.
+        # A fixed shuffle keeps that benchmark artifact out (the shared system prompt is still reused).
+        import random
+
+        random.Random(7).shuffle(questions)
     cfg = load_settings(store_dir=str(store), llm_model=args.model)
     llm = cfg.llm_config()
     backend = make_backend(llm)
+    import llama_cpp
+
     result = {"model": args.model, "questions": len(questions), "top_k": args.top_k, "threads": llm.threads,
+              "keep_ratio": args.keep_ratio, "order": "file" if args.in_file_order else "shuffled (seed 7)", "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode(),
               "n_ctx": llm.n_ctx, "styles": {}}
     for style in [s for s in args.styles.split(",") if s]:
         rows = []
@@ -58,7 +70,7 @@ def main() -> None:
             got = retrieve_context.fn(q["question"], cfg.store_config(), cfg.embedder_config(),
                                       RetrievalOptions(top_k=args.top_k, mode="hybrid"))
             retrieval = time.perf_counter() - t
-            relevant = [p for p in got["passages"] if p["score"] >= cfg.min_score]
+            relevant = select_context(got["passages"], cfg.min_score, args.keep_ratio)
             t = time.perf_counter()
             out = answer_question(backend, q["question"], relevant, max_tokens=llm.max_tokens, temperature=0.0, style=style) \
                 if relevant else {"answer": "", "prompt_tokens": 0, "completion_tokens": 0}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import importlib
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
@@ -85,6 +87,51 @@ def source_from_config(config: Mapping[str, Any]) -> Source:
     if kind not in _REGISTRY:
         raise SourceError(f"unknown source type {kind!r}; known: {', '.join(sorted(_REGISTRY)) or 'none'}")
     return _REGISTRY[kind]({k: v for k, v in config.items() if k != "type"})
+
+
+# Editor swap files, Office lock files and downloads still in flight are never documents.
+DEFAULT_EXCLUDE = [
+    "~$*", "*~", "*.swp", "*.swo", "*.swx", "*.tmp", "*.temp", "*.part", "*.partial",
+    "*.crdownload", "*.download", ".#*", "#*#", "*.lock",
+]
+
+
+def matches_glob(rel: str, patterns: list[str]) -> bool:
+    """Whether a relative POSIX path, or its last name, matches one of the glob patterns."""
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def is_candidate_path(rel: str, include: list[str], exclude: list[str]) -> bool:
+    """Whether a relative path is a document: no hidden part, no part excluded, the path included."""
+    parts = rel.split("/")
+    if any(p.startswith(".") for p in parts):
+        return False
+    if any(matches_glob("/".join(parts[: i + 1]), exclude) for i in range(len(parts))):
+        return False
+    return matches_glob(rel, include)
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
+
+
+def source_config_from_spec(spec: str, include: list[str], exclude: list[str], **options: Any) -> dict[str, Any]:
+    """The connector config of a source given as the CLI takes it: `s3://BUCKET/PREFIX` or a folder path.
+
+    `options` are per-connector settings (`endpoint_url`, `region` for S3); empty ones are left out.
+    """
+    match = _SCHEME.match(spec)
+    if match is None:
+        return {"type": "local", "root": spec, "include": list(include), "exclude": list(exclude)}
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if scheme != "s3":
+        raise SourceError(f"unsupported source {scheme}://...: give a folder path or s3://BUCKET/PREFIX")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise SourceError(f"{spec!r} names no bucket: give s3://BUCKET or s3://BUCKET/PREFIX")
+    config: dict[str, Any] = {"type": "s3", "bucket": bucket, "prefix": prefix, "include": list(include), "exclude": list(exclude)}
+    config.update({k: options[k] for k in ("endpoint_url", "region") if options.get(k)})
+    return config
 
 
 def sha256_file(path) -> str:

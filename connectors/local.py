@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import stat
@@ -11,16 +10,20 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, Field
 
-from connectors.base import DocumentRef, DocumentVanished, Listing, SourceError, register_connector, sha256_file
+from connectors.base import (
+    DEFAULT_EXCLUDE,
+    DocumentRef,
+    DocumentVanished,
+    Listing,
+    SourceError,
+    is_candidate_path,
+    matches_glob as _matches,
+    register_connector,
+    sha256_file,
+)
 
 CONNECTOR_TYPE = "local"
 logger = logging.getLogger("kbflow.connectors.local")
-
-# Editor swap files, Office lock files and downloads still in flight are never documents.
-DEFAULT_EXCLUDE = [
-    "~$*", "*~", "*.swp", "*.swo", "*.swx", "*.tmp", "*.temp", "*.part", "*.partial",
-    "*.crdownload", "*.download", ".#*", "#*#", "*.lock",
-]
 
 
 class LocalSourceConfig(BaseModel):
@@ -29,11 +32,6 @@ class LocalSourceConfig(BaseModel):
     root: str = Field(description="Folder to index, recursively.")
     include: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns (on the relative path or the file name) a file must match.")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns that skip a file or folder; added to the built-in temporary-file patterns.")
-
-
-def _matches(rel: str, patterns: list[str]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 class LocalSource:
@@ -56,12 +54,7 @@ class LocalSource:
 
     def is_candidate(self, rel: str) -> bool:
         """Whether a relative path would be listed (not hidden, included, not excluded)."""
-        parts = rel.split("/")
-        if any(p.startswith(".") for p in parts):
-            return False
-        if any(_matches("/".join(parts[: i + 1]), self._exclude) for i in range(len(parts))):
-            return False
-        return _matches(rel, self.config.include)
+        return is_candidate_path(rel, self.config.include, self._exclude)
 
     def _inside(self, real: Path) -> bool:
         return real == self.root or self.root in real.parents

@@ -22,26 +22,30 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def _quiet_prefect(json_output: bool) -> None:
-    # Prefect logs go to stderr; keep them to warnings when stdout is meant for a machine.
-    if json_output:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
-
 def cmd_ingest(args) -> int:
-    _quiet_prefect(args.json)
+    from connectors.base import SourceError, source_config_from_spec
     from flows.errors import DocumentsFailed
     from flows.ingest import ingest_flow
     from tasks.summary import IngestSummary
 
-    if not Path(args.path).is_dir():
-        raise UsageError(f"{args.path} is not a folder: give the folder of documents to index")
+    try:
+        spec = source_config_from_spec(args.path, [], [])
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
+    if spec["type"] == "local" and not Path(args.path).is_dir():
+        raise UsageError(f"{args.path} is not a folder: give the folder of documents to index (or s3://BUCKET/PREFIX)")
+    if not (args.json or args.quiet):
+        from flows import progress
+
+        progress.enable_terminal_progress()
     try:
         summary, code = ingest_flow(
             source_path=args.path, store_dir=args.store, collection=args.collection, rebuild=args.rebuild
         ), EXIT_OK
     except DocumentsFailed as exc:
         summary, code = exc.summary, EXIT_PARTIAL
+    except SourceError as exc:  # the source could not be listed: a missing bucket, refused credentials
+        raise UsageError(str(exc)) from None
     if args.json:
         _print_json(summary)
     else:
@@ -123,14 +127,13 @@ def run_ask(args) -> tuple[dict, int]:
             questions_path=args.questions, store_dir=args.store, collection=args.collection, out_dir=args.out,
             top_k=args.top_k, mode=args.mode, retrieval_only=args.retrieval_only, min_score=args.min_score,
             source_prefix=args.source_prefix, llm_model=args.model, llm_backend=args.backend,
-            answer_style=args.answer_style,
+            answer_style=args.answer_style, lora=args.lora, lora_scale=args.lora_scale,
         ), EXIT_OK
     except QuestionsFailed as exc:
         return exc.summary, EXIT_PARTIAL
 
 
 def cmd_ask(args) -> int:
-    _quiet_prefect(args.json)
     summary, code = run_ask(args)
     if args.json:
         _print_json({k: v for k, v in summary.items() if k != "questions_file"})
@@ -165,13 +168,13 @@ def cmd_demo(args) -> int:
     if not (demo / "corpus").is_dir():
         raise UsageError(f"the demo corpus is not at {demo / 'corpus'}; run the demo from a kbflow checkout")
     ingest_args = argparse.Namespace(path=str(demo / "corpus"), store=args.store, collection=args.collection,
-                                     json=False, rebuild=False)
+                                     json=False, quiet=False, rebuild=False)
     code = cmd_ingest(ingest_args)
     print()
     ask_args = argparse.Namespace(
         questions=str(demo / "questions.csv"), store=args.store, collection=args.collection, out=None, top_k=None,
         mode=None, retrieval_only=False, min_score=None, source_prefix=None, model=args.model, backend=None, json=False,
-        answer_style=None,
+        answer_style=None, lora=None, lora_scale=None,
     )
     summary, ask_code = run_ask(ask_args)
     _print_answer_summary(summary)
@@ -225,16 +228,20 @@ def _compare_reports(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kbflow", description="Keep a knowledge base in sync with your documents and answer question sets from it.")
+    p.add_argument("--verbose", "-v", action="store_true", help="show Prefect's flow and task-run log lines")
     sub = p.add_subparsers(dest="command", required=True)
 
     def store_args(sp):
         sp.add_argument("--store", help="store folder (KBFLOW_STORE_DIR, default .kbflow)")
         sp.add_argument("--collection", help="collection name (KBFLOW_COLLECTION, default knowledge)")
         sp.add_argument("--json", action="store_true", help="print one JSON object")
+        sp.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                        help="show Prefect's flow and task-run log lines")
 
-    sp = sub.add_parser("ingest", help="index a folder and keep the collection in sync with it")
-    sp.add_argument("path")
+    sp = sub.add_parser("ingest", help="index a folder or an S3 prefix and keep the collection in sync with it")
+    sp.add_argument("path", help="folder of documents, or s3://BUCKET/PREFIX (endpoint: KBFLOW_S3_ENDPOINT_URL)")
     store_args(sp)
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar: print the summary only")
     sp.add_argument("--rebuild", action="store_true", help="drop the collection and index everything again")
     sp.set_defaults(func=cmd_ingest)
 
@@ -247,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     store_args(sp)
     sp.add_argument("--out", help="report folder (default: a timestamped folder under STORE/reports)")
     sp.add_argument("--top-k", type=int, help="passages per question (KBFLOW_TOP_K, default 5)")
-    sp.add_argument("--mode", choices=["dense", "keyword", "hybrid"], help="retrieval mode (default hybrid)")
+    sp.add_argument("--mode", choices=["dense", "keyword", "hybrid", "all"],
+                    help="retrieval mode (default hybrid); all: answer from every chunk when the whole knowledge base fits in n_ctx")
     sp.add_argument("--retrieval-only", action="store_true", help="skip generation; still fill retrieval columns and metrics")
     sp.add_argument("--min-score", type=float, help="relevance (0-1) below which a question is refused (default 0.3)")
     sp.add_argument("--source-prefix", help="only retrieve from documents whose path starts with this")
@@ -255,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=["llama-cpp", "openai"], help="generation backend (default llama-cpp)")
     sp.add_argument("--answer-style", choices=["sentence", "short"],
                     help="sentence: one cited sentence (default); short: the answer alone, its passage still recorded")
+    sp.add_argument("--lora", metavar="PATH", help="LoRA adapter GGUF made for the model, applied at load (KBFLOW_LLM_LORA)")
+    sp.add_argument("--lora-scale", type=float, help="how strongly the adapter applies (KBFLOW_LLM_LORA_SCALE, default 1.0)")
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("models", help="list models, or pull a verified one")
@@ -273,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     from flows.watch import add_watch_command
 
     add_watch_command(sub)
+
+    from flows.dataset import add_dataset_command
+
+    add_dataset_command(sub)
 
     sp = sub.add_parser("reports", help="list past answer reports, compare two, or serve them to a browser")
     sp.add_argument("--store")
@@ -313,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     # home, or report to the project's server when it runs.
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--store")
-    _use_store_prefect(pre.parse_known_args(argv)[0].store)
+    pre.add_argument("--verbose", "-v", action="store_true")
+    early = pre.parse_known_args(argv)[0]
+    _use_store_prefect(early.store)
+    if not early.verbose:
+        # Flow and task-run lines still reach the Prefect API (the UI); the terminal gets warnings only.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     parser = build_parser()
     args = parser.parse_args(argv)
     from pydantic import ValidationError

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
-from connectors.base import DocumentRef, Listing, Source, SourceError, source_from_config
+from connectors.base import DocumentRef, Listing, Source, SourceError, source_config_from_spec, source_from_config
+from flows import progress
 from flows.errors import ConfigError, DocumentsFailed
 from flows.settings import Settings, load_settings
-from tasks.embed import get_embedder
+from tasks.embed import get_embedder, resolve_backend
 from tasks.index import index_batch, list_documents
 from tasks.ledger import Ledger
 from tasks.plan import ChangePlan, plan_changes
@@ -33,9 +35,11 @@ def artifact_key(prefix: str, name: str) -> str:
 
 
 def open_source(source: dict[str, Any] | None, source_path: str | None, cfg: Settings) -> Source:
-    """The source to sync: a connector config, or a folder path (the CLI and prefect.yaml give a path)."""
-    config = source or {"type": "local", "root": source_path, "include": cfg.include, "exclude": cfg.exclude}
+    """The source to sync: a connector config, or a spec (a folder path or s3://BUCKET/PREFIX) as the CLI and prefect.yaml give."""
+    if source is None and not source_path:
+        raise ConfigError("no source given: pass a folder path or s3://BUCKET/PREFIX")
     try:
+        config = source or source_config_from_spec(source_path, cfg.include, cfg.exclude, endpoint_url=cfg.s3_endpoint_url)
         return source_from_config(config)
     except (SourceError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
@@ -51,11 +55,54 @@ def open_store(cfg: Settings, rebuild: bool, ledger: Ledger) -> tuple[ChromaStor
     dim = ChromaStore.open_existing(store).embedding_dim if ChromaStore.collection_exists(store) else None
     if dim is None:
         dim = get_embedder(cfg.embedder_config()).dimension
-    embedding = {"embedding_model": cfg.embedding_model, "dim": dim, "backend": cfg.embedding_backend}
+    embedding = {"embedding_model": cfg.embedding_model, "dim": dim, "backend": resolve_backend(cfg.embedder_config())}
     try:
         return ChromaStore.open_for_writing(store, **embedding), embedding
     except EmbeddingMismatchError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def task_runner(cfg: Settings):
+    """None runs batches in the flow's process; otherwise the Prefect task runner that runs them elsewhere."""
+    if cfg.task_runner == "processes":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=cfg.workers)
+    if cfg.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if cfg.dask_address:
+            return DaskTaskRunner(address=cfg.dask_address)
+        # A local cluster stays on loopback, its dashboard included (the default listens on 0.0.0.0).
+        return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers, "threads_per_worker": 1, "processes": True,
+                                              "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"})
+    return None
+
+
+def batch_results(cfg: Settings, source: Source, batches: list[list[dict]]) -> Iterator[dict]:
+    """index_batch's result for each batch, in order. On a task runner, a few batches are submitted
+    ahead (workers stay busy, memory and API load stay bounded); a batch that still fails after a
+    retry (a worker died) comes back as failed documents, and the run goes on."""
+    args = (source.to_config(), cfg.split_options(), cfg.embedder_config())
+    runner = task_runner(cfg)
+    if runner is None:
+        for batch in batches:
+            yield index_batch(args[0], batch, *args[1:])
+        return
+    task = index_batch.with_options(retries=1, retry_delay_seconds=2)
+    submit = lambda batch: runner.submit(task, {"source_config": args[0], "refs": batch, "split": args[1], "embedder": args[2]})  # noqa: E731
+    with runner:
+        ahead = deque((b, submit(b)) for b in batches[: 2 * cfg.workers])
+        rest = iter(batches[2 * cfg.workers :])
+        while ahead:
+            batch, future = ahead.popleft()
+            if (following := next(rest, None)) is not None:
+                ahead.append((following, submit(following)))
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - reported per document; the other batches go on
+                reason = f"batch failed on a worker: {type(exc).__name__}: {str(exc)[:200]}"
+                yield {"chunks": [], "vectors": [], "terms": [], "failed": {r["path"]: reason for r in batch}, "vanished": []}
 
 
 def index_documents(plan: ChangePlan, source: Source, cfg: Settings, embedding: dict, known: dict) -> dict:
@@ -64,21 +111,23 @@ def index_documents(plan: ChangePlan, source: Source, cfg: Settings, embedding: 
     done = {"written": 0, "deleted": 0, "failed": {}, "vanished": []}
     if not todo:
         return done
-    progress = create_progress_artifact(progress=0.0, key=artifact_key("ingest-progress", cfg.collection),
+    artifact = create_progress_artifact(progress=0.0, key=artifact_key("ingest-progress", cfg.collection),
                                         description=f"Documents prepared, embedded and written ({len(todo)} to do)")
     step = cfg.ingest_batch_docs
-    for start in range(0, len(todo), step):
-        batch = todo[start : start + step]
-        got = index_batch(source.to_config(), batch, cfg.split_options(), cfg.embedder_config())
+    batches = [todo[i : i + step] for i in range(0, len(todo), step)]
+    progress.start(len(todo), "indexing")
+    for n, (batch, got) in enumerate(zip(batches, batch_results(cfg, source, batches)), start=1):
         done["failed"].update(got["failed"])
         done["vanished"] += got["vanished"]
         ok = [r for r in batch if r["path"] not in got["failed"] and r["path"] not in got["vanished"]]
         old = [i for r in ok for i in known.get(r["path"], [])]
-        wrote = write_batch(store, embedding, ok, got["chunks"], got["vectors"], old)
+        wrote = write_batch(store, embedding, ok, got["chunks"], got["vectors"], got["terms"], old)
         done["written"] += wrote["written"]
         done["deleted"] += wrote["deleted"]
-        if progress:
-            update_progress_artifact(progress, progress=100.0 * min(len(todo), start + step) / len(todo))
+        progress.advance(len(batch), len(got["chunks"]))
+        if artifact:
+            update_progress_artifact(artifact, progress=100.0 * n / len(batches))
+    progress.finish()
     return done
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -21,13 +23,14 @@ from flows.errors import ConfigError, QuestionsFailed
 from flows.serve import report_link
 from flows.settings import Settings, load_settings
 from tasks.embed import EmbedderConfig, get_embedder
-from tasks.generate import GenerationError, LLMConfig, generate_answer, make_backend, refusal
+from tasks.adapters import check_adapter, checked_llm
+from tasks.generate import ContextTooLarge, GenerationError, LLMConfig, generate_answer, make_backend, refusal
 from tasks.models import ModelError, model_languages, resolve_gguf
 from tasks.text import is_chinese
 from tasks.questions import Question, QuestionFileError, load_questions
 from tasks.compare import comparison_markdown, find_previous_report
 from tasks.report import summary_markdown, write_report
-from tasks.retrieve import RetrievalOptions, retrieve_context
+from tasks.retrieve import RetrievalOptions, retrieve_context, select_context
 from tasks.store import ChromaStore, StoreError
 
 
@@ -42,13 +45,27 @@ def default_report_dir(store_dir: Path, questions_path: str) -> Path:
     return Path(store_dir) / "reports" / f"{stamp}-{stem}"
 
 
-def model_label(llm: LLMConfig) -> str:
+def base_model_label(llm: LLMConfig) -> str:
     if llm.backend == "openai":
         return f"openai:{llm.openai_model}@{llm.openai_base_url}"
     try:
         return Path(str(resolve_gguf(llm.model, Path(llm.models_dir)))).name
     except ModelError:
         return llm.model
+
+
+def adapter_facts(llm: LLMConfig | None) -> dict | None:
+    """The LoRA adapter's name and sha256 (checked against the base model), or None without one."""
+    if llm is None or not llm.lora or llm.backend != "llama-cpp":
+        return None
+    facts = check_adapter(llm.lora, resolve_gguf(llm.model, Path(llm.models_dir)))
+    return {"name": facts["name"], "sha256": facts["sha256"]}
+
+
+def model_label(llm: LLMConfig) -> str:
+    lora = adapter_facts(llm) if llm.lora else None
+    suffix = f" + LoRA {lora['name']} (sha256 {lora['sha256'][:12]}, scale {llm.lora_scale:g})" if lora else ""
+    return base_model_label(llm) + suffix
 
 
 def prepare(questions_path: str, cfg: Settings, retrieval_only: bool) -> tuple[list[Question], EmbedderConfig, LLMConfig | None]:
@@ -60,9 +77,12 @@ def prepare(questions_path: str, cfg: Settings, retrieval_only: bool) -> tuple[l
     # Queries must use the embedding model the collection was built with.
     embedder = cfg.embedder_config(model=ChromaStore.open_existing(cfg.store_config()).embedding_model)
     llm = None if retrieval_only else cfg.llm_config()
-    if llm is not None and llm.backend == "llama-cpp":
+    if llm is not None and llm.lora and llm.backend != "llama-cpp":
+        raise ConfigError(f"a LoRA adapter ({llm.lora}) applies to a GGUF model: use --backend llama-cpp, "
+                          "or load the adapter in the model server and leave KBFLOW_LLM_LORA empty")
+    if llm is not None:
         try:
-            resolve_gguf(llm.model, Path(llm.models_dir))
+            llm = checked_llm(llm)
         except ModelError as exc:
             raise ConfigError(str(exc)) from exc
     return questions, embedder, llm
@@ -71,7 +91,7 @@ def prepare(questions_path: str, cfg: Settings, retrieval_only: bool) -> tuple[l
 def warm_up(embedder: EmbedderConfig, llm: LLMConfig | None, mode: str) -> None:
     """Load the models once, before the clock starts for the first question."""
     started = time.perf_counter()
-    if mode != "keyword":
+    if mode not in ("keyword", "all"):
         get_embedder(embedder)
     if llm is not None:
         make_backend(llm)
@@ -85,7 +105,7 @@ def language_warning(question: str, llm: LLMConfig | None) -> str | None:
     languages = model_languages(llm.model, Path(llm.models_dir))
     if languages is None or "zh" in languages:
         return None
-    return (f"a Chinese question answered by {model_label(llm)}, which does not write Chinese: "
+    return (f"a Chinese question answered by {base_model_label(llm)}, which does not write Chinese: "
             "run `kbflow models pull qwen2.5-1.5b` (then the default model 'auto' uses it)")
 
 
@@ -99,13 +119,17 @@ def answer_one(q: Question, cfg: Settings, embedder: EmbedderConfig, options: Re
     try:
         got = retrieve_context(q.question, cfg.store_config(), embedder, options)
         row["retrieved"], row["retrieval_ms"] = got["passages"], got["retrieval_ms"]
-        relevant = [p for p in got["passages"] if p["score"] >= cfg.min_score]
+        relevant = select_context(got["passages"], cfg.min_score, cfg.context_keep_ratio)
         if not relevant:
             row["refused"], row["answer"] = True, refusal(q.question)
         elif llm is not None:
             row["warning"] = language_warning(q.question, llm)
-            out = generate(q.question, relevant, llm)
+            out = generate(q.question, relevant, llm, whole=options.mode == "all")
             row.update({k: out[k] for k in ("answer", "citations", "prompt_tokens", "completion_tokens", "generation_ms")})
+    except ContextTooLarge as exc:
+        # Never a silent cut of the knowledge base: the question is refused, and the row says why.
+        row["refused"], row["error"] = True, str(exc)
+        get_run_logger().warning("Question %s refused: %s", q.id, row["error"])
     except (GenerationError, ModelError, StoreError, OSError, RuntimeError, ValueError) as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"[:500]
         get_run_logger().warning("Question %s failed: %s", q.id, row["error"])
@@ -113,13 +137,32 @@ def answer_one(q: Question, cfg: Settings, embedder: EmbedderConfig, options: Re
     return row
 
 
+def answer_all(questions: list[Question], cfg: Settings, embedder: EmbedderConfig, options: RetrievalOptions,
+               llm: LLMConfig | None, progress) -> list[dict]:
+    """One row per question, in question order. Against a model server (the openai backend), up to
+    KBFLOW_LLM_CONCURRENCY questions are in flight at once; each row keeps its own latency."""
+    concurrency = cfg.llm_concurrency if llm is not None and llm.backend == "openai" else 1
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        # Each question runs in a copy of the flow's context, so its task runs belong to this flow run.
+        futures = [pool.submit(contextvars.copy_context().run, answer_one, q, cfg, embedder, options, llm)
+                   for q in questions]
+        rows = []
+        for n, future in enumerate(futures, start=1):
+            rows.append(future.result())
+            if progress:
+                update_progress_artifact(progress, progress=100.0 * n / len(questions))
+    return rows
+
+
 def run_facts(rows: list[dict], llm: LLMConfig | None, report_dir: Path) -> dict:
     """What summary.json records besides the figures: how the answers were made, and warnings."""
     warned = [r["id"] for r in rows if r.get("warning")]
     warnings = [f"{len(warned)} Chinese question(s) ({', '.join(warned[:5])}) were answered by a model that does not "
                 "write Chinese: run `kbflow models pull qwen2.5-1.5b`"] if warned else []
+    lora = adapter_facts(llm)
     return {"report_dir": str(report_dir), "answer_style": llm.answer_style if llm else None,
-            "llm_backend": llm.backend if llm else None, "warnings": warnings}
+            "llm_backend": llm.backend if llm else None, "base_model": base_model_label(llm) if llm else None,
+            "lora": lora, "lora_scale": llm.lora_scale if lora else None, "warnings": warnings}
 
 
 def publish(rows: list[dict], summary: dict, report_dir: Path, reports_dir: Path) -> None:
@@ -158,10 +201,13 @@ def query_flow(
     source_prefix: str | None = None,
     llm_model: str | None = None,
     llm_backend: str | None = None,
+    lora: str | None = None,
+    lora_scale: float | None = None,
 ) -> dict:
     """Answer a question set from the knowledge base with a local model and write answers.csv/xlsx, summary.json and report.html."""
     cfg = load_settings(store_dir=store_dir, collection=collection, top_k=top_k, mode=mode, min_score=min_score,
-                        llm_model=llm_model, llm_backend=llm_backend, answer_style=answer_style)
+                        llm_model=llm_model, llm_backend=llm_backend, answer_style=answer_style, llm_lora=lora,
+                        llm_lora_scale=lora_scale)
     questions, embedder, llm = prepare(questions_path, cfg, retrieval_only)
     options = cfg.retrieval_options(source_prefix)
     report_dir = (Path(out_dir) if out_dir else default_report_dir(cfg.store_dir, questions_path)).resolve()
@@ -169,11 +215,7 @@ def query_flow(
                           cfg.mode, cfg.top_k, " - retrieval only" if llm is None else f" and {model_label(llm)}")
     warm_up(embedder, llm, cfg.mode)
     progress = create_progress_artifact(progress=0.0, key="answer-progress", description=f"Questions answered of {len(questions)}")
-    rows = []
-    for n, q in enumerate(questions, start=1):
-        rows.append(answer_one(q, cfg, embedder, options, llm))
-        if progress:
-            update_progress_artifact(progress, progress=100.0 * n / len(questions))
+    rows = answer_all(questions, cfg, embedder, options, llm, progress)
     previous = find_previous_report(cfg.reports_dir, report_dir, str(questions_path), [q.id for q in questions])
     summary = write_report(rows, report_dir, top_k=cfg.top_k, model="(retrieval only)" if llm is None else model_label(llm),
                            embedding_model=embedder.model, mode=cfg.mode, generated=llm is not None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,7 @@ OFFLINE_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "UNSTRUCTURED_DISABLE_NOTICE": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "ORT_DISABLE_TELEMETRY": "1",
 }
 
 
@@ -56,18 +58,26 @@ class Settings(BaseSettings):
     # Source
     include: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns a source file must match.")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of files or folders to skip.")
+    s3_endpoint_url: str = Field("", description="URL of an S3-compatible service (MinIO, Ceph) for s3:// sources; empty means AWS. Credentials come from boto3's own AWS_* variables or profile.")
 
     # Chunking and embedding
     chunk_size: int = Field(500, gt=20, description="Characters per chunk.")
     chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Sentence-transformers model: 'all-MiniLM-L6-v2' (bundled) or a local model folder.")
-    embedding_backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="Sentence-transformers backend.")
+    embedding_backend: Literal["auto", "torch", "openvino", "onnxruntime"] = Field("auto", description="auto: the bundled model's install-time ONNX export on OpenVINO (else ONNX Runtime), several times faster than torch with the same vectors; torch otherwise. torch, openvino or onnxruntime force one.")
+    embedding_export_dir: Path = Field(Path(sys.prefix) / "share" / "kbflow" / "all-MiniLM-L6-v2-onnx", description="Where `make install` exports the bundled embedding model for the fast backends (a folder of kbflow's own, not site-packages).")
     embed_batch_size: int = Field(32, gt=0, description="Chunks per embedding batch.")
-    ingest_batch_docs: int = Field(16, gt=0, description="Documents prepared, embedded and written per ingest step.")
+    ingest_batch_docs: int = Field(128, gt=0, description="Documents read, embedded (in one length-sorted pass) and written per ingest batch; a batch is one task run.")
+
+    # Where the per-batch work (read, partition, split, embed) runs
+    task_runner: Literal["local", "processes", "dask"] = Field("local", description="local: batches one after another in the flow's process; processes: Prefect's ProcessPoolTaskRunner; dask: prefect-dask's DaskTaskRunner (a cluster).")
+    dask_address: str = Field("", description="tcp://host:port of an existing Dask scheduler; empty with task_runner=dask starts a LocalCluster on 127.0.0.1.")
+    workers: int = Field(2, gt=0, description="Worker processes for task_runner=processes, or for the LocalCluster that task_runner=dask starts.")
 
     # Retrieval
     top_k: int = Field(5, gt=0, description="Passages retrieved per question.")
-    mode: Literal["dense", "keyword", "hybrid"] = Field("hybrid", description="Retrieval mode.")
+    mode: Literal["dense", "keyword", "hybrid", "all"] = Field("hybrid", description="Retrieval mode; 'all' answers from the whole knowledge base (every chunk, in document order) when it fits in n_ctx, and refuses the question otherwise.")
+    context_keep_ratio: float = Field(0.0, ge=0, le=1, description="A retrieved passage goes into the prompt only if its relevance is at least this share of the best passage's (0 keeps all top_k).")
     min_score: float = Field(0.3, ge=0, le=1, description="Relevance (0-1) the best passage must reach, or the question is refused without calling the model.")
 
     # Generation
@@ -79,6 +89,9 @@ class Settings(BaseSettings):
     temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
     threads: int = Field(default_factory=_default_threads, description="CPU threads for generation (default: cores - 1).")
     answer_style: Literal["sentence", "short"] = Field("sentence", description="sentence: one cited sentence a person reads; short: the answer alone (\"24 months\", \"孙登\"), for checklists and extraction sheets; its passage is still recorded.")
+    llm_lora: str = Field("", description="Path of a LoRA adapter GGUF (llama.cpp's convert_lora_to_gguf.py output) applied to the GGUF model at load; it must be made for that base model. Empty for none.")
+    llm_lora_scale: float = Field(1.0, description="How strongly the LoRA adapter applies: 1.0 as trained, 0 the base model alone.")
+    llm_concurrency: int = Field(1, gt=0, le=256, description="Questions answered at once with the openai backend (a model server with parallel slots); the local llama-cpp backend answers one at a time.")
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL of an OpenAI-compatible chat endpoint.")
     openai_model: str = Field("local", description="Model name sent to the OpenAI-compatible endpoint.")
     openai_api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key, read when KBFLOW_OPENAI_API_KEY is not set.")
@@ -109,7 +122,7 @@ class Settings(BaseSettings):
         from tasks.embed import EmbedderConfig
 
         return EmbedderConfig(model=model or self.embedding_model, backend=self.embedding_backend,
-                              batch_size=self.embed_batch_size)
+                              batch_size=self.embed_batch_size, export_dir=str(self.embedding_export_dir))
 
     def split_options(self):
         from tasks.index import SplitOptions
@@ -128,7 +141,7 @@ class Settings(BaseSettings):
             backend=self.llm_backend, model=self.llm_model, models_dir=str(self.models_dir), n_ctx=self.n_ctx,
             threads=self.threads, max_tokens=self.max_tokens, temperature=self.temperature,
             openai_base_url=self.openai_base_url, openai_model=self.openai_model, openai_api_key=self.openai_api_key,
-            answer_style=self.answer_style,
+            answer_style=self.answer_style, lora=self.llm_lora, lora_scale=self.llm_lora_scale,
         )
 
     @property

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -16,12 +18,33 @@ BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = (BUNDLED_EMBEDDING_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "")
 
 
+Backend = Literal["auto", "torch", "openvino", "onnxruntime"]
+
+
 class EmbedderConfig(BaseModel, frozen=True):
     """Which model embeds chunks and questions, and how."""
 
     model: str = Field(BUNDLED_EMBEDDING_MODEL, description="'all-MiniLM-L6-v2' (bundled) or a local sentence-transformers folder.")
-    backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="sentence-transformers backend.")
+    backend: Backend = Field("auto", description="auto: OpenVINO (else ONNX Runtime) on the bundled model's install-time export, else torch.")
     batch_size: int = Field(32, gt=0, description="Texts per forward pass.")
+    export_dir: str = Field("", description="Folder of the bundled model's ONNX export (made by `make install`).")
+    threads: int = Field(0, ge=0, description="CPU threads for the exported model (0: all cores).")
+
+
+def resolve_backend(config: EmbedderConfig) -> str:
+    """The backend that will run: 'auto' picks the fastest one present; the export exists for the bundled model only."""
+    if config.backend != "auto":
+        return config.backend
+    import importlib.util
+
+    from tasks.fast_embed import export_is_current
+
+    if config.model in _BUNDLED_NAMES and config.export_dir and (Path(config.export_dir) / "manifest.json").is_file():
+        if export_is_current(resolve_embedding_model(config.model), config.export_dir):
+            for runtime in ("openvino", "onnxruntime"):
+                if importlib.util.find_spec(runtime) is not None:
+                    return runtime
+    return "torch"
 
 
 @runtime_checkable
@@ -54,7 +77,9 @@ def resolve_embedding_model(model: str) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on the CPU."""
+    """A sentence-transformers model on the CPU (torch)."""
+
+    backend = "torch"
 
     def __init__(self, config: EmbedderConfig):
         from sentence_transformers import SentenceTransformer
@@ -63,8 +88,8 @@ class SentenceTransformerEmbedder:
         self.name = config.model
         # all-MiniLM-L6-v2 is an English model: it maps most Chinese characters to [UNK].
         self.english_only = config.model in _BUNDLED_NAMES
-        logger.info("Loading embedding model %s (%s backend)", config.model, config.backend)
-        self.model = SentenceTransformer(resolve_embedding_model(config.model), device="cpu", backend=config.backend)
+        logger.info("Loading embedding model %s (torch)", config.model)
+        self.model = SentenceTransformer(resolve_embedding_model(config.model), device="cpu")
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dimension = int(get_dim())
 
@@ -90,7 +115,26 @@ class SentenceTransformerEmbedder:
         return dense_weight(text, self.unknown_token_share(text), english_only=self.english_only)
 
 
+class ExportedEmbedder(SentenceTransformerEmbedder):
+    """The bundled model's ONNX export run by OpenVINO or ONNX Runtime: the same vectors (tested: cosine
+    >= 0.999 per vector, top-5 agreement >= 0.99), several times faster, and torch is never imported."""
+
+    def __init__(self, config: EmbedderConfig, runtime: str):
+        from tasks.fast_embed import OnnxEmbedder
+
+        self.config, self.name, self.english_only, self.backend = config, config.model, True, runtime
+        logger.info("Loading embedding model %s (%s, export in %s)", config.model, runtime, config.export_dir)
+        self.model = OnnxEmbedder(config.export_dir, runtime, threads=config.threads or os.cpu_count() or 1)
+        self.dimension = self.model.dimension
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.model.encode(texts, batch_size=self.config.batch_size).tolist() if texts else []
+
+
 @lru_cache(maxsize=2)
 def get_embedder(config: EmbedderConfig) -> Embedder:
     """The embedder for these settings, built once per process."""
+    backend = resolve_backend(config)
+    if backend in ("openvino", "onnxruntime"):
+        return ExportedEmbedder(config, backend)
     return SentenceTransformerEmbedder(config)

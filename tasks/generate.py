@@ -32,22 +32,20 @@ SYSTEM = {
         f"然后用 [1]、[2] 这样的编号注明所用的段落。如果段落中没有答案，只回答：{REFUSAL['zh']}"
     ),
     ("short", "en"): (
-        "You answer questions about a company's documents, using only the numbered context passages. "
-        "Reply with the answer only: the shortest phrase from the passages that answers the question "
-        "(a name, number, date or term), not a sentence, followed by the number of the passage in brackets. "
-        f"If the passages do not contain the answer, reply exactly: {REFUSAL['en']}"
+        "You answer questions about a company's documents from the numbered context passages. "
+        "The answer is a short span copied word for word from a passage: a name, number, date or phrase, "
+        f"not a sentence. If no passage contains the answer, reply exactly: {REFUSAL['en']}"
     ),
     ("short", "zh"): (
-        "你根据公司文档回答问题，只能使用编号的上下文段落。只写出答案本身：段落中能回答问题的最短词语"
-        "（人名、数字、日期或名称），不要写成句子，后面用方括号注明段落编号。"
-        f"如果段落中没有答案，只回答：{REFUSAL['zh']}"
+        "你根据公司文档的编号段落回答问题。答案是从段落中原样摘抄的一个简短片段（名称、数字、日期或短语），"
+        f"不是完整的句子。如果所有段落都没有答案，只回答：{REFUSAL['zh']}"
     ),
 }
 USER = {
     ("sentence", "en"): "Context passages:\n\n{context}\n\nQuestion: {question}\n(Answer in one sentence that ends with the number of the passage you used, in brackets, like [1].)",
     ("sentence", "zh"): "上下文段落：\n\n{context}\n\n问题：{question}\n（用一句话回答，句末用方括号注明所用段落的编号，如 [1]。）",
-    ("short", "en"): "Context passages:\n\n{context}\n\nQuestion: {question}\n(Reply with the answer phrase only, then the passage number in brackets.)",
-    ("short", "zh"): "上下文段落：\n\n{context}\n\n问题：{question}\n（只写答案词语，然后用方括号写段落编号。）",
+    ("short", "en"): "Context passages:\n\n{context}\n\nQuestion: {question}\nAnswer:",
+    ("short", "zh"): "上下文段落：\n\n{context}\n\n问题：{question}\n答案：",
 }
 AnswerStyle = Literal["sentence", "short"]
 
@@ -66,10 +64,16 @@ class LLMConfig(BaseModel, frozen=True):
     openai_model: str = Field("local", description="Model name sent to the endpoint.")
     openai_api_key: SecretStr = Field(SecretStr(""), description="API key sent to the endpoint.")
     answer_style: AnswerStyle = Field("sentence", description="sentence: a cited sentence; short: the answer alone.")
+    lora: str = Field("", description="Path of a LoRA adapter GGUF applied to the model at load; empty for none.")
+    lora_scale: float = Field(1.0, description="How strongly the LoRA adapter applies (0 is the base model).")
 
 
 class GenerationError(Exception):
     """The model could not produce an answer; the message says why."""
+
+
+class ContextTooLarge(GenerationError):
+    """Every passage was to be given to the model (the whole knowledge base), and they do not fit in its window."""
 
 
 def language_of(question: str) -> str:
@@ -118,16 +122,35 @@ class Backend(Protocol):
     def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]: ...
 
 
+def check_cpu_support() -> None:
+    """Refuse, with what to do, a llama.cpp build that uses AVX-512 on a CPU without it (it would crash)."""
+    import llama_cpp
+
+    built = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "").split()
+    except OSError:
+        return  # not Linux: nothing to compare with
+    if "AVX512 = 1" in built and flags and "avx512f" not in flags:
+        raise GenerationError(
+            "llama-cpp-python was built for AVX-512 but this CPU has none; rebuild it on this machine: "
+            "rm .venv/.kbflow-installed && make install"
+        )
+
+
 class LlamaCppBackend:
     """A GGUF model in process; prompts are rendered with the GGUF's own chat template and counted exactly."""
 
     name = "llama-cpp"
 
-    def __init__(self, model_path: str, n_ctx: int, threads: int, seed: int = 0):
+    def __init__(self, model_path: str, n_ctx: int, threads: int, seed: int = 0, lora: str = "", lora_scale: float = 1.0):
         from llama_cpp import Llama, llama_chat_format
 
-        self.model_path = model_path
-        self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, seed=seed, verbose=False)
+        check_cpu_support()
+        self.model_path, self.lora, self.lora_scale = model_path, lora, lora_scale
+        self.llm = Llama(model_path=model_path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, seed=seed,
+                         lora_path=lora or None, lora_scale=lora_scale, verbose=False)
         self.n_ctx = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
@@ -235,11 +258,25 @@ def pack_context(backend: Backend, question: str, passages: list[dict], lang: st
     return messages, used, backend.count_tokens(messages)
 
 
+def fit_all(backend: Backend, question: str, passages: list[dict], lang: str, max_tokens: int,
+            style: AnswerStyle = "sentence") -> tuple[list[dict], int]:
+    """The prompt with every passage uncut, or ContextTooLarge when it leaves no room for the answer's budget."""
+    messages = build_messages(question, passages, lang, style)
+    n_tokens = backend.count_tokens(messages)
+    if n_tokens + max_tokens + 4 > backend.n_ctx:  # the margin pack_context keeps
+        raise ContextTooLarge(
+            f"the whole knowledge base ({len(passages)} chunks, {n_tokens} tokens) does not fit in n_ctx {backend.n_ctx} "
+            f"with max_tokens {max_tokens}: use hybrid retrieval or a longer-context model"
+        )
+    return messages, n_tokens
+
+
 @lru_cache(maxsize=2)
-def load_llama(model_path: str, n_ctx: int, threads: int) -> LlamaCppBackend:
-    """Load a GGUF once per process (keyed on its settings)."""
-    logger.info("Loading GGUF model %s (n_ctx %d, %d threads)", model_path, n_ctx, threads)
-    return LlamaCppBackend(model_path, n_ctx, threads)
+def load_llama(model_path: str, n_ctx: int, threads: int, lora: str = "", lora_scale: float = 1.0) -> LlamaCppBackend:
+    """Load a GGUF (and its LoRA adapter, if any) once per process (keyed on its settings)."""
+    logger.info("Loading GGUF model %s (n_ctx %d, %d threads)%s", model_path, n_ctx, threads,
+                f" with LoRA adapter {lora} (scale {lora_scale})" if lora else "")
+    return LlamaCppBackend(model_path, n_ctx, threads, lora=lora, lora_scale=lora_scale)
 
 
 def make_backend(config: LLMConfig) -> Backend:
@@ -247,17 +284,22 @@ def make_backend(config: LLMConfig) -> Backend:
     if config.backend == "llama-cpp":
         from tasks.models import resolve_gguf
 
-        return load_llama(str(resolve_gguf(config.model, Path(config.models_dir))), config.n_ctx, config.threads)
+        return load_llama(str(resolve_gguf(config.model, Path(config.models_dir))), config.n_ctx, config.threads,
+                          config.lora, config.lora_scale)
     if config.backend == "openai":
         return OpenAIBackend(config.openai_base_url, config.openai_model, config.openai_api_key.get_secret_value(), config.n_ctx)
     raise GenerationError(f"unknown backend {config.backend!r}: use llama-cpp or openai")
 
 
 def answer_question(backend: Backend, question: str, passages: list[dict], *, max_tokens: int, temperature: float,
-                    style: AnswerStyle = "sentence") -> dict:
-    """Answer one question from its passages: pack, generate, check citations."""
+                    style: AnswerStyle = "sentence", whole: bool = False) -> dict:
+    """Answer one question from its passages: pack (or, whole, take all of them uncut), generate, check citations."""
     lang = language_of(question)
-    messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style)
+    if whole:
+        messages, _ = fit_all(backend, question, passages, lang, max_tokens, style)
+        used = passages
+    else:
+        messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style)
     started = time.perf_counter()
     raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
     answer, cited = clean_citations(raw, len(used))
@@ -284,7 +326,7 @@ def refusal(question: str) -> str:
 
 
 @task(name="generate-answer")
-def generate_answer(question: str, passages: list[dict], llm: LLMConfig) -> dict:
-    """Generate one answer from its passages with the configured model (loaded once per process)."""
+def generate_answer(question: str, passages: list[dict], llm: LLMConfig, whole: bool = False) -> dict:
+    """Generate one answer from its passages with the configured model (loaded once per process); whole: all passages or none."""
     return answer_question(make_backend(llm), question, passages, max_tokens=llm.max_tokens, temperature=llm.temperature,
-                           style=llm.answer_style)
+                           style=llm.answer_style, whole=whole)

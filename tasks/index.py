@@ -10,6 +10,7 @@ from connectors.base import DocumentRef, DocumentVanished, SourceError, source_f
 from tasks.embed import EmbedderConfig, get_embedder
 from tasks.partition import PartitionError, partition_document
 from tasks.split import split_sections
+from tasks.text import tokenize
 
 
 class SplitOptions(BaseModel, frozen=True):
@@ -48,7 +49,9 @@ def index_batch(source_config: dict, refs: list[dict], split: SplitOptions, embe
         except (PartitionError, SourceError) as exc:
             failed[ref.path] = str(exc)
     vectors = get_embedder(embedder).embed([c["text"] for c in chunks]) if chunks else []
-    return {"chunks": chunks, "vectors": vectors, "failed": failed, "vanished": vanished}
+    # Keyword tokens (jieba for Chinese) are made here too, on the worker, not by the single writer.
+    terms = [tokenize(c["text"]) for c in chunks]
+    return {"chunks": chunks, "vectors": vectors, "terms": terms, "failed": failed, "vanished": vanished}
 
 
 @task(name="list-documents", retries=2, retry_delay_seconds=[1, 5])

@@ -14,18 +14,18 @@ from pydantic import BaseModel, Field
 
 from tasks.embed import Embedder, EmbedderConfig, get_embedder
 from tasks.ledger import Ledger, ledger_path
-from tasks.store import ChromaStore, StoreConfig, VectorStore
+from tasks.store import ChromaStore, StoreConfig, StoredChunk, VectorStore
 from tasks.text import tokenize
 
 RRF_K = 60
-Mode = Literal["dense", "keyword", "hybrid"]
+Mode = Literal["dense", "keyword", "hybrid", "all"]
 
 
 class RetrievalOptions(BaseModel, frozen=True):
     """How many passages, ranked how, from which documents."""
 
     top_k: int = Field(5, gt=0, description="Passages retrieved per question.")
-    mode: Mode = Field("hybrid", description="dense, keyword or hybrid (fused).")
+    mode: Mode = Field("hybrid", description="dense, keyword or hybrid (fused); all: every chunk, in document order.")
     source_prefix: str | None = Field(None, description="Only documents whose path starts with this.")
 
 
@@ -138,6 +138,8 @@ def retrieve(
 ) -> list[Passage]:
     """Rank the store's chunks for a question; every passage carries a 0-1 relevance in `score`."""
     mode, top_k = options.mode, options.top_k
+    if mode == "all":
+        return all_passages(store, options.source_prefix)
     n_candidates = max(top_k * 4, 20)
     allowed: set[str] | None = None
     sources: set[str] | None = None
@@ -180,11 +182,44 @@ def retrieve(
     return passages
 
 
+def all_passages(store: VectorStore, source_prefix: str | None = None, page: int = 1000) -> list[Passage]:
+    """Every chunk of the collection (or under source_prefix) in document order: source path, then chunk index."""
+    ids = sorted(store.chunks_under(source_prefix)) if source_prefix else sorted(store.all_ids())
+    rows: dict[str, StoredChunk] = {}
+    for start in range(0, len(ids), page):
+        rows.update(store.get(ids[start : start + page]))
+    ordered = sorted(rows.values(), key=lambda c: (str(c.metadata.get("source", "")), int(c.metadata.get("chunk_index", 0)), c.id))
+    passages = []
+    for rank, chunk in enumerate(ordered, start=1):
+        page_no = chunk.metadata.get("page")
+        passages.append(Passage(
+            chunk_id=chunk.id, source=chunk.metadata.get("source", ""), page=None if page_no in (None, -1) else int(page_no),
+            section=chunk.metadata.get("section", ""), text=chunk.text, score=1.0, rank=rank,
+        ))
+    return passages
+
+
+def select_context(passages: list[dict], min_score: float, keep_ratio: float) -> list[dict]:
+    """The passages worth the model's time: relevant (score >= min_score), and close to the best one.
+
+    A passage whose relevance is below keep_ratio x the best passage's is left out of the prompt: it
+    costs prefill time (most of an answer's time) and rarely holds the answer. Empty means refuse.
+    """
+    relevant = [p for p in passages if p["score"] >= min_score]
+    if not relevant:
+        return []
+    best = max(p["score"] for p in relevant)
+    return [p for p in relevant if p["score"] >= keep_ratio * best]
+
+
 @task(name="retrieve-context")
 def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig, options: RetrievalOptions) -> dict:
-    """Retrieve the top passages for one question (dense, keyword or hybrid)."""
+    """Retrieve the top passages for one question (dense, keyword or hybrid), or every passage (all)."""
     started = time.perf_counter()
     vectors = ChromaStore.open_existing(store)
+    if options.mode == "all":
+        passages = all_passages(vectors, options.source_prefix)
+        return {"passages": [p.to_dict() for p in passages], "retrieval_ms": round((time.perf_counter() - started) * 1000, 1)}
     with Ledger.of_store(store.store_dir, store.collection) as ledger:
         generation = ledger.generation()
     index = load_keyword_index(str(ledger_path(store.store_dir)), store.collection, generation)

@@ -83,9 +83,23 @@ def _client(chroma_dir: str, host: str = "", token: str = ""):
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if host:
-        name, _, port = host.rpartition(":")
+        name, sep, port = host.rpartition(":")
+        if not sep:
+            name, port = host, "8000"
+        if not port.isdigit():
+            raise StoreError(f"KBFLOW_CHROMA_HOST={host!r} is not host:port")
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        return chromadb.HttpClient(host=name or host, port=int(port or 8000), headers=headers, settings=chroma_settings)
+        try:
+            # The client checks the server at once: a refused connection or a proxy's 401 surfaces here.
+            return chromadb.HttpClient(host=name, port=int(port), headers=headers, settings=chroma_settings)
+        except Exception as exc:
+            import httpx
+
+            why = "it does not answer" if isinstance(exc, httpx.TransportError) else f"it refused the client ({type(exc).__name__})"
+            raise StoreError(
+                f"cannot use the Chroma server at {host}: {why}. Check that it runs, KBFLOW_CHROMA_HOST and, "
+                "behind a token-checking proxy, KBFLOW_CHROMA_TOKEN."
+            ) from None
     Path(chroma_dir).mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=chroma_dir, settings=chroma_settings)
 
@@ -286,23 +300,21 @@ def store_lock(store_dir: Path, timeout: float) -> Iterator[None]:
 
 @task(name="write-batch", retries=2, retry_delay_seconds=[1, 5], cache_policy=NONE)
 def write_batch(store: StoreConfig, embedding: dict, refs: list[dict], chunks: list[dict], vectors: list[list[float]],
-                old_ids: list[str]) -> dict:
+                terms: list[list[str]], old_ids: list[str]) -> dict:
     """Write a batch: upsert new chunks, commit the ledger, then delete the replaced chunks (idempotent)."""
     from connectors.base import DocumentRef
     from tasks.ledger import DocumentWrite, Ledger
-    from tasks.text import tokenize
 
     vectors_store = ChromaStore.open_for_writing(store, **embedding)
     objs = [Chunk(**c) for c in chunks]
     vectors_store.upsert(objs, vectors)
-    by_path: dict[str, list[Chunk]] = {}
-    for c in objs:
-        by_path.setdefault(c.source, []).append(c)
+    by_path: dict[str, list[tuple[Chunk, list[str]]]] = {}
+    for c, t in zip(objs, terms):
+        by_path.setdefault(c.source, []).append((c, t))
     writes = []
     for raw in refs:
-        ref = DocumentRef.from_dict(raw)
-        doc_chunks = by_path.get(ref.path, [])
-        writes.append(DocumentWrite(ref, [c.id for c in doc_chunks], [tokenize(c.text) for c in doc_chunks]))
+        doc_chunks = by_path.get(raw["path"], [])
+        writes.append(DocumentWrite(DocumentRef.from_dict(raw), [c.id for c, _ in doc_chunks], [t for _, t in doc_chunks]))
     with Ledger.of_store(store.store_dir, store.collection) as ledger:
         ledger.commit_documents(writes)
     new_ids = {c.id for c in objs}

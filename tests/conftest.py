@@ -62,14 +62,19 @@ def docs_dir(tmp_path) -> Path:
     return target
 
 
-def store_state(store: Path, collection: str = "knowledge") -> dict:
-    """What a user would check in the store: chunks by source, and whether Chroma and the ledger agree."""
+def store_state(store: Path, collection: str = "knowledge", chroma_host: str | None = None) -> dict:
+    """What a user would check in the store (embedded, or a Chroma server): chunks by source, and whether Chroma and the ledger agree."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     from tasks.ledger import Ledger
 
-    client = chromadb.PersistentClient(path=str(Path(store) / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    settings = ChromaSettings(anonymized_telemetry=False)
+    if chroma_host:
+        name, _, port = chroma_host.rpartition(":")
+        client = chromadb.HttpClient(host=name, port=int(port), settings=settings)
+    else:
+        client = chromadb.PersistentClient(path=str(Path(store) / "chroma"), settings=settings)
     coll = client.get_collection(collection, embedding_function=None)
     got = coll.get(include=["metadatas", "documents"])
     by_source: dict[str, list[dict]] = {}
@@ -83,11 +88,12 @@ def store_state(store: Path, collection: str = "knowledge") -> dict:
     return {"by_source": by_source, "ids": set(got["ids"]), "ledger_ids": ledger_ids, "ledger_docs": docs}
 
 
-def assert_store_matches_folder(store: Path, folder: Path, collection: str = "knowledge", expect_missing=()) -> dict:
+def assert_store_matches_folder(store: Path, folder: Path, collection: str = "knowledge", expect_missing=(),
+                                chroma_host: str | None = None) -> dict:
     """Every indexable file has exactly its current version's chunks, nothing else is stored."""
     import hashlib
 
-    state = store_state(store, collection)
+    state = store_state(store, collection, chroma_host)
     assert state["ids"] == state["ledger_ids"], "Chroma and the ledger disagree"
     files = {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()

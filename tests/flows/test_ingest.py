@@ -9,7 +9,7 @@ import pytest
 
 from flows.errors import ConfigError, DocumentsFailed
 from flows.ingest import ingest_flow
-from tasks.embed import SentenceTransformerEmbedder
+from tasks.embed import ExportedEmbedder, SentenceTransformerEmbedder
 from tasks.ledger import Ledger
 from tasks.store import ChromaStore, StoreConfig
 from tests.conftest import assert_store_matches_folder, store_state
@@ -24,13 +24,8 @@ def run(src, store, **kw):
 @pytest.fixture
 def count_embeds(monkeypatch):
     calls = []
-    real = SentenceTransformerEmbedder.embed
-
-    def counting(self, texts):
-        calls.append(len(texts))
-        return real(self, texts)
-
-    monkeypatch.setattr(SentenceTransformerEmbedder, "embed", counting)
+    for cls in (SentenceTransformerEmbedder, ExportedEmbedder):  # torch, or the install-time export
+        monkeypatch.setattr(cls, "embed", lambda self, texts, real=cls.embed: calls.append(len(texts)) or real(self, texts))
     return calls
 
 

@@ -69,7 +69,7 @@ def test_query_flow_answers_through_an_openai_compatible_server(llama_server, do
 
 
 def test_an_unreachable_endpoint_is_an_error_in_the_row_not_a_crash(docs_dir, tmp_path, monkeypatch):
-    from flows.query import QuestionsFailed
+    from flows.errors import QuestionsFailed
 
     store = tmp_path / "store"
     ingest_flow(source_path=str(docs_dir), store_dir=str(store))
@@ -80,3 +80,39 @@ def test_an_unreachable_endpoint_is_an_error_in_the_row_not_a_crash(docs_dir, tm
         query_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
     table = pd.read_csv(tmp_path / "r" / "answers.csv", keep_default_na=False)
     assert "cannot reach" in table.loc[0, "error"]
+
+
+def test_concurrent_answering_keeps_question_order_and_records_a_failing_question(llama_server, docs_dir, tmp_path, monkeypatch):
+    import tasks.generate as generate_mod
+
+    store = tmp_path / "store"
+    ingest_flow(source_path=str(docs_dir), store_dir=str(store))
+    monkeypatch.setenv("KBFLOW_OPENAI_BASE_URL", llama_server)
+    monkeypatch.setenv("KBFLOW_OPENAI_MODEL", "smollm2")
+    monkeypatch.setenv("KBFLOW_MAX_TOKENS", "24")
+    monkeypatch.setenv("KBFLOW_LLM_CONCURRENCY", "3")
+    real_chat, calls = generate_mod.OpenAIBackend.chat, []
+
+    def chat(self, messages, max_tokens, temperature):
+        calls.append(messages[-1]["content"])
+        if "E42" in messages[-1]["content"]:  # the server fails on this question, every time
+            raise generate_mod.GenerationError(f"{self.base_url} answered HTTP 500: boom")
+        return real_chat(self, messages, max_tokens, temperature)
+
+    monkeypatch.setattr(generate_mod.OpenAIBackend, "chat", chat)
+    qs = tmp_path / "q.csv"
+    ids = ["meal", "lens", "hours", "guide", "notes"]
+    pd.DataFrame({"id": ids, "question": [
+        "What is the daily meal allowance?", "What does error code E42 mean?", "When is the office open?",
+        "What does the guide describe?", "What is in the meeting notes?"]}).to_csv(qs, index=False)
+    from flows.errors import QuestionsFailed
+
+    with pytest.raises(QuestionsFailed) as info:
+        query_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
+    assert info.value.summary["errors"] == 1
+    table = pd.read_csv(tmp_path / "r" / "answers.csv", keep_default_na=False)
+    assert list(table["id"]) == ids  # rows stay in question order
+    failed = table.set_index("id").loc["lens"]
+    assert "HTTP 500" in failed["error"] and sum("E42" in c for c in calls) == 3  # tried, then retried twice
+    ok = table[table["id"] != "lens"]
+    assert (ok["error"] == "").all() and (ok["latency_ms"].astype(float) > 0).all()

@@ -55,3 +55,13 @@ def test_keyword_index_ranks_chinese_and_english_and_measures_coverage():
         sum(index.idf_of(t) for t in set(q) if t in {"return", "product"}) / sum(index.idf_of(t) for t in set(q)))
     assert index.coverage(q, "unknown-chunk") == 0.0
     assert KeywordIndex.build([], []).search(q, 5) == []
+
+
+def test_select_context_keeps_relevant_passages_close_to_the_best():
+    from tasks.retrieve import select_context
+
+    ps = [{"chunk_id": c, "score": s} for c, s in [("a", 0.9), ("b", 0.8), ("c", 0.5), ("d", 0.2)]]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.0)] == ["a", "b", "c"]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.85)] == ["a", "b"]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 1.0)] == ["a"]
+    assert select_context(ps, 0.95, 0.0) == []  # nothing relevant: the question is refused

@@ -1,0 +1,67 @@
+"""A no-change refresh of a large folder: how long the flow takes when nothing changed.
+
+    .venv/bin/python benchmarks/nochange.py --files 20000 --name nochange-20k
+
+Builds N small text files, ingests them once, then times a second `kbflow ingest` (the no-change
+refresh): whole process (wall) and inside the flow (duration_s). Both runs use the CLI as a user
+would; PREFECT_API_URL is passed through if set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import save  # noqa: E402
+
+KBFLOW = str(Path(sys.executable).parent / "kbflow")
+
+
+def run(folder: Path, store: Path) -> tuple[float, dict]:
+    started = time.perf_counter()
+    proc = subprocess.run([KBFLOW, "ingest", str(folder), "--store", str(store), "--json"], capture_output=True,
+                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"})
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"kbflow ingest failed: {proc.stderr[-2000:]}")
+    return wall, json.loads(proc.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--name", default="nochange")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kbflow-nochange-"))
+    try:
+        folder = work / "docs"
+        for i in range(args.files):
+            sub = folder / f"d{i // 1000:03d}"
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / f"note_{i:05d}.txt").write_text(f"Note {i}: the widget batch {i % 97} ships from dock {i % 13}.\n")
+        first_wall, first = run(folder, work / "store")
+        second_wall, second = run(folder, work / "store")
+        assert second["unchanged"] == args.files and second["chunks_written"] == 0, second
+        result = {
+            "files": args.files, "command": f"benchmarks/nochange.py --files {args.files}",
+            "first_ingest": {"wall_s": round(first_wall, 1), "in_flow_s": first["duration_s"], "chunks": first["chunks_written"]},
+            "no_change": {"wall_s": round(second_wall, 1), "in_flow_s": second["duration_s"]},
+            "prefect_api_url_set": bool(os.environ.get("PREFECT_API_URL")),
+        }
+        print(json.dumps(result, indent=2))
+        print(f"saved to {save(args.name, result)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The kb-dataset flow on the demo corpus, with a scripted model that writes one answerable pair per chunk."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+import tasks.dataset as dataset_mod
+from flows.dataset import DatasetFailed, dataset_flow
+from flows.errors import ConfigError
+from flows.ingest import ingest_flow
+from tasks.generate import REFUSAL
+from tasks.questions import load_questions
+from tasks.text import contains_answer
+from tests.conftest import DEMO_CORPUS, store_state
+
+pytestmark = pytest.mark.slow
+
+
+class PassageEcho:
+    """A model that asks about the passage it is shown: the answer is copied from it (three words, or four characters)."""
+
+    name, n_ctx = "echo", 4096
+
+    def count_tokens(self, messages):
+        return sum(len(m["content"]) for m in messages) // 3
+
+    def chat(self, messages, max_tokens, temperature):
+        body = messages[1]["content"]
+        text = body.split("\n", 1)[1].rsplit("\n\nJSON", 1)[0]
+        chinese = re.search(r"[\u4e00-\u9fff]{12,}", text)
+        words = text.split()
+        if chinese:
+            run = chinese.group(0)
+            pair = {"question": f"“{run[:8]}”之后是什么？", "answer": run[8:12]}
+        elif len(words) >= 8:
+            pair = {"question": f"What comes after '{' '.join(words[:5])}'?", "answer": " ".join(words[5:8])}
+        else:
+            return "No questions.", 0, 0
+        return json.dumps([pair], ensure_ascii=False), 0, 0
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo-dataset")
+    corpus = shutil.copytree(DEMO_CORPUS, root / "corpus")
+    assert ingest_flow(source_path=str(corpus), store_dir=str(root / "store"))["failed"] == []
+    return root / "store"
+
+
+def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: PassageEcho())
+    out = tmp_path / "ds"
+    summary = dataset_flow(store_dir=str(demo_store), out_dir=str(out), chunks=30, pairs_per_chunk=1, distractors=3,
+                           llm_model="smollm2", seed=7)
+    assert summary["chunks_sampled"] == 30 and summary["failures"] == []
+    assert summary["examples"] == summary["train"] + summary["eval"] >= 20
+    assert summary["without_gold"] == round(summary["examples"] * 0.2)
+    assert summary["eval"] and not set(summary["train_sources"]) & set(summary["eval_sources"])
+
+    texts = {c["id"]: c["text"] for chunks in store_state(demo_store)["by_source"].values() for c in chunks}
+    examples = [json.loads(line) for line in (out / "examples.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for name in ("train.jsonl", "eval.jsonl")
+               for line in (out / name).read_text(encoding="utf-8").splitlines()]
+    assert len(examples) == len(records) == summary["examples"]
+    for example, record in zip(examples, records):
+        system, user, assistant = record["messages"]
+        assert contains_answer(texts[example["chunk_id"]], example["answer"])  # every answer is in its chunk
+        passages = [texts[cid] for cid in example["passages"]]
+        if example["with_gold"]:
+            assert len(passages) == 4 and example["passages"][example["gold_position"] - 1] == example["chunk_id"]
+            assert assistant["content"] == f"{example['answer']} [{example['gold_position']}]"
+            assert f"[{example['gold_position']}] ({example['source']}" in user["content"]
+        else:
+            assert len(passages) == 3 and assistant["content"] in REFUSAL.values()
+            assert not any(contains_answer(p, example["answer"]) for p in passages)  # really unanswerable
+        distractors = [cid for cid in example["passages"] if cid != example["chunk_id"]]
+        assert distractors and all(texts[cid] != texts[example["chunk_id"]] for cid in distractors)
+
+    info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info["kbflow_train"]["file_name"] == "train.jsonl" and info["kbflow_eval"]["tags"]["user_tag"] == "user"
+    questions = load_questions(str(out / "questions.csv"))
+    assert len(questions) == summary["eval"]
+    assert {q.expected_source for q in questions} <= set(summary["eval_sources"])
+
+
+def test_a_model_that_writes_no_usable_pair_fails_the_run_with_the_counts(demo_store, tmp_path, monkeypatch):
+    class Wrong(PassageEcho):
+        def chat(self, messages, max_tokens, temperature):
+            return '[{"question": "What is the capital of Mars?", "answer": "Olympus City"}]', 0, 0
+
+    monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: Wrong())
+    with pytest.raises(DatasetFailed) as failed:
+        dataset_flow(store_dir=str(demo_store), out_dir=str(tmp_path / "ds"), chunks=5, llm_model="smollm2")
+    summary = failed.value.summary
+    assert (summary["examples"], summary["pairs_generated"], summary["dropped_answer_not_in_chunk"]) == (0, 5, 5)
+    assert json.loads((tmp_path / "ds" / "summary.json").read_text(encoding="utf-8"))["examples"] == 0
+
+
+def test_an_empty_source_prefix_is_a_configuration_error(demo_store, tmp_path):
+    with pytest.raises(ConfigError, match="no chunks in collection 'knowledge'.* under 'nowhere/'"):
+        dataset_flow(store_dir=str(demo_store), out_dir=str(tmp_path / "ds"), source_prefix="nowhere/", llm_model="smollm2")
