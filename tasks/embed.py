@@ -37,10 +37,10 @@ def resolve_backend(config: EmbedderConfig) -> str:
         return config.backend
     import importlib.util
 
-    from tasks.fast_embed import export_is_current
+    from tasks.fast_embed import export_is_usable
 
     if config.model in _BUNDLED_NAMES and config.export_dir and (Path(config.export_dir) / "manifest.json").is_file():
-        if export_is_current(resolve_embedding_model(config.model), config.export_dir):
+        if export_is_usable(resolve_embedding_model(config.model), config.export_dir):
             for runtime in ("openvino", "onnxruntime"):
                 if importlib.util.find_spec(runtime) is not None:
                     return runtime

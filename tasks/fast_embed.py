@@ -94,6 +94,18 @@ def export_is_current(model_dir: str | Path, out_dir: str | Path) -> bool:
     return all(manifest.get(k) == v for k, v in key.items())
 
 
+def export_is_usable(model_dir: str | Path, out_dir: str | Path) -> bool:
+    """A cheap check for every run (no torch import, no hashing): a complete export of this model folder
+    in this export format. `make install` runs the full check (export_is_current) and re-exports."""
+    manifest = _read_manifest(Path(out_dir))
+    return (
+        manifest is not None
+        and (Path(out_dir) / MODEL_FILE).is_file()
+        and manifest.get("format") == EXPORT_FORMAT
+        and manifest.get("source_model_dir") == str(Path(model_dir).resolve())
+    )
+
+
 def _pooled_model(model_dir: Path):
     """The transformer with mean pooling over the attention mask and L2 normalization on top."""
     import torch

@@ -211,6 +211,10 @@ def test_deploy_registers_both_deployments_from_prefect_yaml(stack):
     directory = step["prefect.deployments.steps.set_working_directory"]["directory"]
     assert os.path.realpath(directory) == os.path.realpath(REPO)
     assert refresh.description and answer.description
+    with api(stack) as client:
+        dataset = client.read_deployment_by_name("kb-dataset/kb-dataset")
+    assert dataset.entrypoint == "flows/dataset.py:dataset_flow" and dataset.work_pool_name == POOL
+    assert dataset.schedules == [] and dataset.parameters["format"] == "openai"
 
 
 def test_the_refresh_schedule_creates_runs_with_the_default_parameters(stack):
