@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -126,9 +127,14 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
         logger.info("Loading embedding model %s (%s, export in %s)", config.model, runtime, config.export_dir)
         self.model = OnnxEmbedder(config.export_dir, runtime, threads=config.threads or os.cpu_count() or 1)
         self.dimension = self.model.dimension
+        # One inference request: questions answered concurrently take turns (OpenVINO raises "busy").
+        self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        return self.model.encode(texts, batch_size=self.config.batch_size).tolist() if texts else []
+        if not texts:
+            return []
+        with self._lock:
+            return self.model.encode(texts, batch_size=self.config.batch_size).tolist()
 
 
 @lru_cache(maxsize=2)
