@@ -6,7 +6,6 @@ import http.client
 import http.server
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA, KBFLOW, assert_store_matches_folder, free_port, stop_process
-from tests.flows.test_ingest_processes import ledger_docs, make_folder
+from tests.flows.test_ingest_processes import kill_ingest_midway, make_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -85,14 +84,7 @@ def test_a_killed_run_is_repaired_and_questions_find_their_documents(tmp_path, s
         shutil.copy(DATA / "docs" / name, src / name)
     total = len(list(src.iterdir()))
     env = {**cli_env, "KBFLOW_CHROMA_HOST": chroma_server}
-    proc = subprocess.Popen([KBFLOW, "ingest", str(src), "--store", str(store_dir)], env={**env, "KBFLOW_INGEST_BATCH_DOCS": "2"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while ledger_docs(store_dir) < 6 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = ledger_docs(store_dir)
+    done_before = kill_ingest_midway(src, store_dir, env)
     assert 0 < done_before < total, "the run was not killed in the middle"
 
     (src / "doc000.txt").write_text("Edited after the crash: the answer is forty-two.")

@@ -68,17 +68,21 @@ def test_cli_usage_errors_exit_2_with_what_to_fix(tmp_path, store_dir, cli_env):
     assert "collection" in proc.stderr
 
 
-def test_a_run_killed_with_sigkill_is_repaired_by_the_next(tmp_path, store_dir, cli_env):
-    src = make_folder(tmp_path / "many", 40)
-    env = {**cli_env, "KBFLOW_INGEST_BATCH_DOCS": "2"}
-    proc = subprocess.Popen([KBFLOW, "ingest", str(src), "--store", str(store_dir)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_ingest_midway(src, store_dir, env: dict) -> int:
+    """Start `kbflow ingest` in batches of 2, SIGKILL it once 6 documents are in the ledger; the documents done then."""
+    proc = subprocess.Popen([KBFLOW, "ingest", str(src), "--store", str(store_dir)],
+                            env={**env, "KBFLOW_INGEST_BATCH_DOCS": "2"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while ledger_docs(store_dir) < 6 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = ledger_docs(store_dir)
+    return ledger_docs(store_dir)
+
+
+def test_a_run_killed_with_sigkill_is_repaired_by_the_next(tmp_path, store_dir, cli_env):
+    src = make_folder(tmp_path / "many", 40)
+    done_before = kill_ingest_midway(src, store_dir, cli_env)
     assert 0 < done_before < 40, "the run was not killed in the middle"
 
     # Meanwhile the folder changes: one indexed file edited, one deleted.
