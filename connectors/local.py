@@ -60,13 +60,17 @@ class LocalSource:
         return real == self.root or self.root in real.parents
 
     def _walk(self):
-        """Yield (relative path, real path) of candidate files, following only links that stay inside."""
+        """Yield (relative path, stat) of candidate files, following only links that stay inside.
+
+        Plain entries are judged by their directory entry and one stat each (os.scandir): a no-change
+        refresh of 20,000 files is mostly this loop.
+        """
         seen_dirs: set[tuple[int, int]] = set()
-        stack = [(self.root, "")]
+        stack = [(str(self.root), "")]
         while stack:
             folder, prefix = stack.pop()
             try:
-                st = folder.stat()
+                st = os.stat(folder)
             except OSError as exc:
                 logger.warning("Skipping folder %s: %s", prefix or ".", exc.strerror or exc)
                 continue
@@ -74,7 +78,8 @@ class LocalSource:
                 continue  # a symlink loop, or a second link to a folder already walked
             seen_dirs.add((st.st_dev, st.st_ino))
             try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
                 logger.warning("Skipping folder %s: %s", prefix or ".", exc.strerror or exc)
                 continue
@@ -82,46 +87,49 @@ class LocalSource:
                 rel = f"{prefix}{entry.name}"
                 if entry.name.startswith(".") or _matches(rel, self._exclude):
                     continue
-                path = Path(entry.path)
-                if entry.is_symlink():
-                    try:
-                        real = path.resolve(strict=True)
-                    except (OSError, RuntimeError):
-                        logger.warning("Skipping %s: broken or looping symlink", rel)
-                        continue
-                    if not self._inside(real):
-                        logger.warning("Skipping %s: symlink points outside the source folder", rel)
-                        continue
-                else:
-                    real = path
+                real = entry.path
                 try:
-                    is_dir = real.is_dir()
-                except OSError:
+                    if entry.is_symlink():
+                        try:
+                            resolved = Path(entry.path).resolve(strict=True)
+                        except (OSError, RuntimeError):
+                            logger.warning("Skipping %s: broken or looping symlink", rel)
+                            continue
+                        if not self._inside(resolved):
+                            logger.warning("Skipping %s: symlink points outside the source folder", rel)
+                            continue
+                        real = str(resolved)
+                    st = entry.stat()  # follows a link; no extra system call for a plain file seen before
+                except FileNotFoundError:
+                    continue  # gone since the folder was read: it is simply not there any more
+                except OSError as exc:
+                    if _matches(rel, self.config.include):
+                        yield rel, real, exc
                     continue
-                if is_dir:
+                if stat.S_ISDIR(st.st_mode):
                     stack.append((real, rel + "/"))
-                elif real.is_file() and _matches(rel, self.config.include):
-                    yield rel, real
+                elif stat.S_ISREG(st.st_mode) and _matches(rel, self.config.include):
+                    yield rel, real, st
 
     def list(self, known: Mapping[str, DocumentRef] | None = None) -> Listing:
         """List every document with its hash, reusing a known hash when size and mtime are unchanged."""
         known = known or {}
         listing = Listing()
-        for rel, real in self._walk():
-            try:
-                st = real.stat()
-                old = known.get(rel)
-                if old is not None and old.size == st.st_size and old.mtime == st.st_mtime and old.sha256:
-                    digest = old.sha256
-                else:
-                    digest = sha256_file(real)
-            except FileNotFoundError:
-                continue  # gone since the folder was read: it is simply not there any more
-            except OSError as exc:
-                listing.errors[rel] = f"cannot read file: {exc.strerror or exc}"
+        for rel, real, st in self._walk():
+            if isinstance(st, OSError):
+                listing.errors[rel] = f"cannot read file: {st.strerror or st}"
                 continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
+            old = known.get(rel)
+            if old is not None and old.size == st.st_size and old.mtime == st.st_mtime and old.sha256:
+                digest = old.sha256
+            else:
+                try:
+                    digest = sha256_file(Path(real))
+                except FileNotFoundError:
+                    continue  # gone since the folder was read
+                except OSError as exc:
+                    listing.errors[rel] = f"cannot read file: {exc.strerror or exc}"
+                    continue
             listing.refs.append(DocumentRef(self.source_id, rel, st.st_size, st.st_mtime, digest))
         return listing
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from connectors.base import DocumentRef, Listing, Source, SourceError, source_config_from_spec, source_from_config
 from flows import progress
@@ -18,7 +20,7 @@ from flows.errors import ConfigError, DocumentsFailed
 from flows.settings import Settings, load_settings
 from tasks.embed import get_embedder, resolve_backend
 from tasks.index import index_batch, list_documents
-from tasks.ledger import Ledger
+from tasks.ledger import Ledger, LedgerEntry
 from tasks.plan import ChangePlan, plan_changes
 from tasks.store import ChromaStore, EmbeddingMismatchError, StoreConfig, reconcile, store_lock, write_batch
 from tasks.summary import IngestSummary
@@ -105,7 +107,7 @@ def batch_results(cfg: Settings, source: Source, batches: list[list[dict]]) -> I
                 yield {"chunks": [], "vectors": [], "terms": [], "failed": {r["path"]: reason for r in batch}, "vanished": []}
 
 
-def index_documents(plan: ChangePlan, source: Source, cfg: Settings, embedding: dict, known: dict) -> dict:
+def index_documents(plan: ChangePlan, source: Source, cfg: Settings, embedding: dict, entries: dict[str, LedgerEntry]) -> dict:
     """Index the plan's documents batch by batch: prepare and embed, then write in order (the flow is the one writer)."""
     store, todo = cfg.store_config(), [r.to_dict() for r in plan.to_index]
     done = {"written": 0, "deleted": 0, "failed": {}, "vanished": []}
@@ -120,8 +122,9 @@ def index_documents(plan: ChangePlan, source: Source, cfg: Settings, embedding: 
         done["failed"].update(got["failed"])
         done["vanished"] += got["vanished"]
         ok = [r for r in batch if r["path"] not in got["failed"] and r["path"] not in got["vanished"]]
-        old = [i for r in ok for i in known.get(r["path"], [])]
-        wrote = write_batch(store, embedding, ok, got["chunks"], got["vectors"], got["terms"], old)
+        old = [i for r in ok for i in chunk_ids(entries, r["path"])]
+        # quote(): Prefect would otherwise visit every float of every vector looking for futures.
+        wrote = write_batch(store, embedding, quote(ok), quote(got["chunks"]), quote(got["vectors"]), quote(got["terms"]), quote(old))
         done["written"] += wrote["written"]
         done["deleted"] += wrote["deleted"]
         progress.advance(len(batch), len(got["chunks"]))
@@ -131,12 +134,18 @@ def index_documents(plan: ChangePlan, source: Source, cfg: Settings, embedding: 
     return done
 
 
-def forget(store: ChromaStore, ledger: Ledger, source_id: str, paths: list[str], known: dict[str, list[str]]) -> int:
+def chunk_ids(entries: dict[str, LedgerEntry], path: str) -> list[str]:
+    """The chunk ids the ledger holds for a path (none for a new one); parsed only for the paths that need it."""
+    entry = entries.get(path)
+    return entry.chunk_ids if entry is not None else []
+
+
+def forget(store: ChromaStore, ledger: Ledger, source_id: str, paths: list[str], entries: dict[str, LedgerEntry]) -> int:
     """Remove documents from the ledger, then their chunks from the store; the number of chunks removed."""
     if not paths:
         return 0
     ledger.forget_documents(source_id, paths)
-    return store.delete([i for p in paths for i in known.get(p, [])])
+    return store.delete([i for p in paths for i in chunk_ids(entries, p)])
 
 
 def publish(summary: IngestSummary) -> None:
@@ -176,16 +185,17 @@ def ingest_flow(
         orphans, broken = reconcile(store, ledger)
         entries = ledger.documents(src.source_id)
         known = {p: e.ref for p, e in entries.items()}
-        known_ids = {p: e.chunk_ids for p, e in entries.items()}
-        listed = list_documents(src.to_config(), {p: r.to_dict() for p, r in known.items()})
+        # quote(): the known refs (one per indexed file) are data, not something for Prefect to walk.
+        listed = list_documents(src.to_config(), quote({p: r.to_dict() for p, r in known.items()}))
         listing = Listing([DocumentRef.from_dict(r) for r in listed["refs"]], listed["errors"])
         plan = plan_changes(listing, known, {p for s, p in broken if s == src.source_id})
         log_plan(plan, orphans, src)
-        chunks_deleted = forget(store, ledger, src.source_id, plan.deleted, known_ids)
-        done = index_documents(plan, src, cfg, embedding, known_ids)
-        # A document deleted while the run read it: not a failure, and its old chunks go.
-        plan = plan.vanish(done["vanished"])
-        chunks_deleted += forget(store, ledger, src.source_id, [p for p in plan.vanished if p in known], known_ids)
+        with ledger.writing() if plan.deleted or plan.to_index else nullcontext():
+            chunks_deleted = forget(store, ledger, src.source_id, plan.deleted, entries)
+            done = index_documents(plan, src, cfg, embedding, entries)
+            # A document deleted while the run read it: not a failure, and its old chunks go.
+            plan = plan.vanish(done["vanished"])
+            chunks_deleted += forget(store, ledger, src.source_id, [p for p in plan.vanished if p in known], entries)
         failed = {**plan.unreadable, **done["failed"]}
         ledger.record_failures(src.source_id, failed)
         ledger.clear_failures(src.source_id, keep=failed)

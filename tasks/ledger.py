@@ -45,10 +45,19 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
-@dataclass
 class LedgerEntry:
-    ref: DocumentRef
-    chunk_ids: list[str]
+    """One indexed document: its ref, and its chunk ids (parsed only when asked for: a no-change refresh never needs them)."""
+
+    __slots__ = ("ref", "_ids", "_raw")
+
+    def __init__(self, ref: DocumentRef, chunk_ids: list[str] | None = None, raw_ids: str = "[]"):
+        self.ref, self._ids, self._raw = ref, chunk_ids, raw_ids
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        if self._ids is None:
+            self._ids = json.loads(self._raw)
+        return self._ids
 
 
 @dataclass
@@ -112,7 +121,7 @@ class Ledger:
         out: dict[str, LedgerEntry] = {}
         for sid, path, size, mtime, sha, ids in self._db.execute(query, args):
             key = path if source_id is not None else f"{sid}|{path}"
-            out[key] = LedgerEntry(DocumentRef(sid, path, size, mtime, sha), json.loads(ids))
+            out[key] = LedgerEntry(DocumentRef(sid, path, size, mtime, sha), raw_ids=ids)
         return out
 
     def all_chunk_ids(self) -> set[str]:
@@ -138,6 +147,17 @@ class Ledger:
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE collection=? AND key=?", (self.collection, key)).fetchone()
         return row[0] if row else default
+
+    def interrupted(self) -> bool:
+        """Whether a run began writing and never finished (killed, or stopped by an error): reconcile in full."""
+        return self.get_meta("writing", "0") != "0"
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Mark the collection as being written; the mark stays if the block does not finish."""
+        self.set_meta("writing", "1")
+        yield
+        self.set_meta("writing", "0")
 
     def generation(self) -> int:
         """A number that changes whenever the indexed chunks change (keys keyword-index caches)."""

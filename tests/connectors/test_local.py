@@ -1,8 +1,9 @@
+import fnmatch
 
 import pytest
 
 import connectors.local as local
-from connectors.base import SourceError, source_from_config
+from connectors.base import DEFAULT_EXCLUDE, SourceError, matches_glob, source_from_config
 from connectors.local import LocalSource, LocalSourceConfig
 
 
@@ -86,3 +87,14 @@ def test_missing_folder_and_config_round_trip(tmp_path):
     source = _source(tmp_path, include=["*.md"])
     again = source_from_config(source.to_config())
     assert again.source_id == source.source_id and again.config.include == ["*.md"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("patterns", [DEFAULT_EXCLUDE, ["*"], ["*.md"], ["docs/*", "*.pdf"], ["a[[]b].txt", "x?y"], [], ["README*"], ["*a*"]])
+def test_glob_matching_agrees_with_fnmatch(patterns):
+    """The compiled pattern sets (suffix, prefix and regex tests) answer exactly as fnmatch does, on the path or its name."""
+    names = ["a/b.txt", "~$x.docx", "x.swp", "a/.#f", "#a#", "n.lock", "a/b~", "x.TMP", "x.tmp", "dir/sub", "a[b].txt",
+             "xzy", "docs/a.pdf", "README.md", "q/README", "abc", "bcd", "docs/x/y", "notes.md.bak"]
+    for rel in names:
+        expected = any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], p) for p in patterns)
+        assert matches_glob(rel, patterns) == expected, (rel, patterns)
