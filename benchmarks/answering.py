@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--cmrc", type=Path, default=CMRC)
     ap.add_argument("--name", default="answering")
     ap.add_argument("--in-file-order", action="store_true", help="answer in file order (neighbours share passages)")
+    ap.add_argument("--rows", type=Path, help="also write every question's row (answer, expected, F1) to this JSONL file")
     ap.add_argument("--keep-ratio", type=float, default=0.0, help="KBFLOW_CONTEXT_KEEP_RATIO for this run")
     args = ap.parse_args()
 
@@ -91,6 +92,11 @@ def main() -> None:
             "examples": [{k: r[k] for k in ("answer", "expected", "correct")} for r in rows[:5]],
         }
         result["styles"][style] = summary
+        if args.rows:
+            import json
+
+            with open(args.rows.with_name(f"{args.rows.stem}-{style}{args.rows.suffix}"), "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps({"question": q["question"], **r}, ensure_ascii=False) + "\n" for q, r in zip(questions, rows))
         print(style, {k: v for k, v in summary.items() if k != "examples"}, flush=True)
     print(f"saved to {save(args.name, result)}")
 
