@@ -102,6 +102,7 @@ def dataset_markdown(summary: dict) -> str:
             ("pairs written by the model", summary["pairs_generated"]),
             ("dropped: answer not in chunk", summary["dropped_answer_not_in_chunk"]),
             ("dropped: answer too long", summary["dropped_answer_too_long"]),
+            ("dropped: answer given in the question", summary["dropped_answer_in_question"]),
             ("dropped: question not standalone", summary["dropped_question_not_standalone"]),
             ("dropped: near-duplicate question", summary["dropped_duplicate_question"]),
             ("failed chunks", len(summary["failures"])), ("format", summary["format"]), ("model", summary["model"])]
@@ -151,6 +152,7 @@ def dataset_flow(
         "pairs_generated": counts["pairs_generated"], "replies_without_pairs": counts["replies_without_pairs"],
         "dropped_answer_not_in_chunk": counts["dropped_answer_not_in_chunk"],
         "dropped_answer_too_long": counts["dropped_answer_too_long"],
+        "dropped_answer_in_question": counts["dropped_answer_in_question"],
         "dropped_question_not_standalone": counts["dropped_question_not_standalone"],
         "dropped_duplicate_question": counts["dropped_duplicate_question"],
         "failures": failures, "model": model_name(llm),
@@ -183,7 +185,8 @@ def cmd_dataset(args) -> int:
           f"{summary['without_gold']} without the gold chunk) in {summary['format']} format to {summary['out_dir']}")
     print(f"  {summary['chunks_sampled']} chunks sampled, {summary['pairs_generated']} pairs written by the model; dropped: "
           f"{summary['dropped_answer_not_in_chunk']} answer not in its chunk, {summary['dropped_answer_too_long']} answer "
-          f"too long, {summary['dropped_question_not_standalone']} question not standalone, "
+          f"too long, {summary['dropped_answer_in_question']} answer given in the question, "
+          f"{summary['dropped_question_not_standalone']} question not standalone, "
           f"{summary['dropped_duplicate_question']} near-duplicate question")
     print(f"  evaluate a fine-tuned model on the held-out documents: kbflow ask {Path(summary['out_dir']) / 'questions.csv'}")
     for failure in summary["failures"]:

@@ -175,15 +175,20 @@ _NOT_STANDALONE = re.compile(r"\b(?:the|this|above|given) (?:passage|text|paragr
 
 def filter_pairs(pairs: list[dict], chunk_text: str, seen: list[frozenset[str]], threshold: float = 0.7,
                  max_answer_tokens: int = 24) -> tuple[list[dict], dict[str, int]]:
-    """Keep short answers found in the chunk (after normalization) to standalone, new questions; `seen` grows with them."""
+    """Keep short answers found in the chunk (after normalization) to standalone, new questions that do not
+    contain their own answer (a sentence of the chunk copied as the "question" teaches nothing); `seen` grows with them."""
     kept: list[dict] = []
-    dropped = {"answer_not_in_chunk": 0, "answer_too_long": 0, "question_not_standalone": 0, "duplicate_question": 0}
+    dropped = {"answer_not_in_chunk": 0, "answer_too_long": 0, "answer_in_question": 0, "question_not_standalone": 0,
+               "duplicate_question": 0}
     for pair in pairs:
         if not contains_answer(chunk_text, pair["answer"]):
             dropped["answer_not_in_chunk"] += 1
             continue
         if len(answer_tokens(pair["answer"])) > max_answer_tokens:
             dropped["answer_too_long"] += 1
+            continue
+        if contains_answer(pair["question"], pair["answer"]):
+            dropped["answer_in_question"] += 1
             continue
         if _NOT_STANDALONE.search(pair["question"]):
             dropped["question_not_standalone"] += 1

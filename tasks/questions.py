@@ -167,7 +167,9 @@ def _jsonl_records(name: str, text: str) -> list[Record]:
             col = str(key).strip().lower()
             if col not in COLUMNS:
                 continue
-            if isinstance(value, (dict, list)):
+            if col == "expected_answer" and isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+                value = json.dumps([str(v) for v in value], ensure_ascii=False)  # several acceptable answers
+            elif isinstance(value, (dict, list)):
                 raise QuestionFileError(f"{name} {where}: {key!r} must be text, not a JSON {type(value).__name__}")
             fields[col] = _cell(value)
         if "question" not in fields:

@@ -61,10 +61,12 @@ def test_pairs_whose_answer_is_not_in_the_chunk_or_whose_question_repeats_are_dr
         {"question": "When are refunds paid?", "answer": "within 21 days of the return"},  # another question: kept
         {"question": "What does the passage say about refunds?", "answer": "paid within 21 days"},  # not standalone
         {"question": "What is the refund rule?", "answer": REFUNDS["text"]},        # the whole chunk: no short answer
+        {"question": "Store credit never expires?", "answer": "store credit never expires"},  # gives its answer away
     ]
     kept, dropped = filter_pairs(pairs, REFUNDS["text"], seen, max_answer_tokens=10)
     assert [p["question"] for p in kept] == ["How long do refunds take?", "Does store credit expire?", "When are refunds paid?"]
-    assert dropped == {"answer_not_in_chunk": 1, "answer_too_long": 1, "question_not_standalone": 1, "duplicate_question": 1}
+    assert dropped == {"answer_not_in_chunk": 1, "answer_too_long": 1, "answer_in_question": 1, "question_not_standalone": 1,
+                       "duplicate_question": 1}
     zh, dropped = filter_pairs([{"question": "段落中提到的退款期限是多少？", "answer": "21 days"}], REFUNDS["text"], [])
     assert zh == [] and dropped["question_not_standalone"] == 1
     # Duplicates are found across chunks too: `seen` carries the questions already kept.

@@ -194,3 +194,15 @@ def test_broken_xlsx(tmp_path):
 def test_csv_row_with_extra_cells(tmp_path):
     path = write(tmp_path / "q.csv", "id,question\n1,Hello, world?\n")
     assert "row 2: 3 cells but the header has 2 columns" in error_of(path)
+
+
+def test_jsonl_expected_answer_may_list_several_answers(tmp_path):
+    from tasks.report import answer_correct, expected_answers
+
+    path = write(tmp_path / "q.jsonl", json.dumps({"question": "几个校区？", "expected_answer": ["两个", "2个"]}, ensure_ascii=False)
+                 + "\n" + json.dumps({"question": "Where?", "expected_answer": {"city": "Berlin"}}) + "\n")
+    with pytest.raises(QuestionFileError, match=r"line 2: 'expected_answer' must be text, not a JSON dict"):
+        load_questions(path)
+    path.write_text(path.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    answers = expected_answers(load_questions(path)[0].expected_answer)
+    assert answers == ["两个", "2个"] and answer_correct("学校有2个校区", answers) and not answer_correct("三个", answers)
