@@ -37,6 +37,7 @@ def cmd_ingest(args) -> int:
     from flows.ingest import ingest_flow
     from tasks.summary import IngestSummary
 
+    import chromadb  # noqa: F401 - the store's client library, imported like the rest before the collector settles
     settle_garbage_collector()
     try:
         spec = source_config_from_spec(args.path, [], [])

@@ -16,10 +16,6 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
-# Imported with the module, not on first use: the import (0.6 s) is start-up, not a refresh's work.
-import chromadb
-from chromadb.config import Settings as ChromaSettings
-
 from tasks.split import Chunk
 
 if TYPE_CHECKING:
@@ -82,6 +78,9 @@ class VectorStore(Protocol):
 @lru_cache(maxsize=4)
 def _client(chroma_dir: str, host: str = "", token: str = ""):
     """One Chroma client per store per process: embedded (PersistentClient) or a Chroma server (host:port)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if host:
         name, sep, port = host.rpartition(":")
