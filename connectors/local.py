@@ -60,7 +60,8 @@ class LocalSource:
         return real == self.root or self.root in real.parents
 
     def _walk(self):
-        """Yield (relative path, stat) of candidate files, following only links that stay inside.
+        """Yield (relative path, real path, stat result or the OSError that stopped the stat) of candidate
+        files, following only links that stay inside.
 
         Plain entries are judged by their directory entry and one stat each (os.scandir): a no-change
         refresh of 20,000 files is mostly this loop.
