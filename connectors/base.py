@@ -103,16 +103,27 @@ class _GlobSet:
     string tests; the rest is one regex of fnmatch's own translation (case-sensitive)."""
 
     def __init__(self, patterns: tuple[str, ...]):
-        plain = lambda s: not any(c in s for c in "*?[")  # noqa: E731
-        self.everything = "*" in patterns
-        self.suffixes = tuple(p[1:] for p in patterns if p.startswith("*") and plain(p[1:]))
-        self.prefixes = tuple(p[:-1] for p in patterns if p.endswith("*") and plain(p[:-1]) and p != "*")
-        rest = [p for p in patterns if p != "*" and p[1:] not in self.suffixes and p[:-1] not in self.prefixes]
+        self.everything = False
+        suffixes, prefixes, rest = [], [], []
+        for p in patterns:
+            if p == "*":
+                self.everything = True
+            elif p.startswith("*") and not _has_wildcard(p[1:]):
+                suffixes.append(p[1:])
+            elif p.endswith("*") and not _has_wildcard(p[:-1]):
+                prefixes.append(p[:-1])
+            else:
+                rest.append(p)
+        self.suffixes, self.prefixes = tuple(suffixes), tuple(prefixes)
         self.regex = re.compile("|".join(fnmatch.translate(p) for p in rest)) if rest else None
 
     def match(self, text: str) -> bool:
         return (self.everything or text.endswith(self.suffixes) or text.startswith(self.prefixes)
                 or (self.regex is not None and self.regex.match(text) is not None))
+
+
+def _has_wildcard(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
 
 @lru_cache(maxsize=64)

@@ -35,12 +35,13 @@ SYSTEM = {
         "You answer questions about a company's documents from the numbered context passages. "
         "Reply with the answer only: the shortest span copied word for word from a passage that fully answers "
         "the question. Keep a number's unit and qualifiers (about, over, per year); when the question asks which "
-        "ones, list them all; when it asks why, how or what something is, copy the clause that says it. No explanation. If no passage contains the "
-        f"answer, reply exactly: {REFUSAL['en']}"
+        "ones, list them all; when it asks why, how or what something is, copy the clause that says it. "
+        f"No explanation. If no passage contains the answer, reply exactly: {REFUSAL['en']}"
     ),
     ("short", "zh"): (
         "你根据公司文档的编号段落回答问题。只回答答案本身：从段落中原样摘抄、能完整回答问题的最短片段。"
-        "数字要带上单位和修饰词（如“约”“超过”“个”“名”）；问“哪些”“哪几个”时列出全部；问原因、方式或“是什么”时，摘抄说明它的那个分句。"
+        "数字要带上单位和修饰词（如“约”“超过”“个”“名”）；问“哪些”“哪几个”时列出全部；"
+        "问原因、方式或“是什么”时，摘抄说明它的那个分句。"
         f"不要解释。如果所有段落都没有答案，只回答：{REFUSAL['zh']}"
     ),
 }

@@ -50,8 +50,8 @@ class LedgerEntry:
 
     __slots__ = ("ref", "_ids", "_raw")
 
-    def __init__(self, ref: DocumentRef, chunk_ids: list[str] | None = None, raw_ids: str = "[]"):
-        self.ref, self._ids, self._raw = ref, chunk_ids, raw_ids
+    def __init__(self, ref: DocumentRef, raw_ids: str):
+        self.ref, self._ids, self._raw = ref, None, raw_ids
 
     @property
     def chunk_ids(self) -> list[str]:
@@ -121,7 +121,7 @@ class Ledger:
         out: dict[str, LedgerEntry] = {}
         for sid, path, size, mtime, sha, ids in self._db.execute(query, args):
             key = path if source_id is not None else f"{sid}|{path}"
-            out[key] = LedgerEntry(DocumentRef(sid, path, size, mtime, sha), raw_ids=ids)
+            out[key] = LedgerEntry(DocumentRef(sid, path, size, mtime, sha), ids)
         return out
 
     def all_chunk_ids(self) -> set[str]:
@@ -157,6 +157,10 @@ class Ledger:
         """Mark the collection as being written; the mark stays if the block does not finish."""
         self.set_meta("writing", "1")
         yield
+        self.mark_consistent()
+
+    def mark_consistent(self) -> None:
+        """The store and the ledger agree (a run finished writing, or reconcile compared them in full)."""
         self.set_meta("writing", "0")
 
     def generation(self) -> int:

@@ -267,7 +267,7 @@ def reconcile(store: VectorStore, ledger: "Ledger") -> tuple[int, set[tuple[str,
                 broken.add((entry.ref.source_id, entry.ref.path))
         for source_id in {s for s, _ in broken}:
             ledger.forget_documents(source_id, [p for s, p in broken if s == source_id])
-    ledger.set_meta("writing", "0")  # the two agree again
+    ledger.mark_consistent()
     return len(orphans), broken
 
 
