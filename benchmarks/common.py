@@ -21,8 +21,14 @@ def load_cmrc(path: Path = CMRC) -> tuple[dict[str, str], list[dict]]:
         para = item["paragraphs"][0]
         paragraphs[item["id"]] = para["context"]
         for qa in para["qas"]:
-            questions.append({"id": qa["id"], "question": qa["question"], "source": f"{item['id']}.txt",
-                              "answers": [a["text"] for a in qa["answers"]]})
+            questions.append(
+                {
+                    "id": qa["id"],
+                    "question": qa["question"],
+                    "source": f"{item['id']}.txt",
+                    "answers": [a["text"] for a in qa["answers"]],
+                }
+            )
     return paragraphs, questions
 
 

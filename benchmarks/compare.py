@@ -28,15 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, save, write_mixed_folder  # noqa: E402
+from benchmarks.common import REPO, save, write_mixed_folder
+from flows.settings import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 VENV_PY = REPO / ".venv" / "bin" / "python"
 KBFLOW = REPO / ".venv" / "bin" / "kbflow"
 NAIVE = REPO / "benchmarks" / "naive.py"
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
-    "SCARF_NO_ANALYTICS": "true", "ANONYMIZED_TELEMETRY": "False",
-}
 TEXT_LIKE = (".txt", ".md", ".markdown", ".rst")
 EDIT_SENTENCE = "\n\nThis sentence was appended by benchmarks/compare.py to test change detection.\n"
 SAMPLE_EVERY_S = 0.05
@@ -75,7 +72,8 @@ def _cmdline(pid: int) -> list[str]:
 
 
 class TreeSampler(threading.Thread):
-    """Samples a process tree: each descendant's command, first/last sighting and peak RSS; a Prefect server's readiness."""
+    """Samples a process tree: each descendant's command, first/last sighting and peak RSS; a Prefect server's
+    readiness."""
 
     def __init__(self, root: int, started: float):
         super().__init__(daemon=True)
@@ -100,8 +98,14 @@ class TreeSampler(threading.Thread):
                 p = self.procs.get(pid)
                 if p is None:
                     cmd = _cmdline(pid)
-                    p = self.procs[pid] = {"pid": pid, "cmdline": " ".join(cmd)[:400], "first_seen_s": round(now, 2),
-                                           "peak_rss_mb": 0, "port": _port(cmd), "ready_s": None}
+                    p = self.procs[pid] = {
+                        "pid": pid,
+                        "cmdline": " ".join(cmd)[:400],
+                        "first_seen_s": round(now, 2),
+                        "peak_rss_mb": 0,
+                        "port": _port(cmd),
+                        "ready_s": None,
+                    }
                 p["last_seen_s"] = round(now, 2)
                 p["peak_rss_mb"] = max(p["peak_rss_mb"], round(st.get("VmHWM", 0) / 1024))
                 total += st.get("VmRSS", 0)
@@ -124,12 +128,13 @@ def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=0.3) as r:
             return r.status == 200
-    except Exception:
+    except Exception:  # noqa: BLE001 - not up yet, whatever the reason
         return False
 
 
 def run_measured(cmd: list[str], env: dict, cwd: Path, logs: Path, label: str) -> dict:
-    """Run cmd to exit: wall time from spawn to exit, the main process's peak RSS (os.wait4), the sampled tree, stdout."""
+    """Run cmd to exit: wall time from spawn to exit, the main process's peak RSS (os.wait4), the sampled tree,
+    stdout."""
     out_path, err_path = logs / f"{label}.stdout", logs / f"{label}.stderr"
     load_before = os.getloadavg()[0]
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -148,16 +153,21 @@ def run_measured(cmd: list[str], env: dict, cwd: Path, logs: Path, label: str) -
     stdout = out_path.read_text(encoding="utf-8", errors="replace")
     stderr = err_path.read_text(encoding="utf-8", errors="replace")
     return {
-        "cmd": cmd, "returncode": proc.returncode, "wall_s": round(wall, 2),
+        "cmd": cmd,
+        "returncode": proc.returncode,
+        "wall_s": round(wall, 2),
         # Linux's wait4 gives max(child, its reaped descendants): the child's own unless a reaped child grew larger.
         "peak_rss_mb_wait4": round(usage.ru_maxrss / 1024),
         "peak_rss_mb_sampled_main": round(sampler.main_hwm_kb / 1024),
         "peak_rss_mb_sampled_tree_sum": round(sampler.tree_peak_kb / 1024),
         # CPU of the child and its reaped descendants (the temporary Prefect server included).
-        "user_cpu_s": round(usage.ru_utime, 2), "sys_cpu_s": round(usage.ru_stime, 2),
-        "loadavg_1min_before": round(load_before, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2),
+        "user_cpu_s": round(usage.ru_utime, 2),
+        "sys_cpu_s": round(usage.ru_stime, 2),
+        "loadavg_1min_before": round(load_before, 2),
+        "loadavg_1min_after": round(os.getloadavg()[0], 2),
         "descendants": sorted(sampler.procs.values(), key=lambda p: p["first_seen_s"]),
-        "stdout": stdout, "stderr_tail": stderr[-2000:],
+        "stdout": stdout,
+        "stderr_tail": stderr[-2000:],
     }
 
 
@@ -183,7 +193,9 @@ def run_naive(folder: Path, store: Path, env: dict, work: Path, label: str) -> d
 
 
 def run_kbflow(folder: Path, store: Path, env: dict, work: Path, label: str) -> dict:
-    r = run_measured([str(KBFLOW), "ingest", str(folder), "--store", str(store), "--json"], env, work, work / "logs", label)
+    r = run_measured(
+        [str(KBFLOW), "ingest", str(folder), "--store", str(store), "--json"], env, work, work / "logs", label
+    )
     _check(r, label, ok=(0, 1))  # 1: some documents failed, which the summary lists
     r["result"] = _last_json(r.pop("stdout"))
     servers = [p for p in r["descendants"] if p["port"]]
@@ -193,8 +205,9 @@ def run_kbflow(folder: Path, store: Path, env: dict, work: Path, label: str) -> 
         srv["startup_share_of_wall"] = round(srv["startup_s"] / r["wall_s"], 3)
     # What the flow did not account for: imports, the temporary server's start and stop, process exit.
     r["outside_flow_s"] = round(r["wall_s"] - r["result"]["duration_s"], 2)
-    status = subprocess.run([str(KBFLOW), "status", "--store", str(store), "--json"], env=env, cwd=work,
-                            capture_output=True, text=True)
+    status = subprocess.run(
+        [str(KBFLOW), "status", "--store", str(store), "--json"], env=env, cwd=work, capture_output=True, text=True
+    )
     r["collection_count_after"] = json.loads(status.stdout)["chunks"] if status.returncode == 0 else None
     return r
 
@@ -218,20 +231,33 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), 0)
-    return {"cpu_count": os.cpu_count(), "cpu_model": model, "mem_gib": round(mem_kb / 2**20, 1),
-            "platform": platform.platform()}
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gib": round(mem_kb / 2**20, 1),
+        "platform": platform.platform(),
+    }
 
 
 def versions(env: dict) -> dict:
     """Versions in the interpreter the runs use (the venv), not necessarily this one."""
-    code = ("import json, sys, importlib.metadata as m\n"
-            "v = {'python': sys.version.split()[0]}\n"
-            "for d in ['torch', 'sentence-transformers', 'chromadb', 'unstructured', 'langchain-text-splitters', 'prefect', 'kbflow']:\n"
-            "    try: v[d] = m.version(d)\n"
-            "    except m.PackageNotFoundError: v[d] = None\n"
-            "print(json.dumps(v))")
+    code = (
+        "import json, sys, importlib.metadata as m\n"
+        "v = {'python': sys.version.split()[0]}\n"
+        "for d in ['torch', 'sentence-transformers', 'chromadb', 'unstructured', 'langchain-text-splitters', "
+        "'prefect', 'kbflow']:\n"
+        "    try: v[d] = m.version(d)\n"
+        "    except m.PackageNotFoundError: v[d] = None\n"
+        "print(json.dumps(v))"
+    )
     out = subprocess.run([str(VENV_PY), "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -262,21 +288,42 @@ def summary_rows(n: dict, k: dict) -> list[tuple[str, object, object]]:
     srv = k["first"]["prefect_server"]
     return [
         ("first ingest: wall, spawn to exit (s)", n["first"]["wall_s"], k["first"]["wall_s"]),
-        ("first ingest: inside (naive: pipeline after imports; kbflow: flow duration_s) (s)", nf["pipeline_s"], kf["duration_s"]),
-        ("first ingest: peak RSS of main process, wait4 (MB)", n["first"]["peak_rss_mb_wait4"], k["first"]["peak_rss_mb_wait4"]),
-        ("first ingest: CPU user+sys, main + reaped children (s)", round(n["first"]["user_cpu_s"] + n["first"]["sys_cpu_s"], 2),
-         round(k["first"]["user_cpu_s"] + k["first"]["sys_cpu_s"], 2)),
+        (
+            "first ingest: inside (naive: pipeline after imports; kbflow: flow duration_s) (s)",
+            nf["pipeline_s"],
+            kf["duration_s"],
+        ),
+        (
+            "first ingest: peak RSS of main process, wait4 (MB)",
+            n["first"]["peak_rss_mb_wait4"],
+            k["first"]["peak_rss_mb_wait4"],
+        ),
+        (
+            "first ingest: CPU user+sys, main + reaped children (s)",
+            round(n["first"]["user_cpu_s"] + n["first"]["sys_cpu_s"], 2),
+            round(k["first"]["user_cpu_s"] + k["first"]["sys_cpu_s"], 2),
+        ),
         ("first ingest: chunks written", nf["chunks"], kf["chunks_written"]),
-        ("first ingest: kbflow's temporary Prefect server: spawned at / healthy at (s)", None,
-         f"{srv['first_seen_s']} / {srv['ready_s']}" if srv else "none"),
+        (
+            "first ingest: kbflow's temporary Prefect server: spawned at / healthy at (s)",
+            None,
+            f"{srv['first_seen_s']} / {srv['ready_s']}" if srv else "none",
+        ),
         ("first ingest: kbflow's temporary Prefect server start-up (s)", None, srv.get("startup_s") if srv else None),
         ("first ingest: kbflow's temporary Prefect server peak RSS (MB)", None, srv["peak_rss_mb"] if srv else None),
         ("no-change re-run: wall (s)", n["rerun"]["wall_s"], k["rerun"]["wall_s"]),
         ("no-change re-run: inside (s)", nr["pipeline_s"], kr["duration_s"]),
         ("no-change re-run: chunks written", nr["chunks"], kr["chunks_written"]),
-        ("no-change re-run: kbflow's Prefect server start-up (s)", None, (k["rerun"]["prefect_server"] or {}).get("startup_s")),
-        ("no-change re-run: collection count before → after", f"{nr['count_before']} → {nr['count_after']}",
-         f"{k['first']['collection_count_after']} → {k['rerun']['collection_count_after']}"),
+        (
+            "no-change re-run: kbflow's Prefect server start-up (s)",
+            None,
+            (k["rerun"]["prefect_server"] or {}).get("startup_s"),
+        ),
+        (
+            "no-change re-run: collection count before → after",
+            f"{nr['count_before']} → {nr['count_after']}",
+            f"{k['first']['collection_count_after']} → {k['rerun']['collection_count_after']}",
+        ),
         ("one file edited: wall (s)", n["edited"]["wall_s"], k["edited"]["wall_s"]),
         ("one file edited: inside (s)", ne["pipeline_s"], ke["duration_s"]),
         ("one file edited: chunks written", ne["chunks"], ke["chunks_written"]),
@@ -300,8 +347,17 @@ def compare(folder: Path, name: str, keep: bool, kbflow_env: dict[str, str]) -> 
     try:
         # Untimed warm-up, so neither side pays for a cold page cache of the shared libraries.
         warm = time.perf_counter()
-        subprocess.run([str(VENV_PY), "-c", "import torch, sentence_transformers, chromadb, langchain_text_splitters, "
-                        "unstructured.partition.auto, prefect"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(VENV_PY),
+                "-c",
+                "import torch, sentence_transformers, chromadb, langchain_text_splitters, "
+                "unstructured.partition.auto, prefect",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         warm_s = round(time.perf_counter() - warm, 2)
         # Interleaved, so a change of load on the machine hits both sides alike.
         for step in ("first", "rerun", "edited"):
@@ -322,9 +378,12 @@ def compare(folder: Path, name: str, keep: bool, kbflow_env: dict[str, str]) -> 
     return {
         "name": name,
         "command": shlex.join([sys.executable, *sys.argv]),
-        "folder": str(folder.resolve()), "files": n_files,
-        "edited_file": str(edited.relative_to(copy)), "edit": EDIT_SENTENCE.strip(),
-        "machine": machine(), "versions": versions(env),
+        "folder": str(folder.resolve()),
+        "files": n_files,
+        "edited_file": str(edited.relative_to(copy)),
+        "edit": EDIT_SENTENCE.strip(),
+        "machine": machine(),
+        "versions": versions(env),
         "environment": {
             "offline": OFFLINE_ENV,
             "prefect_api_url_set": bool(os.environ.get("PREFECT_API_URL")),
@@ -337,14 +396,18 @@ def compare(folder: Path, name: str, keep: bool, kbflow_env: dict[str, str]) -> 
         "notes": [
             "naive splits 500/50 characters; kbflow's defaults are 500/80 unless KBFLOW_CHUNK_* is set.",
             "naive 'inside' excludes its imports; kbflow's duration_s is the flow run (it may import lazily inside).",
-            "naive joins each file's elements into one text before splitting; kbflow splits per section, so it makes more, shorter chunks.",
+            "naive joins each file's elements into one text before splitting; kbflow splits per section, so it makes "
+            "more, shorter chunks.",
             "peak_rss_mb_wait4 is Linux's max(child, its reaped descendants); CPU times include reaped descendants.",
             "peak_rss_mb_sampled_tree_sum adds sampled RSS across the tree: shared pages (forks) count twice.",
             "Prefect server start-up is from its first sighting (50 ms sampling) to /api/health answering 200.",
             "loadavg_1min_* show how busy the machine was: other jobs on it slow every figure.",
         ],
-        "naive": steps_n, "kbflow": steps_k,
-        "table": [{"step": s, "naive": a, "kbflow": b, "ratio": _ratio(a, b)} for s, a, b in summary_rows(steps_n, steps_k)],
+        "naive": steps_n,
+        "kbflow": steps_k,
+        "table": [
+            {"step": s, "naive": a, "kbflow": b, "ratio": _ratio(a, b)} for s, a, b in summary_rows(steps_n, steps_k)
+        ],
         "table_markdown": table(summary_rows(steps_n, steps_k)),
     }
 
@@ -354,13 +417,28 @@ def main() -> None:
     ap.add_argument("folder", nargs="?", type=Path, help="Folder of documents to ingest (a private copy is used).")
     ap.add_argument("--name", help="Result name: benchmarks/results/compare-NAME.json (default: the folder's name).")
     ap.add_argument("--keep", action="store_true", help="Keep the temp dir (copy, stores, logs).")
-    ap.add_argument("--kbflow-env", action="append", default=[], metavar="KEY=VALUE",
-                    help="Extra environment for the kbflow runs only, e.g. KBFLOW_EMBEDDING_BACKEND=onnx (repeatable).")
-    ap.add_argument("--build-cmrc-folder", type=Path, metavar="DIR",
-                    help="Only build the 1,000-file folder benchmarks/ingest.py uses (CMRC paragraphs + English notes) in DIR.")
-    ap.add_argument("--cmrc", type=Path, default=REPO.parent / "shared" / "data" / "cmrc2018_trial.json",
-                    help="CMRC 2018 trial JSON for --build-cmrc-folder (default: %(default)s).")
-    ap.add_argument("--files", type=int, default=1000, help="Files in the --build-cmrc-folder folder (default: %(default)s).")
+    ap.add_argument(
+        "--kbflow-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Extra environment for the kbflow runs only, e.g. KBFLOW_EMBEDDING_BACKEND=onnx (repeatable).",
+    )
+    ap.add_argument(
+        "--build-cmrc-folder",
+        type=Path,
+        metavar="DIR",
+        help="Only build the 1,000-file folder benchmarks/ingest.py uses (CMRC paragraphs + English notes) in DIR.",
+    )
+    ap.add_argument(
+        "--cmrc",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "cmrc2018_trial.json",
+        help="CMRC 2018 trial JSON for --build-cmrc-folder (default: %(default)s).",
+    )
+    ap.add_argument(
+        "--files", type=int, default=1000, help="Files in the --build-cmrc-folder folder (default: %(default)s)."
+    )
     args = ap.parse_args()
 
     if args.build_cmrc_folder:

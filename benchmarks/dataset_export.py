@@ -27,15 +27,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, save  # noqa: E402
+from benchmarks.common import REPO, save  # noqa: E402 - run as a script: the repository goes on sys.path first
+from flows.settings import OFFLINE_ENV  # noqa: E402 - the same
 
 KBFLOW = str(Path(sys.executable).parent / "kbflow")
-FIELDS = {"openai": {"messages"}, "alpaca": {"instruction", "input", "output", "system"}, "sharegpt": {"conversations", "system"}}
+FIELDS = {
+    "openai": {"messages"},
+    "alpaca": {"instruction", "input", "output", "system"},
+    "sharegpt": {"conversations", "system"},
+}
 
 
 def kbflow(*args: str, ok=(0,)) -> tuple[float, str]:
     started = time.perf_counter()
-    proc = subprocess.run([KBFLOW, *args], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run([KBFLOW, *args], capture_output=True, text=True, env={**os.environ, **OFFLINE_ENV})
     if proc.returncode not in ok:
         sys.exit(f"kbflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return time.perf_counter() - started, proc.stdout
@@ -54,8 +59,19 @@ def check_format(out: Path, fmt: str) -> int:
 
 
 def recall_at_5(store: Path, questions: Path, out: Path) -> float | None:
-    _, stdout = kbflow("ask", str(questions), "--store", str(store), "--retrieval-only", "--top-k", "5",
-                       "--out", str(out), "--json", ok=(0, 1))
+    _, stdout = kbflow(
+        "ask",
+        str(questions),
+        "--store",
+        str(store),
+        "--retrieval-only",
+        "--top-k",
+        "5",
+        "--out",
+        str(out),
+        "--json",
+        ok=(0, 1),
+    )
     return json.loads(stdout).get("recall_at_k")
 
 
@@ -77,18 +93,47 @@ def main() -> None:
     store = work / "store"
     try:
         kbflow("ingest", str(REPO / "docs" / "demo" / "corpus"), "--store", str(store), "--quiet")
-        coll = chromadb.PersistentClient(str(store / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)) \
-            .get_collection("knowledge", embedding_function=None)
-        result = {"model": args.model, "corpus": "docs/demo/corpus", "limit": args.limit, "per_chunk": args.per_chunk,
-                  "command": f"benchmarks/dataset_export.py --model {args.model}", "formats": {}}
+        coll = chromadb.PersistentClient(
+            str(store / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+        ).get_collection("knowledge", embedding_function=None)
+        result = {
+            "model": args.model,
+            "corpus": "docs/demo/corpus",
+            "limit": args.limit,
+            "per_chunk": args.per_chunk,
+            "command": f"benchmarks/dataset_export.py --model {args.model}",
+            "formats": {},
+        }
         for fmt in args.formats.split(","):
             out = work / f"dataset-{fmt}"
-            seconds, stdout = kbflow("dataset", "export", "--store", str(store), "--out", str(out), "--limit", str(args.limit),
-                                     "--per-chunk", str(args.per_chunk), "--format", fmt, "--model", args.model, "--json", ok=(0, 1))
+            seconds, stdout = kbflow(
+                "dataset",
+                "export",
+                "--store",
+                str(store),
+                "--out",
+                str(out),
+                "--limit",
+                str(args.limit),
+                "--per-chunk",
+                str(args.per_chunk),
+                "--format",
+                fmt,
+                "--model",
+                args.model,
+                "--json",
+                ok=(0, 1),
+            )
             summary = json.loads(stdout)
             lines = check_format(out, fmt)
             examples = [json.loads(line) for line in (out / "examples.jsonl").read_text(encoding="utf-8").splitlines()]
-            texts = dict(zip(*(lambda g: (g["ids"], g["documents"]))(coll.get(ids=sorted({e["chunk_id"] for e in examples}), include=["documents"]))))
+            texts = dict(
+                zip(
+                    *(lambda g: (g["ids"], g["documents"]))(
+                        coll.get(ids=sorted({e["chunk_id"] for e in examples}), include=["documents"])
+                    )
+                )
+            )
             in_gold = [contains_answer(texts.get(e["chunk_id"], ""), e["answer"]) for e in examples]
             everything = work / f"all-questions-{fmt}.csv"
             with everything.open("w", encoding="utf-8-sig", newline="") as fh:
@@ -96,18 +141,27 @@ def main() -> None:
                 writer.writerow(["id", "question", "expected_source"])
                 writer.writerows([f"q{n:03d}", e["question"], e["source"]] for n, e in enumerate(examples, start=1))
             figures = {
-                "examples": summary["examples"], "train": summary["train"], "eval": summary["eval"],
-                "without_gold": summary["without_gold"], "pairs_generated": summary["pairs_generated"],
-                "chunks_sampled": summary["chunks_sampled"], "chunks_available": summary["chunks_available"],
+                "examples": summary["examples"],
+                "train": summary["train"],
+                "eval": summary["eval"],
+                "without_gold": summary["without_gold"],
+                "pairs_generated": summary["pairs_generated"],
+                "chunks_sampled": summary["chunks_sampled"],
+                "chunks_available": summary["chunks_available"],
                 "dropped_answer_not_in_chunk": summary["dropped_answer_not_in_chunk"],
                 "dropped_answer_too_long": summary["dropped_answer_too_long"],
                 "dropped_answer_in_question": summary["dropped_answer_in_question"],
                 "dropped_question_not_standalone": summary["dropped_question_not_standalone"],
                 "dropped_duplicate_question": summary["dropped_duplicate_question"],
-                "failures": len(summary["failures"]), "jsonl_lines_valid": lines,
+                "failures": len(summary["failures"]),
+                "jsonl_lines_valid": lines,
                 "answers_in_gold_chunk": f"{sum(in_gold)} of {len(in_gold)}",
-                "recall_at_5_questions_csv": recall_at_5(store, out / "questions.csv", work / f"ask-{fmt}") if summary["eval"] else None,
-                "recall_at_5_all_questions": recall_at_5(store, everything, work / f"ask-all-{fmt}") if examples else None,
+                "recall_at_5_questions_csv": recall_at_5(store, out / "questions.csv", work / f"ask-{fmt}")
+                if summary["eval"]
+                else None,
+                "recall_at_5_all_questions": recall_at_5(store, everything, work / f"ask-all-{fmt}")
+                if examples
+                else None,
                 "export_s": round(seconds, 1),
                 "s_per_example": round(seconds / summary["examples"], 1) if summary["examples"] else None,
                 "s_per_chunk": round(seconds / summary["chunks_sampled"], 1) if summary["chunks_sampled"] else None,

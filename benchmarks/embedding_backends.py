@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, load_cmrc, save  # noqa: E402
+from benchmarks.common import REPO, load_cmrc, save  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 
@@ -88,7 +88,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from tasks.fast_embed import OnnxEmbedder, bundled_model_dir, export_onnx
+    from tasks.embed.exported import OnnxEmbedder, bundled_model_dir, export_onnx
 
     torch.set_num_threads(args.threads)
     paragraphs_by_id, questions = load_cmrc()
@@ -106,10 +106,19 @@ def main() -> None:
     export_seconds = time.perf_counter() - started
 
     result: dict = {
-        "threads": args.threads, "batch_size": args.batch_size, "repeats": args.repeats,
-        "texts": {"en": len(texts["en"]), "zh": len(texts["zh"]), "questions": len(questions), "paragraphs": len(paragraphs)},
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "texts": {
+            "en": len(texts["en"]),
+            "zh": len(texts["zh"]),
+            "questions": len(questions),
+            "paragraphs": len(paragraphs),
+        },
         "mean_chars": {k: round(sum(map(len, v)) / len(v)) for k, v in texts.items()},
-        "export_seconds": round(export_seconds, 1), "torch": torch.__version__, "backends": {},
+        "export_seconds": round(export_seconds, 1),
+        "torch": torch.__version__,
+        "backends": {},
     }
     encoders: dict = {}
     for name in [b for b in args.backends.split(",") if b]:
@@ -118,8 +127,13 @@ def main() -> None:
             model = SentenceTransformer(str(model_dir), device="cpu")
 
             def encode(batch, batch_size, model=model):
-                return model.encode(batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=False)
+                return model.encode(
+                    batch,
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
 
             precision = "f32"
         else:
@@ -151,16 +165,27 @@ def main() -> None:
         elif reference:
             cos = np.concatenate([(vectors[k] * reference["vectors"][k]).sum(axis=1) for k in vectors])
             overlap = [len(set(a) & set(b)) / 5 for a, b in zip(ranked, reference["ranked"])]
-            row.update({"cosine_min": round(float(cos.min()), 6), "cosine_mean": round(float(cos.mean()), 6),
-                        "top5_overlap": round(float(np.mean(overlap)), 4)})
+            row.update(
+                {
+                    "cosine_min": round(float(cos.min()), 6),
+                    "cosine_mean": round(float(cos.mean()), 6),
+                    "top5_overlap": round(float(np.mean(overlap)), 4),
+                }
+            )
         print(name, row, flush=True)
 
     base = result["backends"].get("torch", {})
-    print(f"\n{'backend':<18} {'precision':<9} {'en/s':>7} {'zh/s':>7} {'x torch':>8} {'cos min':>9} {'cos mean':>9} {'top5':>6} {'R@5':>6}")
+    print(
+        f"\n{'backend':<18} {'precision':<9} {'en/s':>7} {'zh/s':>7} {'x torch':>8} {'cos min':>9} {'cos mean':>9} "
+        f"{'top5':>6} {'R@5':>6}"
+    )
     for name, row in result["backends"].items():
         speedup = row["en_chunks_per_s"] / base["en_chunks_per_s"] if base else float("nan")
-        print(f"{name:<18} {row['precision']:<9} {row['en_chunks_per_s']:>7} {row['zh_chunks_per_s']:>7} {speedup:>8.2f} "
-              f"{row.get('cosine_min', '-'):>9} {row.get('cosine_mean', '-'):>9} {row.get('top5_overlap', '-'):>6} {row['recall@5']:>6}")
+        print(
+            f"{name:<18} {row['precision']:<9} {row['en_chunks_per_s']:>7} {row['zh_chunks_per_s']:>7} {speedup:>8.2f} "
+            f"{row.get('cosine_min', '-'):>9} {row.get('cosine_mean', '-'):>9} {row.get('top5_overlap', '-'):>6} "
+            f"{row['recall@5']:>6}"
+        )
     print(f"\nsaved to {save(args.name, result)}")
 
 

@@ -1,6 +1,6 @@
 """Ingest throughput: the demo corpus, a 1,000-file folder, and a no-change re-run over it.
 
-    .venv/bin/python benchmarks/ingest.py            # all three; each phase in its own process for peak memory
+.venv/bin/python benchmarks/ingest.py            # all three; each phase in its own process for peak memory
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, peak_rss_mb, save, write_mixed_folder  # noqa: E402
+from benchmarks.common import REPO, peak_rss_mb, save, write_mixed_folder  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 
 def phase(source: str, store: str) -> dict:
@@ -27,8 +27,12 @@ def phase(source: str, store: str) -> dict:
     wall = time.perf_counter() - started
     docs = summary["added"] + summary["updated"]
     return {
-        "documents": docs + summary["unchanged"], "indexed": docs, "unchanged": summary["unchanged"],
-        "chunks": summary["chunks_written"], "wall_s": round(wall, 2), "flow_s": summary["duration_s"],
+        "documents": docs + summary["unchanged"],
+        "indexed": docs,
+        "unchanged": summary["unchanged"],
+        "chunks": summary["chunks_written"],
+        "wall_s": round(wall, 2),
+        "flow_s": summary["duration_s"],
         "docs_per_s": round(docs / wall, 2) if docs else None,
         "chunks_per_s": round(summary["chunks_written"] / wall, 2) if docs else None,
         "peak_rss_mb": round(peak_rss_mb()),
@@ -36,7 +40,9 @@ def phase(source: str, store: str) -> dict:
 
 
 def run_phase(source: Path, store: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", str(source), str(store)], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", str(source), str(store)], capture_output=True, text=True, cwd=REPO
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -19,7 +19,11 @@ COLLECTION = "langchain"  # LangChain's Chroma default
 
 def list_files(folder: Path) -> list[Path]:
     """Every file under folder, hidden ones left out, as DirectoryLoader's default glob "**/[!.]*" does."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def main(folder: Path, store: Path) -> dict:
@@ -42,7 +46,7 @@ def main(folder: Path, store: Path) -> dict:
         kwargs = {"strategy": "fast"} if path.suffix.lower() == ".pdf" else {}
         try:
             elements = partition(filename=str(path), **kwargs)
-        except Exception as exc:  # a tutorial's loader would stop here; we skip and say so
+        except Exception as exc:  # noqa: BLE001 - a tutorial's loader would stop here; we skip and say so
             print(f"Could not partition {path}: {type(exc).__name__}: {exc}. Skipping it.", file=sys.stderr)
             skipped.append(str(path.relative_to(folder)))
             continue
@@ -73,19 +77,33 @@ def main(folder: Path, store: Path) -> dict:
     ids = [str(uuid.uuid4()) for _ in texts]  # what Chroma.from_documents does without ids
     step = client.get_max_batch_size()
     for i in range(0, len(texts), step):
-        coll.upsert(ids=ids[i:i + step], documents=texts[i:i + step], metadatas=metadatas[i:i + step],
-                    embeddings=[v.tolist() for v in vectors[i:i + step]])
+        coll.upsert(
+            ids=ids[i : i + step],
+            documents=texts[i : i + step],
+            metadatas=metadatas[i : i + step],
+            embeddings=[v.tolist() for v in vectors[i : i + step]],
+        )
     after = coll.count()
     t_upsert = time.perf_counter() - t0
 
-    r = lambda x: round(x, 3)  # noqa: E731
+    def r(x):
+        return round(x, 3)
+
     return {
-        "files": len(docs) + len(skipped), "partitioned": len(docs), "skipped": skipped, "chunks": len(texts),
+        "files": len(docs) + len(skipped),
+        "partitioned": len(docs),
+        "skipped": skipped,
+        "chunks": len(texts),
         "chunk_chars": sum(map(len, texts)),
-        "import_s": r(t_import), "partition_s": r(t_partition), "split_s": r(t_split), "load_model_s": r(t_load),
-        "embed_s": r(t_embed), "upsert_s": r(t_upsert),
+        "import_s": r(t_import),
+        "partition_s": r(t_partition),
+        "split_s": r(t_split),
+        "load_model_s": r(t_load),
+        "embed_s": r(t_embed),
+        "upsert_s": r(t_upsert),
         "pipeline_s": r(t_partition + t_split + t_load + t_embed + t_upsert),
-        "count_before": before, "count_after": after,
+        "count_before": before,
+        "count_after": after,
     }
 
 

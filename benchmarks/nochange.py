@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/nochange.py --files 20000 --name nochange-20k
 
 Builds N small text files, ingests them once, then times three more `kbflow ingest` runs (no-change
-refreshes; the first right after the ingest is the figure): whole process (wall) and inside the flow (duration_s). Both runs use the CLI as a user
+refreshes; the first right after the ingest is the figure): whole process (wall) and inside the flow (duration_s). Both
+runs use the CLI as a user
 would; PREFECT_API_URL is passed through if set.
 """
 
@@ -21,15 +22,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import save  # noqa: E402
+from benchmarks.common import save
+from flows.settings import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 KBFLOW = str(Path(sys.executable).parent / "kbflow")
 
 
 def run(folder: Path, store: Path) -> tuple[float, dict]:
     started = time.perf_counter()
-    proc = subprocess.run([KBFLOW, "ingest", str(folder), "--store", str(store), "--json"], capture_output=True,
-                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"})
+    proc = subprocess.run(
+        [KBFLOW, "ingest", str(folder), "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **OFFLINE_ENV},
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"kbflow ingest failed: {proc.stderr[-2000:]}")
@@ -54,10 +60,18 @@ def main() -> None:
             assert second["unchanged"] == args.files and second["chunks_written"] == 0, second
         second_wall, second = again[0]
         result = {
-            "files": args.files, "command": f"benchmarks/nochange.py --files {args.files}",
-            "first_ingest": {"wall_s": round(first_wall, 1), "in_flow_s": first["duration_s"], "chunks": first["chunks_written"]},
-            "no_change": {"wall_s": round(second_wall, 1), "in_flow_s": second["duration_s"],
-                          "in_flow_s_three_runs": [s["duration_s"] for _, s in again]},
+            "files": args.files,
+            "command": f"benchmarks/nochange.py --files {args.files}",
+            "first_ingest": {
+                "wall_s": round(first_wall, 1),
+                "in_flow_s": first["duration_s"],
+                "chunks": first["chunks_written"],
+            },
+            "no_change": {
+                "wall_s": round(second_wall, 1),
+                "in_flow_s": second["duration_s"],
+                "in_flow_s_three_runs": [s["duration_s"] for _, s in again],
+            },
             "prefect_api_url_set": bool(os.environ.get("PREFECT_API_URL")),
         }
         print(json.dumps(result, indent=2))

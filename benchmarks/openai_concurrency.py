@@ -34,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402
+from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 KBFLOW = str(Path(sys.executable).parent / "kbflow")
 
@@ -50,9 +50,27 @@ def free_port() -> int:
 def start_server(model: Path, threads: int, n_ctx: int, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads), "--model_alias", "bench"],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+            "--model_alias",
+            "bench",
+        ],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
@@ -69,7 +87,8 @@ def start_server(model: Path, threads: int, n_ctx: int, log: Path) -> tuple[subp
 
 
 def round_robin_proxy(backends: list[str]) -> tuple[ThreadingHTTPServer, str]:
-    """A loopback proxy that sends each POST to the next backend: several single-slot servers as one with parallel slots."""
+    """A loopback proxy that sends each POST to the next backend: several single-slot servers as one with parallel
+    slots."""
     turn = itertools.cycle(backends)
     lock = threading.Lock()
 
@@ -81,18 +100,23 @@ def round_robin_proxy(backends: list[str]) -> tuple[ThreadingHTTPServer, str]:
             with lock:
                 target = next(turn)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            resp = httpx.request(method, target + self.path, content=body, timeout=600,
-                                 headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
+            resp = httpx.request(
+                method,
+                target + self.path,
+                content=body,
+                timeout=600,
+                headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+            )
             self.send_response(resp.status_code)
             self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
             self.send_header("Content-Length", str(len(resp.content)))
             self.end_headers()
             self.wfile.write(resp.content)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):  # noqa: N802 - http.server's method name
             self._forward("GET")
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):  # noqa: N802 - http.server's method name
             self._forward("POST")
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
@@ -101,11 +125,33 @@ def round_robin_proxy(backends: list[str]) -> tuple[ThreadingHTTPServer, str]:
 
 
 def ask(questions: Path, store: Path, base: str, concurrency: int, out: Path) -> tuple[float, dict]:
-    env = {**os.environ, "KBFLOW_OPENAI_BASE_URL": base + "/v1", "KBFLOW_OPENAI_MODEL": "bench",
-           "KBFLOW_LLM_CONCURRENCY": str(concurrency), "KBFLOW_TEMPERATURE": "0"}
+    env = {
+        **os.environ,
+        "KBFLOW_OPENAI_BASE_URL": base + "/v1",
+        "KBFLOW_OPENAI_MODEL": "bench",
+        "KBFLOW_LLM_CONCURRENCY": str(concurrency),
+        "KBFLOW_TEMPERATURE": "0",
+    }
     started = time.perf_counter()
-    proc = subprocess.run([KBFLOW, "ask", str(questions), "--store", str(store), "--backend", "openai", "--top-k", "3",
-                           "--out", str(out), "--json"], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            KBFLOW,
+            "ask",
+            str(questions),
+            "--store",
+            str(store),
+            "--backend",
+            "openai",
+            "--top-k",
+            "3",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1):
         sys.exit(f"kbflow ask failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -125,7 +171,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from flows.settings import load_settings
-    from tasks.models import resolve_gguf
+    from tasks.answer.models import resolve_gguf
 
     store = Path(args.store)
     if not (store / "ledger.sqlite").exists():
@@ -137,8 +183,14 @@ def main() -> None:
     questions = questions[: args.limit]
     work = Path(tempfile.mkdtemp(prefix="kbflow-openai-bench-"))
     qfile = work / "questions.jsonl"
-    qfile.write_text("".join(json.dumps({"id": q["id"], "question": q["question"], "expected_answer": q["answers"]},
-                                        ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    qfile.write_text(
+        "".join(
+            json.dumps({"id": q["id"], "question": q["question"], "expected_answer": q["answers"]}, ensure_ascii=False)
+            + "\n"
+            for q in questions
+        ),
+        encoding="utf-8",
+    )
     model = resolve_gguf(args.model, Path(load_settings().models_dir))
     per_server = max(1, args.threads // args.servers)
     servers = [start_server(model, per_server, 2048, work / f"server{i}.log") for i in range(args.servers)]
@@ -151,18 +203,29 @@ def main() -> None:
         runs, answers = {}, {}
         for c in [int(x) for x in args.concurrency.split(",")]:
             wall, summary = ask(qfile, store, base, c, work / f"c{c}")
-            rows = [json.loads(line) for line in (work / f"c{c}" / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
+            rows = [
+                json.loads(line) for line in (work / f"c{c}" / "rows.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
             answers[c] = [r.get("answer") for r in rows]
             latency = sorted(r["generation_ms"] / 1000 for r in rows if r.get("generation_ms") is not None)
-            runs[str(c)] = {"wall_s": round(wall, 1), "s_per_question": round(wall / len(questions), 2),
-                            "answer_latency_p50_s": round(statistics.median(latency), 2) if latency else None,
-                            "accuracy": summary.get("accuracy"), "errors": summary.get("errors")}
+            runs[str(c)] = {
+                "wall_s": round(wall, 1),
+                "s_per_question": round(wall / len(questions), 2),
+                "answer_latency_p50_s": round(statistics.median(latency), 2) if latency else None,
+                "accuracy": summary.get("accuracy"),
+                "errors": summary.get("errors"),
+            }
             print(c, runs[str(c)], flush=True)
         first = next(iter(answers.values()))
         result = {
-            "model": args.model, "questions": len(questions), "servers": args.servers, "threads_per_server": per_server,
-            "command": f"benchmarks/openai_concurrency.py --model {args.model} --limit {args.limit} --servers {args.servers}",
-            "runs": runs, "same_answers": all(a == first for a in answers.values()),
+            "model": args.model,
+            "questions": len(questions),
+            "servers": args.servers,
+            "threads_per_server": per_server,
+            "command": f"benchmarks/openai_concurrency.py --model {args.model} --limit {args.limit} --servers "
+            f"{args.servers}",
+            "runs": runs,
+            "same_answers": all(a == first for a in answers.values()),
         }
         print(json.dumps(result, indent=2, ensure_ascii=False))
         print(f"saved to {save(args.name, result)}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402
+from benchmarks.common import CMRC, load_cmrc, save, write_cmrc_folder  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 
 def score(ranked: list[str], gold: str) -> tuple[float, float, float]:
@@ -42,10 +42,12 @@ def main() -> None:
     logging.disable(logging.INFO)
     from flows.ingest import ingest_flow
     from flows.settings import load_settings
-    from tasks.generate import answer_question, make_backend
-    from tasks.retrieve import RetrievalOptions, retrieve_context
-    from tasks.models import ModelError, resolve_gguf
-    from tasks.report import exact_match, f1_score
+    from tasks.answer.backends import make_backend
+    from tasks.answer.generate import answer_question
+    from tasks.answer.models import ModelError, resolve_gguf
+    from tasks.answer.options import RetrievalOptions
+    from tasks.answer.retrieve import retrieve_context
+    from tasks.report.metrics import exact_match, f1_score
 
     _, questions = load_cmrc(args.cmrc)
     if args.limit:
@@ -63,7 +65,9 @@ def main() -> None:
         result["chunk_size"], result["chunk_overlap"] = cfg.chunk_size, cfg.chunk_overlap
 
         def ranked(q: str, mode: str, k: int = 5) -> tuple[list[dict], float]:
-            got = retrieve_context.fn(q, cfg.store_config(), cfg.embedder_config(), RetrievalOptions(top_k=k, mode=mode))
+            got = retrieve_context.fn(
+                q, cfg.store_config(), cfg.embedder_config(), RetrievalOptions(top_k=k, mode=mode)
+            )
             return got["passages"], got["retrieval_ms"]
 
         result["retrieval"] = {}
@@ -77,8 +81,12 @@ def main() -> None:
                 r1, r5, mrr = r1 + a, r5 + b, mrr + c
                 times.append(ms)
             n = len(questions)
-            result["retrieval"][mode] = {"recall@1": round(r1 / n, 3), "recall@5": round(r5 / n, 3), "mrr": round(mrr / n, 3),
-                                         "ms_per_question_p50": round(statistics.median(times), 1)}
+            result["retrieval"][mode] = {
+                "recall@1": round(r1 / n, 3),
+                "recall@5": round(r5 / n, 3),
+                "mrr": round(mrr / n, 3),
+                "ms_per_question_p50": round(statistics.median(times), 1),
+            }
             print(mode, result["retrieval"][mode], flush=True)
 
         sample = questions[:: max(1, len(questions) // args.answer_sample)][: args.answer_sample]
@@ -101,9 +109,12 @@ def main() -> None:
                 ems.append(exact_match(out["answer"], q["answers"]))
                 f1s.append(f1_score(out["answer"], q["answers"]))
             result["answering"][model] = {
-                "questions": len(sample), "retrieval_s_per_question": round(statistics.mean(ret_s), 3),
+                "questions": len(sample),
+                "retrieval_s_per_question": round(statistics.mean(ret_s), 3),
                 "generation_s_per_question": round(statistics.mean(gen_s), 2),
-                "exact_match": round(statistics.mean(ems), 3), "f1": round(statistics.mean(f1s), 3), "threads": cfg.threads,
+                "exact_match": round(statistics.mean(ems), 3),
+                "f1": round(statistics.mean(f1s), 3),
+                "threads": cfg.threads,
             }
             print(model, result["answering"][model], flush=True)
     finally:

@@ -6,9 +6,10 @@ import fnmatch
 import hashlib
 import importlib
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,16 @@ class DocumentRef:
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies, and a listing of 20,000 files calls this 40,000 times.
-        return {"source_id": self.source_id, "path": self.path, "size": self.size, "mtime": self.mtime, "sha256": self.sha256}
+        return {
+            "source_id": self.source_id,
+            "path": self.path,
+            "size": self.size,
+            "mtime": self.mtime,
+            "sha256": self.sha256,
+        }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DocumentRef":
+    def from_dict(cls, data: Mapping[str, Any]) -> DocumentRef:
         return cls(**{k: data[k] for k in ("source_id", "path", "size", "mtime", "sha256")})
 
 
@@ -70,31 +77,72 @@ class Source(Protocol):
 
 
 # CONNECTOR_TYPE -> factory taking the plain config (without "type")
-_REGISTRY: dict[str, Callable[[dict[str, Any]], Source]] = {}
+@dataclass(frozen=True)
+class Registration:
+    """A connector type: its factory, and the URL scheme and spec parser of the sources it reads (if any)."""
+
+    factory: Callable[[dict[str, Any]], Source]
+    scheme: str | None = None
+    # (the spec's text after SCHEME://, include, exclude, per-connector options) -> its plain config
+    parse_spec: Callable[..., dict[str, Any]] | None = None
 
 
-def register_connector(connector_type: str, factory: Callable[[dict[str, Any]], Source]) -> None:
-    """Make a connector type known to `source_from_config`; each connector module calls this at import."""
-    _REGISTRY[connector_type] = factory
+_REGISTRY: dict[str, Registration] = {}
 
 
-def source_from_config(config: Mapping[str, Any]) -> Source:
-    """Rebuild a source from the plain config its `to_config()` gave (imports `connectors.<type>` on first use)."""
-    kind = str(config.get("type", ""))
+def register_connector(
+    connector_type: str,
+    factory: Callable[[dict[str, Any]], Source],
+    *,
+    scheme: str | None = None,
+    parse_spec: Callable[..., dict[str, Any]] | None = None,
+) -> None:
+    """Make a connector type known to `source_from_config` (and its scheme to `source_config_from_spec`).
+
+    Each connector module calls this once at import; a second registration of a type or a scheme is refused.
+    """
+    if connector_type in _REGISTRY:
+        raise ValueError(f"connector type {connector_type!r} is registered already")
+    if scheme is not None and any(r.scheme == scheme for r in _REGISTRY.values()):
+        raise ValueError(f"URL scheme {scheme}:// is registered already")
+    _REGISTRY[connector_type] = Registration(factory, scheme, parse_spec)
+
+
+def _registered(kind: str) -> Registration | None:
+    """The registration of a connector type, importing `connectors.<kind>` on first use."""
     if kind not in _REGISTRY and kind.isidentifier():
         try:
             importlib.import_module(f"connectors.{kind}")
         except ModuleNotFoundError:
             pass
-    if kind not in _REGISTRY:
+    return _REGISTRY.get(kind)
+
+
+def source_from_config(config: Mapping[str, Any]) -> Source:
+    """Rebuild a source from the plain config its `to_config()` gave (imports `connectors.<type>` on first use)."""
+    kind = str(config.get("type", ""))
+    registration = _registered(kind)
+    if registration is None:
         raise SourceError(f"unknown source type {kind!r}; known: {', '.join(sorted(_REGISTRY)) or 'none'}")
-    return _REGISTRY[kind]({k: v for k, v in config.items() if k != "type"})
+    return registration.factory({k: v for k, v in config.items() if k != "type"})
 
 
 # Editor swap files, Office lock files and downloads still in flight are never documents.
 DEFAULT_EXCLUDE = [
-    "~$*", "*~", "*.swp", "*.swo", "*.swx", "*.tmp", "*.temp", "*.part", "*.partial",
-    "*.crdownload", "*.download", ".#*", "#*#", "*.lock",
+    "~$*",
+    "*~",
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "*.tmp",
+    "*.temp",
+    "*.part",
+    "*.partial",
+    "*.crdownload",
+    "*.download",
+    ".#*",
+    "#*#",
+    "*.lock",
 ]
 
 
@@ -118,8 +166,12 @@ class _GlobSet:
         self.regex = re.compile("|".join(fnmatch.translate(p) for p in rest)) if rest else None
 
     def match(self, text: str) -> bool:
-        return (self.everything or text.endswith(self.suffixes) or text.startswith(self.prefixes)
-                or (self.regex is not None and self.regex.match(text) is not None))
+        return (
+            self.everything
+            or text.endswith(self.suffixes)
+            or text.startswith(self.prefixes)
+            or (self.regex is not None and self.regex.match(text) is not None)
+        )
 
 
 def _has_wildcard(text: str) -> bool:
@@ -159,14 +211,20 @@ def source_config_from_spec(spec: str, include: list[str], exclude: list[str], *
     if match is None:
         return {"type": "local", "root": spec, "include": list(include), "exclude": list(exclude)}
     scheme, rest = match.group(1).lower(), match.group(2)
-    if scheme != "s3":
-        raise SourceError(f"unsupported source {scheme}://...: give a folder path or s3://BUCKET/PREFIX")
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise SourceError(f"{spec!r} names no bucket: give s3://BUCKET or s3://BUCKET/PREFIX")
-    config: dict[str, Any] = {"type": "s3", "bucket": bucket, "prefix": prefix, "include": list(include), "exclude": list(exclude)}
-    config.update({k: options[k] for k in ("endpoint_url", "region") if options.get(k)})
-    return config
+    # A connector module is named after its type; by convention a URL scheme names its connector.
+    registration = _registered(scheme)
+    if registration is None or registration.scheme != scheme or registration.parse_spec is None:
+        import pkgutil
+
+        import connectors
+
+        for module in pkgutil.iter_modules(connectors.__path__):  # every connector, to name every scheme
+            _registered(module.name)
+        schemes = sorted(f"{r.scheme}://" for r in _REGISTRY.values() if r.scheme)
+        raise SourceError(
+            f"unsupported source {scheme}://...: give a folder path or one of {', '.join(schemes) or 'none'}"
+        )
+    return registration.parse_spec(rest, include, exclude, **options)
 
 
 def sha256_file(path) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -17,9 +18,11 @@ from connectors.base import (
     Listing,
     SourceError,
     is_candidate_path,
-    matches_glob as _matches,
     register_connector,
     sha256_file,
+)
+from connectors.base import (
+    matches_glob as _matches,
 )
 
 CONNECTOR_TYPE = "local"
@@ -30,12 +33,19 @@ class LocalSourceConfig(BaseModel):
     """Settings of a local folder source."""
 
     root: str = Field(description="Folder to index, recursively.")
-    include: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns (on the relative path or the file name) a file must match.")
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns that skip a file or folder; added to the built-in temporary-file patterns.")
+    include: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Glob patterns (on the relative path or the file name) a file must match.",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns that skip a file or folder; added to the built-in temporary-file patterns.",
+    )
 
 
 class LocalSource:
-    """Lists and reads the files under a folder; hidden files, symlink loops and links that leave the folder are skipped."""
+    """Lists and reads the files under a folder; hidden files, symlink loops and links that leave the folder are
+    skipped."""
 
     def __init__(self, config: LocalSourceConfig):
         self.config = config

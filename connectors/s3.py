@@ -7,9 +7,9 @@ profile or instance role, so a config handed to a worker holds no secret.
 from __future__ import annotations
 
 import hashlib
-import logging
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
@@ -25,18 +25,29 @@ from connectors.base import (
 )
 
 CONNECTOR_TYPE = "s3"
-logger = logging.getLogger("kbflow.connectors.s3")
 
 
 class S3SourceConfig(BaseModel):
     """Settings of an S3 source (no credentials: boto3 finds them in its environment or profile)."""
 
     bucket: str = Field(min_length=1, pattern=r"^[^/]+$", description="Bucket to index.")
-    prefix: str = Field("", description="Key prefix, taken as a folder ('docs' means 'docs/'); empty indexes the whole bucket.")
-    endpoint_url: str | None = Field(None, description="URL of an S3-compatible service (MinIO, Ceph, moto); empty means AWS.")
-    region: str | None = Field(None, description="Region of the bucket; empty lets boto3 take it from AWS_DEFAULT_REGION or the profile.")
-    include: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns (on the path under the prefix or the file name) an object must match.")
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns that skip an object or a 'folder'; added to the built-in temporary-file patterns.")
+    prefix: str = Field(
+        "", description="Key prefix, taken as a folder ('docs' means 'docs/'); empty indexes the whole bucket."
+    )
+    endpoint_url: str | None = Field(
+        None, description="URL of an S3-compatible service (MinIO, Ceph, moto); empty means AWS."
+    )
+    region: str | None = Field(
+        None, description="Region of the bucket; empty lets boto3 take it from AWS_DEFAULT_REGION or the profile."
+    )
+    include: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Glob patterns (on the path under the prefix or the file name) an object must match.",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns that skip an object or a 'folder'; added to the built-in temporary-file patterns.",
+    )
 
 
 @lru_cache(maxsize=8)
@@ -46,7 +57,9 @@ def _client(endpoint_url: str | None, region: str | None):
     from botocore.config import Config
 
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=60)
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config)
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
+    )
 
 
 def _without_userinfo(url: str) -> str:
@@ -91,7 +104,9 @@ def _clean_error(exc: Exception, what: str, bucket: str) -> str:
             return f"cannot {what}: access denied ({code}, HTTP {status}); check the credentials' permissions"
         return f"cannot {what}: S3 error {code} (HTTP {status})"
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return f"cannot {what}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+        return (
+            f"cannot {what}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+        )
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return f"cannot {what}: the S3 endpoint does not answer"
     if isinstance(exc, ReadTimeoutError):
@@ -133,7 +148,7 @@ class S3Source:
                     key = obj["Key"]
                     if key.endswith("/"):
                         continue  # a "folder" marker made by consoles, not a document
-                    rel = key[len(self.prefix):]
+                    rel = key[len(self.prefix) :]
                     if rel and is_candidate_path(rel, self.config.include, self._exclude):
                         yield rel, obj
         except (ClientError, BotoCoreError) as exc:
@@ -151,7 +166,8 @@ class S3Source:
         return h.hexdigest(), int(got["ContentLength"]), _timestamp(got["LastModified"])
 
     def list(self, known: Mapping[str, DocumentRef] | None = None) -> Listing:
-        """List every object with its content's sha256, reusing a known hash when size and LastModified are unchanged."""
+        """List every object with its content's sha256, reusing a known hash when size and LastModified are
+        unchanged."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         known = known or {}
@@ -188,4 +204,22 @@ class S3Source:
             raise SourceError(_clean_error(exc, "read object", self.bucket)) from None
 
 
-register_connector(CONNECTOR_TYPE, lambda config: S3Source(S3SourceConfig(**config)))
+def parse_spec(rest: str, include: list[str], exclude: list[str], **options: Any) -> dict[str, Any]:
+    """The config of `s3://BUCKET/PREFIX` (given here without `s3://`); options: endpoint_url, region."""
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise SourceError(f"'s3://{rest}' names no bucket: give s3://BUCKET or s3://BUCKET/PREFIX")
+    config: dict[str, Any] = {
+        "type": CONNECTOR_TYPE,
+        "bucket": bucket,
+        "prefix": prefix,
+        "include": list(include),
+        "exclude": list(exclude),
+    }
+    config.update({k: options[k] for k in ("endpoint_url", "region") if options.get(k)})
+    return config
+
+
+register_connector(
+    CONNECTOR_TYPE, lambda config: S3Source(S3SourceConfig(**config)), scheme="s3", parse_spec=parse_spec
+)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -14,17 +12,24 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.errors import ConfigError
-from flows.settings import Settings, load_settings
-from tasks.adapters import checked_llm
-from tasks.dataset import (
-    FORMATS, DatasetOptions, filter_pairs, gold_flags, raft_example, sample_chunks, split_by_source, write_dataset,
+from flows.settings import Settings, load_settings, timestamped_dir
+from tasks.answer.adapters import checked_llm
+from tasks.answer.backends import GenerationError, LLMConfig
+from tasks.answer.models import ModelError, resolve_gguf
+from tasks.answer.options import RetrievalOptions
+from tasks.answer.retrieve import retrieve_context
+from tasks.dataset.options import DatasetOptions
+from tasks.dataset.pairs import (
+    filter_pairs,
+    gold_flags,
+    raft_example,
+    sample_chunks,
+    split_by_source,
+    write_dataset,
     write_qa_pairs,
 )
-from tasks.embed import EmbedderConfig
-from tasks.generate import GenerationError, LLMConfig
-from tasks.models import ModelError, resolve_gguf
-from tasks.retrieve import RetrievalOptions, retrieve_context
-from tasks.store import ChromaStore
+from tasks.embed.embedder import EmbedderConfig
+from tasks.store.chroma import ChromaStore
 
 
 class DatasetFailed(Exception):
@@ -32,8 +37,10 @@ class DatasetFailed(Exception):
 
     def __init__(self, summary: dict):
         self.summary = summary
-        super().__init__(f"{len(summary['failures'])} chunk(s) failed, {summary['examples']} example(s) written; "
-                         f"see {summary['out_dir']}")
+        super().__init__(
+            f"{len(summary['failures'])} chunk(s) failed, {summary['examples']} example(s) written; "
+            f"see {summary['out_dir']}"
+        )
 
 
 def _run_name() -> str:
@@ -41,27 +48,30 @@ def _run_name() -> str:
 
 
 def default_dataset_dir(store_dir: Path, collection: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^\w.-]+", "-", collection)
-    return Path(store_dir) / "datasets" / f"{stamp}-{name}"
+    return timestamped_dir(Path(store_dir) / "datasets", collection)
 
 
 def model_name(llm: LLMConfig) -> str:
     if llm.backend == "openai":
         return f"openai:{llm.openai_model}"
-    return Path(str(resolve_gguf(llm.model, Path(llm.models_dir)))).name + (f" + LoRA {Path(llm.lora).name}" if llm.lora else "")
+    return Path(str(resolve_gguf(llm.model, Path(llm.models_dir)))).name + (
+        f" + LoRA {Path(llm.lora).name}" if llm.lora else ""
+    )
 
 
 def check_llm(cfg: Settings) -> LLMConfig:
     """The model that writes the pairs, checked before the first chunk (a configuration error otherwise)."""
     try:
-        return checked_llm(cfg.llm_config())
+        return checked_llm(cfg.llm_config())[0]
     except ModelError as exc:
         raise ConfigError(str(exc)) from exc
 
 
-def ask_for_pairs(sampled: list[dict], options: DatasetOptions, llm: LLMConfig) -> tuple[list[dict], Counter, list[dict]]:
-    """Pairs the model writes for each sampled chunk, filtered: answer found in the chunk, question not a near-duplicate."""
+def ask_for_pairs(
+    sampled: list[dict], options: DatasetOptions, llm: LLMConfig
+) -> tuple[list[dict], Counter, list[dict]]:
+    """Pairs the model writes for each sampled chunk, filtered: answer found in the chunk, question not a
+    near-duplicate."""
     kept: list[dict] = []
     counts: Counter = Counter()
     failures: list[dict] = []
@@ -70,42 +80,68 @@ def ask_for_pairs(sampled: list[dict], options: DatasetOptions, llm: LLMConfig) 
         try:
             got = write_qa_pairs(chunk, options.pairs_per_chunk, llm)
         except (GenerationError, ModelError, OSError, RuntimeError, ValueError) as exc:
-            failures.append({"source": chunk["source"], "chunk_id": chunk["chunk_id"], "reason": f"{type(exc).__name__}: {exc}"[:300]})
+            failures.append(
+                {
+                    "source": chunk["source"],
+                    "chunk_id": chunk["chunk_id"],
+                    "reason": f"{type(exc).__name__}: {exc}"[:300],
+                }
+            )
             continue
         counts["pairs_generated"] += len(got["pairs"])
         counts["replies_without_pairs"] += not got["pairs"]
-        pairs, dropped = filter_pairs(got["pairs"], chunk["text"], seen, options.duplicate_similarity,
-                                      options.max_answer_tokens)
+        pairs, dropped = filter_pairs(
+            got["pairs"], chunk["text"], seen, options.duplicate_similarity, options.max_answer_tokens
+        )
         counts.update({f"dropped_{k}": v for k, v in dropped.items()})
         kept.extend({**p, "gold": chunk} for p in pairs)
     return kept, counts, failures
 
 
-def build_examples(pairs: list[dict], options: DatasetOptions, cfg: Settings, embedder: EmbedderConfig,
-                   source_prefix: str | None) -> list[dict]:
+def build_examples(
+    pairs: list[dict], options: DatasetOptions, cfg: Settings, embedder: EmbedderConfig, source_prefix: str | None
+) -> list[dict]:
     """One RAFT example per pair, its distractors retrieved for its question as `kbflow ask` would retrieve them."""
     rng = random.Random(options.seed)
-    retrieval = RetrievalOptions(top_k=options.distractors + 5, mode="hybrid" if cfg.mode == "all" else cfg.mode,
-                                 source_prefix=source_prefix)
+    retrieval = RetrievalOptions(
+        top_k=options.distractors + 5, mode="hybrid" if cfg.mode == "all" else cfg.mode, source_prefix=source_prefix
+    )
     examples = []
     for pair, with_gold in zip(pairs, gold_flags(len(pairs), options.no_gold_share, rng)):
-        candidates = retrieve_context(pair["question"], cfg.store_config(), embedder, retrieval)["passages"] if options.distractors else []
-        examples.append(raft_example(pair, pair["gold"], candidates, n_distractors=options.distractors,
-                                     with_gold=with_gold, rng=rng, style=cfg.answer_style))
+        candidates = (
+            retrieve_context(pair["question"], cfg.store_config(), embedder, retrieval)["passages"]
+            if options.distractors
+            else []
+        )
+        examples.append(
+            raft_example(
+                pair,
+                pair["gold"],
+                candidates,
+                n_distractors=options.distractors,
+                with_gold=with_gold,
+                rng=rng,
+                style=cfg.answer_style,
+            )
+        )
     return examples
 
 
 def dataset_markdown(summary: dict) -> str:
-    rows = [("examples (train / eval)", f"{summary['examples']} ({summary['train']} / {summary['eval']})"),
-            ("without the gold chunk", summary["without_gold"]),
-            ("chunks sampled", f"{summary['chunks_sampled']} of {summary['chunks_available']}"),
-            ("pairs written by the model", summary["pairs_generated"]),
-            ("dropped: answer not in chunk", summary["dropped_answer_not_in_chunk"]),
-            ("dropped: answer too long", summary["dropped_answer_too_long"]),
-            ("dropped: answer given in the question", summary["dropped_answer_in_question"]),
-            ("dropped: question not standalone", summary["dropped_question_not_standalone"]),
-            ("dropped: near-duplicate question", summary["dropped_duplicate_question"]),
-            ("failed chunks", len(summary["failures"])), ("format", summary["format"]), ("model", summary["model"])]
+    rows = [
+        ("examples (train / eval)", f"{summary['examples']} ({summary['train']} / {summary['eval']})"),
+        ("without the gold chunk", summary["without_gold"]),
+        ("chunks sampled", f"{summary['chunks_sampled']} of {summary['chunks_available']}"),
+        ("pairs written by the model", summary["pairs_generated"]),
+        ("dropped: answer not in chunk", summary["dropped_answer_not_in_chunk"]),
+        ("dropped: answer too long", summary["dropped_answer_too_long"]),
+        ("dropped: answer given in the question", summary["dropped_answer_in_question"]),
+        ("dropped: question not standalone", summary["dropped_question_not_standalone"]),
+        ("dropped: near-duplicate question", summary["dropped_duplicate_question"]),
+        ("failed chunks", len(summary["failures"])),
+        ("format", summary["format"]),
+        ("model", summary["model"]),
+    ]
     return "\n".join(["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
 
@@ -114,105 +150,83 @@ def dataset_flow(
     store_dir: str | None = None,
     collection: str | None = None,
     out_dir: str | None = None,
-    chunks: int = 50,
-    pairs_per_chunk: int = 3,
-    distractors: int = 3,
-    no_gold_share: float = 0.2,
-    eval_share: float = 0.2,
-    format: str = "openai",
-    seed: int = 0,
+    chunks: int | None = None,
+    pairs_per_chunk: int | None = None,
+    distractors: int | None = None,
+    no_gold_share: float | None = None,
+    eval_share: float | None = None,
+    format: str | None = None,
+    seed: int | None = None,
     source_prefix: str | None = None,
     llm_model: str | None = None,
     llm_backend: str | None = None,
 ) -> dict:
-    """Export a fine-tuning dataset from the knowledge base: model-written question/answer pairs as RAFT examples, split by document."""
+    """Export a fine-tuning dataset from the knowledge base: model-written question/answer pairs as RAFT examples,
+    split by document."""
     cfg = load_settings(store_dir=store_dir, collection=collection, llm_model=llm_model, llm_backend=llm_backend)
-    options = DatasetOptions(chunks=chunks, pairs_per_chunk=pairs_per_chunk, distractors=distractors,
-                             no_gold_share=no_gold_share, eval_share=eval_share, format=format, seed=seed)
+    # None: DatasetOptions' declared default.
+    given = dict(
+        chunks=chunks,
+        pairs_per_chunk=pairs_per_chunk,
+        distractors=distractors,
+        no_gold_share=no_gold_share,
+        eval_share=eval_share,
+        format=format,
+        seed=seed,
+    )
+    options = DatasetOptions(**{k: v for k, v in given.items() if v is not None})
     embedder = cfg.embedder_config(model=ChromaStore.open_existing(cfg.store_config()).embedding_model)
     llm = check_llm(cfg)
     out = (Path(out_dir) if out_dir else default_dataset_dir(cfg.store_dir, cfg.collection)).resolve()
-    everything = retrieve_context("", cfg.store_config(), embedder, RetrievalOptions(mode="all", source_prefix=source_prefix))["passages"]
+    everything = retrieve_context(
+        "", cfg.store_config(), embedder, RetrievalOptions(mode="all", source_prefix=source_prefix)
+    )["passages"]
     if not everything:
-        raise ConfigError(f"no chunks in collection {cfg.collection!r} of {cfg.store_dir}"
-                          + (f" under {source_prefix!r}" if source_prefix else "") + ": run `kbflow ingest PATH` first")
+        raise ConfigError(
+            f"no chunks in collection {cfg.collection!r} of {cfg.store_dir}"
+            + (f" under {source_prefix!r}" if source_prefix else "")
+            + ": run `kbflow ingest PATH` first"
+        )
     sampled = sample_chunks(everything, options.chunks, options.seed, options.min_chunk_chars)
     logger = get_run_logger()
-    logger.info("Writing %d question(s) for each of %d chunk(s) with %s", options.pairs_per_chunk, len(sampled), model_name(llm))
+    logger.info(
+        "Writing %d question(s) for each of %d chunk(s) with %s", options.pairs_per_chunk, len(sampled), model_name(llm)
+    )
     pairs, counts, failures = ask_for_pairs(sampled, options, llm)
     examples = build_examples(pairs, options, cfg, embedder, source_prefix)
     train, held_out = split_by_source(examples, options.eval_share, options.seed)
     files = write_dataset(train, held_out, out, options.format)
     summary = {
-        "out_dir": str(out), "format": options.format, "files": files,
-        "examples": len(examples), "train": len(train), "eval": len(held_out),
+        "out_dir": str(out),
+        "format": options.format,
+        "files": files,
+        "examples": len(examples),
+        "train": len(train),
+        "eval": len(held_out),
         "without_gold": sum(1 for e in examples if not e["with_gold"]),
-        "train_sources": sorted({e["source"] for e in train}), "eval_sources": sorted({e["source"] for e in held_out}),
-        "chunks_available": len(everything), "chunks_sampled": len(sampled),
-        "pairs_generated": counts["pairs_generated"], "replies_without_pairs": counts["replies_without_pairs"],
+        "train_sources": sorted({e["source"] for e in train}),
+        "eval_sources": sorted({e["source"] for e in held_out}),
+        "chunks_available": len(everything),
+        "chunks_sampled": len(sampled),
+        "pairs_generated": counts["pairs_generated"],
+        "replies_without_pairs": counts["replies_without_pairs"],
         "dropped_answer_not_in_chunk": counts["dropped_answer_not_in_chunk"],
         "dropped_answer_too_long": counts["dropped_answer_too_long"],
         "dropped_answer_in_question": counts["dropped_answer_in_question"],
         "dropped_question_not_standalone": counts["dropped_question_not_standalone"],
         "dropped_duplicate_question": counts["dropped_duplicate_question"],
-        "failures": failures, "model": model_name(llm),
-        "answer_style": cfg.answer_style, "options": options.model_dump(),
+        "failures": failures,
+        "model": model_name(llm),
+        "answer_style": cfg.answer_style,
+        "options": options.model_dump(),
     }
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    create_markdown_artifact(key="dataset-summary", markdown=f"# Dataset in `{out}`\n\n{dataset_markdown(summary)}",
-                             description="What the dataset export wrote")
+    create_markdown_artifact(
+        key="dataset-summary",
+        markdown=f"# Dataset in `{out}`\n\n{dataset_markdown(summary)}",
+        description="What the dataset export wrote",
+    )
     logger.info("Dataset written to %s: %d examples (%d train, %d eval)", out, len(examples), len(train), len(held_out))
     if failures or not examples:
         raise DatasetFailed(summary)
     return summary
-
-
-def cmd_dataset(args) -> int:
-    """`kbflow dataset export`: run the flow, print its summary; exit 1 when chunks failed or nothing survived."""
-    try:
-        summary, code = dataset_flow(
-            store_dir=args.store, collection=args.collection, out_dir=args.out, chunks=args.chunks,
-            pairs_per_chunk=args.pairs, distractors=args.distractors, no_gold_share=args.no_gold_share,
-            eval_share=args.eval_share, format=args.format, seed=args.seed, source_prefix=args.source_prefix,
-            llm_model=args.model, llm_backend=args.backend,
-        ), 0
-    except DatasetFailed as exc:
-        summary, code = exc.summary, 1
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
-        return code
-    print(f"Wrote {summary['examples']} examples ({summary['train']} train, {summary['eval']} eval, "
-          f"{summary['without_gold']} without the gold chunk) in {summary['format']} format to {summary['out_dir']}")
-    print(f"  {summary['chunks_sampled']} chunks sampled, {summary['pairs_generated']} pairs written by the model; dropped: "
-          f"{summary['dropped_answer_not_in_chunk']} answer not in its chunk, {summary['dropped_answer_too_long']} answer "
-          f"too long, {summary['dropped_answer_in_question']} answer given in the question, "
-          f"{summary['dropped_question_not_standalone']} question not standalone, "
-          f"{summary['dropped_duplicate_question']} near-duplicate question")
-    print(f"  evaluate a fine-tuned model on the held-out documents: kbflow ask {Path(summary['out_dir']) / 'questions.csv'}")
-    for failure in summary["failures"]:
-        print(f"  FAILED {failure['source']} ({failure['chunk_id'][:12]}): {failure['reason']}")
-    if not summary["examples"]:
-        print("  no example survived: try more --chunks, or a stronger --model")
-    return code
-
-
-def add_dataset_command(subparsers) -> None:
-    """Register `kbflow dataset export ...`."""
-    sp = subparsers.add_parser("dataset", help="export fine-tuning data built from the knowledge base")
-    dsub = sp.add_subparsers(dest="action", required=True)
-    ex = dsub.add_parser("export", help="model-written question/answer pairs as RAFT examples (openai, alpaca or sharegpt)")
-    ex.add_argument("--store", help="store folder (KBFLOW_STORE_DIR, default .kbflow)")
-    ex.add_argument("--collection", help="collection name (KBFLOW_COLLECTION, default knowledge)")
-    ex.add_argument("--out", help="dataset folder (default: a timestamped folder under STORE/datasets)")
-    ex.add_argument("--chunks", "--limit", type=int, default=50, help="chunks sampled, spread over the documents (default 50)")
-    ex.add_argument("--pairs", "--per-chunk", type=int, default=3, help="question/answer pairs asked for per chunk (default 3)")
-    ex.add_argument("--distractors", type=int, default=3, help="retrieved passages beside the gold chunk (default 3)")
-    ex.add_argument("--no-gold-share", type=float, default=0.2, help="share of examples without the gold chunk, taught to refuse (default 0.2)")
-    ex.add_argument("--eval-share", type=float, default=0.2, help="share held out for evaluation, by source document (default 0.2)")
-    ex.add_argument("--format", choices=FORMATS, default="openai", help="openai (default), alpaca or sharegpt")
-    ex.add_argument("--seed", type=int, default=0, help="seed of the sampling, shuffling and split (default 0)")
-    ex.add_argument("--source-prefix", help="only chunks of documents whose path starts with this")
-    ex.add_argument("--model", help="GGUF that writes the pairs (default KBFLOW_LLM_MODEL); a stronger model writes better pairs")
-    ex.add_argument("--backend", choices=["llama-cpp", "openai"], help="generation backend (default llama-cpp)")
-    ex.add_argument("--json", action="store_true", help="print summary.json")
-    sp.set_defaults(func=cmd_dataset)

@@ -25,4 +25,6 @@ class QuestionsFailed(Exception):
 
     def __init__(self, summary: dict):
         self.summary = summary
-        super().__init__(f"{summary['errors']} of {summary['questions']} question(s) failed; see {summary['report_dir']}")
+        super().__init__(
+            f"{summary['errors']} of {summary['questions']} question(s) failed; see {summary['report_dir']}"
+        )

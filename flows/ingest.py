@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -15,15 +16,18 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from connectors.base import DocumentRef, Listing, Source, SourceError, source_config_from_spec, source_from_config
-from flows import progress
 from flows.errors import ConfigError, DocumentsFailed
 from flows.settings import Settings, load_settings
-from tasks.embed import get_embedder, resolve_backend
-from tasks.index import index_batch, list_documents
-from tasks.ledger import Ledger, LedgerEntry
-from tasks.plan import ChangePlan, plan_changes
-from tasks.store import ChromaStore, EmbeddingMismatchError, StoreConfig, reconcile, store_lock, write_batch
-from tasks.summary import IngestSummary
+from tasks import progress
+from tasks.embed.embedder import get_embedder, resolve_backend
+from tasks.ingest.index import index_batch, list_documents
+from tasks.ingest.ledger import Ledger, LedgerEntry
+from tasks.ingest.plan import ChangePlan, plan_changes
+from tasks.ingest.summary import IngestSummary
+from tasks.store.base import EmbeddingMismatchError
+from tasks.store.chroma import ChromaStore
+from tasks.store.lock import store_lock
+from tasks.store.write import delete_documents, drop_collection, reconcile_store, write_batch
 
 
 def _run_name() -> str:
@@ -37,23 +41,25 @@ def artifact_key(prefix: str, name: str) -> str:
 
 
 def open_source(source: dict[str, Any] | None, source_path: str | None, cfg: Settings) -> Source:
-    """The source to sync: a connector config, or a spec (a folder path or s3://BUCKET/PREFIX) as the CLI and prefect.yaml give."""
+    """The source to sync: a connector config, or a spec (a folder path or s3://BUCKET/PREFIX) as the CLI and
+    prefect.yaml give."""
     if source is None and not source_path:
         raise ConfigError("no source given: pass a folder path or s3://BUCKET/PREFIX")
     try:
-        config = source or source_config_from_spec(source_path, cfg.include, cfg.exclude, endpoint_url=cfg.s3_endpoint_url)
+        config = source or source_config_from_spec(
+            source_path, cfg.include, cfg.exclude, endpoint_url=cfg.s3_endpoint_url
+        )
         return source_from_config(config)
     except (SourceError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
 
 
-def open_store(cfg: Settings, rebuild: bool, ledger: Ledger) -> tuple[ChromaStore, dict]:
+def open_store(cfg: Settings, rebuild: bool) -> tuple[ChromaStore, dict]:
     """The collection to write, created if new; the embedding model is loaded only when the collection is new."""
     store = cfg.store_config()
     if rebuild:
         get_run_logger().info("Rebuilding collection %r from scratch", cfg.collection)
-        ChromaStore.drop(store)
-        ledger.drop_collection()
+        drop_collection(store)
     dim = ChromaStore.open_existing(store).embedding_dim if ChromaStore.collection_exists(store) else None
     if dim is None:
         dim = get_embedder(cfg.embedder_config()).dimension
@@ -76,8 +82,15 @@ def task_runner(cfg: Settings):
         if cfg.dask_address:
             return DaskTaskRunner(address=cfg.dask_address)
         # A local cluster stays on loopback, its dashboard included (the default listens on 0.0.0.0).
-        return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers, "threads_per_worker": 1, "processes": True,
-                                              "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": cfg.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "host": "127.0.0.1",
+                "dashboard_address": "127.0.0.1:0",
+            }
+        )
     return None
 
 
@@ -92,7 +105,10 @@ def batch_results(cfg: Settings, source: Source, batches: list[list[dict]]) -> I
             yield index_batch(args[0], batch, *args[1:])
         return
     task = index_batch.with_options(retries=1, retry_delay_seconds=2)
-    submit = lambda batch: runner.submit(task, {"source_config": args[0], "refs": batch, "split": args[1], "embedder": args[2]})  # noqa: E731
+
+    def submit(batch):
+        return runner.submit(task, {"source_config": args[0], "refs": batch, "split": args[1], "embedder": args[2]})
+
     with runner:
         ahead = deque((b, submit(b)) for b in batches[: 2 * cfg.workers])
         rest = iter(batches[2 * cfg.workers :])
@@ -104,30 +120,46 @@ def batch_results(cfg: Settings, source: Source, batches: list[list[dict]]) -> I
                 yield future.result()
             except Exception as exc:  # noqa: BLE001 - reported per document; the other batches go on
                 reason = f"batch failed on a worker: {type(exc).__name__}: {str(exc)[:200]}"
-                yield {"chunks": [], "vectors": [], "terms": [], "failed": {r["path"]: reason for r in batch}, "vanished": []}
+                yield {
+                    "chunks": [],
+                    "vectors": [],
+                    "terms": [],
+                    "failed": {r["path"]: reason for r in batch},
+                    "vanished": [],
+                }
 
 
-def index_documents(plan: ChangePlan, source: Source, cfg: Settings, embedding: dict, entries: dict[str, LedgerEntry]) -> dict:
-    """Index the plan's documents batch by batch: prepare and embed, then write in order (the flow is the one writer)."""
+def index_documents(
+    plan: ChangePlan, source: Source, cfg: Settings, embedding: dict, entries: dict[str, LedgerEntry]
+) -> dict:
+    """Index the plan's documents batch by batch: prepare and embed, then write in order (the flow is the one
+    writer)."""
     store, todo = cfg.store_config(), [r.to_dict() for r in plan.to_index]
     done = {"written": 0, "deleted": 0, "failed": {}, "vanished": []}
     if not todo:
         return done
-    artifact = create_progress_artifact(progress=0.0, key=artifact_key("ingest-progress", cfg.collection),
-                                        description=f"Documents prepared, embedded and written ({len(todo)} to do)")
+    artifact = create_progress_artifact(
+        progress=0.0,
+        key=artifact_key("ingest-progress", cfg.collection),
+        description=f"Documents prepared, embedded and written ({len(todo)} to do)",
+    )
     step = cfg.ingest_batch_docs
     batches = [todo[i : i + step] for i in range(0, len(todo), step)]
     progress.start(len(todo), "indexing")
+    started, chunks = time.monotonic(), 0
     for n, (batch, got) in enumerate(zip(batches, batch_results(cfg, source, batches)), start=1):
         done["failed"].update(got["failed"])
         done["vanished"] += got["vanished"]
         ok = [r for r in batch if r["path"] not in got["failed"] and r["path"] not in got["vanished"]]
         old = [i for r in ok for i in chunk_ids(entries, r["path"])]
         # quote(): Prefect would otherwise visit every float of every vector looking for futures.
-        wrote = write_batch(store, embedding, quote(ok), quote(got["chunks"]), quote(got["vectors"]), quote(got["terms"]), quote(old))
+        wrote = write_batch(
+            store, embedding, quote(ok), quote(got["chunks"]), quote(got["vectors"]), quote(got["terms"]), quote(old)
+        )
         done["written"] += wrote["written"]
         done["deleted"] += wrote["deleted"]
-        progress.advance(len(batch), len(got["chunks"]))
+        chunks += len(got["chunks"])
+        progress.advance(len(batch), f"{chunks} chunks, {chunks / max(1e-6, time.monotonic() - started):.1f} chunks/s")
         if artifact:
             update_progress_artifact(artifact, progress=100.0 * n / len(batches))
     progress.finish()
@@ -140,19 +172,50 @@ def chunk_ids(entries: dict[str, LedgerEntry], path: str) -> list[str]:
     return entry.chunk_ids if entry is not None else []
 
 
-def forget(store: ChromaStore, ledger: Ledger, source_id: str, paths: list[str], entries: dict[str, LedgerEntry]) -> int:
+def forget(cfg: Settings, embedding: dict, source_id: str, paths: list[str], entries: dict[str, LedgerEntry]) -> int:
     """Remove documents from the ledger, then their chunks from the store; the number of chunks removed."""
     if not paths:
         return 0
-    ledger.forget_documents(source_id, paths)
-    return store.delete([i for p in paths for i in chunk_ids(entries, p)])
+    ids = [i for p in paths for i in chunk_ids(entries, p)]
+    return delete_documents(cfg.store_config(), embedding, source_id, paths, quote(ids))
+
+
+KB_CHANGED = "kbflow.knowledge-base.changed"
+
+
+def announce_change(cfg: Settings, source: Source, changes: list[dict]) -> None:
+    """Emit a Prefect event when this run changed the knowledge base (none when nothing changed).
+
+    Its resource is the store and collection; its payload carries them and the changed documents, so a
+    deployment trigger (kb-answer's in prefect.yaml) re-answers the standing question set from that store.
+    """
+    if not changes:
+        return
+    from prefect.events import emit_event
+
+    store_dir = str(Path(cfg.store_dir).resolve())
+    emit_event(
+        event=KB_CHANGED,
+        resource={"prefect.resource.id": f"kbflow.knowledge-base.{cfg.collection}", "kbflow.store": store_dir},
+        payload={
+            "store_dir": store_dir,
+            "collection": cfg.collection,
+            "source": source.describe(),
+            "changed": changes[:500],
+            "changed_count": len(changes),
+        },
+    )
+    get_run_logger().info("Announced %s: %d document(s) changed", KB_CHANGED, len(changes))
 
 
 def publish(summary: IngestSummary) -> None:
     """The summary as a table artifact and log lines; a run with failed documents ends Failed."""
     logger = get_run_logger()
-    create_table_artifact(table=summary.table(), key=artifact_key("ingest-summary", summary.collection),
-                          description=f"Ingest of {summary.source} into {summary.collection!r}")
+    create_table_artifact(
+        table=summary.table(),
+        key=artifact_key("ingest-summary", summary.collection),
+        description=f"Ingest of {summary.source} into {summary.collection!r}",
+    )
     logger.info("Done: %s", summary.counts())
     for path in summary.vanished:
         logger.info("%s was deleted while the run was going on: not indexed, its old chunks removed", path)
@@ -175,14 +238,26 @@ def ingest_flow(
     rebuild: bool = False,
     source: dict[str, Any] | None = None,
 ) -> dict:
-    """Refresh a knowledge base from a source: index new and changed documents, drop deleted ones, report failures."""
+    """Refresh a knowledge base from a source: index new and changed documents, drop deleted ones, report failures.
+
+    Every store mutation is a task run (drop-collection, reconcile-store, delete-documents, write-batch): each
+    shows in the UI and retries on its own. The flow holds the store's write lock throughout.
+    """
     started = time.monotonic()
-    cfg = load_settings(store_dir=store_dir, collection=collection, include=include, exclude=exclude,
-                        chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model)
+    cfg = load_settings(
+        store_dir=store_dir,
+        collection=collection,
+        include=include,
+        exclude=exclude,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        embedding_model=embedding_model,
+    )
     src = open_source(source, source_path, cfg)
     with store_lock(cfg.store_dir, cfg.lock_timeout), Ledger.of_store(cfg.store_dir, cfg.collection) as ledger:
-        store, embedding = open_store(cfg, rebuild, ledger)
-        orphans, broken = reconcile(store, ledger)
+        _, embedding = open_store(cfg, rebuild)
+        repaired = reconcile_store(cfg.store_config(), embedding)
+        orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}
         entries = ledger.documents(src.source_id)
         known = {p: e.ref for p, e in entries.items()}
         # quote(): the known refs (one per indexed file) are data, not something for Prefect to walk.
@@ -191,24 +266,34 @@ def ingest_flow(
         plan = plan_changes(listing, known, {p for s, p in broken if s == src.source_id})
         log_plan(plan, orphans, src)
         with ledger.writing() if plan.deleted or plan.to_index else nullcontext():
-            chunks_deleted = forget(store, ledger, src.source_id, plan.deleted, entries)
+            chunks_deleted = forget(cfg, embedding, src.source_id, plan.deleted, entries)
             done = index_documents(plan, src, cfg, embedding, entries)
             # A document deleted while the run read it: not a failure, and its old chunks go.
             plan = plan.vanish(done["vanished"])
-            chunks_deleted += forget(store, ledger, src.source_id, [p for p in plan.vanished if p in known], entries)
+            chunks_deleted += forget(cfg, embedding, src.source_id, [p for p in plan.vanished if p in known], entries)
         failed = {**plan.unreadable, **done["failed"]}
         ledger.record_failures(src.source_id, failed)
         ledger.clear_failures(src.source_id, keep=failed)
         ledger.set_meta("last_refresh", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     summary = IngestSummary(
-        source=src.describe(), store=str(cfg.store_dir), collection=cfg.collection,
+        source=src.describe(),
+        store=str(cfg.store_dir),
+        collection=cfg.collection,
         added=sum(r.path not in failed for r in plan.added),
         updated=sum(r.path not in failed for r in plan.changed + plan.repaired),
-        deleted=len(plan.deleted), unchanged=len(plan.unchanged), repaired=len(broken),
-        chunks_written=done["written"], chunks_deleted=chunks_deleted + done["deleted"],
-        duration_s=round(time.monotonic() - started, 3), vanished=plan.vanished,
+        deleted=len(plan.deleted),
+        unchanged=len(plan.unchanged),
+        repaired=len(broken),
+        chunks_written=done["written"],
+        chunks_deleted=chunks_deleted + done["deleted"],
+        duration_s=round(time.monotonic() - started, 3),
+        vanished=plan.vanished,
         failed=[{"path": p, "reason": failed[p]} for p in sorted(failed)],
     )
+    changes = [{"path": r.path, "change": "added"} for r in plan.added if r.path not in failed]
+    changes += [{"path": r.path, "change": "edited"} for r in plan.changed + plan.repaired if r.path not in failed]
+    changes += [{"path": p, "change": "deleted"} for p in plan.deleted + [p for p in plan.vanished if p in known]]
+    announce_change(cfg, src, changes)
     publish(summary)
     return summary.to_dict()
 
@@ -216,7 +301,17 @@ def ingest_flow(
 def log_plan(plan: ChangePlan, orphans: int, source: Source) -> None:
     logger = get_run_logger()
     if orphans or plan.repaired:
-        logger.info("Repaired the store after an interrupted run: %d stray chunks removed, %d documents to re-index",
-                    orphans, len(plan.repaired))
-    logger.info("Listed %s: %d new, %d changed, %d unchanged, %d deleted, %d unreadable", source.describe(),
-                len(plan.added), len(plan.changed), len(plan.unchanged), len(plan.deleted), len(plan.unreadable))
+        logger.info(
+            "Repaired the store after an interrupted run: %d stray chunks removed, %d documents to re-index",
+            orphans,
+            len(plan.repaired),
+        )
+    logger.info(
+        "Listed %s: %d new, %d changed, %d unchanged, %d deleted, %d unreadable",
+        source.describe(),
+        len(plan.added),
+        len(plan.changed),
+        len(plan.unchanged),
+        len(plan.deleted),
+        len(plan.unreadable),
+    )

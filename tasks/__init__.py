@@ -1,1 +1,1 @@
-"""One step each: partition, split, embed, store, retrieve, generate, report. Plain arguments in, plain values out."""
+"""The work, grouped by domain: ingest, store, embed, answer, report, dataset. Plain arguments in, plain values out."""

@@ -60,7 +60,8 @@ _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 
 
 def answer_tokens(text: str) -> list[str]:
-    """Tokens for answer F1: each Chinese character is one token, each English word or number another; citation marks like [1] are not part of the answer."""
+    """Tokens for answer F1: each Chinese character is one token, each English word or number another; citation marks
+    like [1] are not part of the answer."""
     text = _CITATION_MARK.sub(" ", unicodedata.normalize("NFKC", text)).lower()
     tokens: list[str] = []
     for part in _PUNCT_SPACE.split(text):
@@ -134,7 +135,8 @@ def chinese_numeral_value(text: str) -> int | None:
 
 
 def _english_numbers(words: list[str]) -> list[str]:
-    """Number-word runs as digits, greedily: ['twenty', 'four'] -> ['24'], ['one', 'and', 'two'] -> ['1', 'and', '2']."""
+    """Number-word runs as digits, greedily: ['twenty', 'four'] -> ['24'], ['one', 'and', 'two'] -> ['1', 'and',
+    '2']."""
     out: list[str] = []
     i, n = 0, len(words)
 

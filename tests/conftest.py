@@ -63,11 +63,12 @@ def docs_dir(tmp_path) -> Path:
 
 
 def store_state(store: Path, collection: str = "knowledge", chroma_host: str | None = None) -> dict:
-    """What a user would check in the store (embedded, or a Chroma server): chunks by source, and whether Chroma and the ledger agree."""
+    """What a user would check in the store (embedded, or a Chroma server): chunks by source, and whether Chroma and
+    the ledger agree."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    from tasks.ledger import Ledger
+    from tasks.ingest.ledger import Ledger
 
     settings = ChromaSettings(anonymized_telemetry=False)
     if chroma_host:
@@ -88,8 +89,9 @@ def store_state(store: Path, collection: str = "knowledge", chroma_host: str | N
     return {"by_source": by_source, "ids": set(got["ids"]), "ledger_ids": ledger_ids, "ledger_docs": docs}
 
 
-def assert_store_matches_folder(store: Path, folder: Path, collection: str = "knowledge", expect_missing=(),
-                                chroma_host: str | None = None) -> dict:
+def assert_store_matches_folder(
+    store: Path, folder: Path, collection: str = "knowledge", expect_missing=(), chroma_host: str | None = None
+) -> dict:
     """Every indexable file has exactly its current version's chunks, nothing else is stored."""
     import hashlib
 

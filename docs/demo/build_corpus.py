@@ -17,7 +17,7 @@ import io
 import re
 import shutil
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -307,24 +307,71 @@ Repaired parts carry a 6-month repair warranty of their own.</p>
 
 SERVICE_CENTERS = [
     ["city", "country", "address", "phone", "opening_hours", "services"],
-    ["Shenzhen", "China", "1F, 88 Keyuan Road, Nanshan District", "+86 755 8612 3400",
-     "Mon-Sun 09:00-21:00", "repair; walk-in; lock installation"],
-    ["Guangzhou", "China", "Room 305, 210 Tiyu West Road, Tianhe District", "+86 20 3887 5521",
-     "Mon-Sat 10:00-19:00", "repair; walk-in"],
-    ["Shanghai", "China", "Unit 12, 1500 Century Avenue, Pudong", "+86 21 6015 9082",
-     "Mon-Sat 10:00-19:00", "repair; walk-in"],
-    ["Chengdu", "China", "2F, 66 Tianfu Avenue North, High-tech Zone", "+86 28 8530 1147",
-     "Tue-Sun 10:00-18:30", "repair"],
-    ["Berlin", "Germany", "Schlesische Strasse 27, 10997 Berlin", "+49 30 5683 2290",
-     "Mon-Fri 09:00-18:00", "walk-in; lock installation"],
-    ["Munich", "Germany", "Landsberger Strasse 155, 80687 Munich", "+49 89 2015 4470",
-     "Mon-Fri 10:00-18:00; Sat 10:00-14:00", "walk-in"],
-    ["Leipzig", "Germany", "Am Alten Flughafen 9, 04356 Leipzig", "+49 341 9902 615",
-     "Mon-Fri 08:00-16:00 (no walk-in)", "central EU repair center"],
-    ["Vienna", "Austria", "Mariahilfer Strasse 101, 1060 Vienna", "+43 1 5972 3318",
-     "Mon-Fri 10:00-18:00", "walk-in"],
-    ["Amsterdam", "Netherlands", "Overtoom 320, 1054 JM Amsterdam", "+31 20 808 4471",
-     "Tue-Sat 10:00-18:00", "walk-in"],
+    [
+        "Shenzhen",
+        "China",
+        "1F, 88 Keyuan Road, Nanshan District",
+        "+86 755 8612 3400",
+        "Mon-Sun 09:00-21:00",
+        "repair; walk-in; lock installation",
+    ],
+    [
+        "Guangzhou",
+        "China",
+        "Room 305, 210 Tiyu West Road, Tianhe District",
+        "+86 20 3887 5521",
+        "Mon-Sat 10:00-19:00",
+        "repair; walk-in",
+    ],
+    [
+        "Shanghai",
+        "China",
+        "Unit 12, 1500 Century Avenue, Pudong",
+        "+86 21 6015 9082",
+        "Mon-Sat 10:00-19:00",
+        "repair; walk-in",
+    ],
+    [
+        "Chengdu",
+        "China",
+        "2F, 66 Tianfu Avenue North, High-tech Zone",
+        "+86 28 8530 1147",
+        "Tue-Sun 10:00-18:30",
+        "repair",
+    ],
+    [
+        "Berlin",
+        "Germany",
+        "Schlesische Strasse 27, 10997 Berlin",
+        "+49 30 5683 2290",
+        "Mon-Fri 09:00-18:00",
+        "walk-in; lock installation",
+    ],
+    [
+        "Munich",
+        "Germany",
+        "Landsberger Strasse 155, 80687 Munich",
+        "+49 89 2015 4470",
+        "Mon-Fri 10:00-18:00; Sat 10:00-14:00",
+        "walk-in",
+    ],
+    [
+        "Leipzig",
+        "Germany",
+        "Am Alten Flughafen 9, 04356 Leipzig",
+        "+49 341 9902 615",
+        "Mon-Fri 08:00-16:00 (no walk-in)",
+        "central EU repair center",
+    ],
+    ["Vienna", "Austria", "Mariahilfer Strasse 101, 1060 Vienna", "+43 1 5972 3318", "Mon-Fri 10:00-18:00", "walk-in"],
+    [
+        "Amsterdam",
+        "Netherlands",
+        "Overtoom 320, 1054 JM Amsterdam",
+        "+31 20 808 4471",
+        "Tue-Sat 10:00-18:00",
+        "walk-in",
+    ],
 ]
 
 
@@ -335,53 +382,98 @@ SERVICE_CENTERS = [
 
 REFUND_POLICY_DOCX = [
     ("title", "Returns and Refund Policy"),
-    ("p", "Starling Home Robotics - Online Store (EU and mainland China). Policy number CS-POL-011, version 4, valid from 1 February 2024."),
+    (
+        "p",
+        "Starling Home Robotics - Online Store (EU and mainland China). Policy number CS-POL-011, version 4, valid from 1 February 2024.",
+    ),
     ("h1", "1. Scope"),
-    ("p", "This policy applies to products bought directly from the Starling online store and the Starling Home app. "
-          "Products bought from a retail partner are returned to that retailer under its own conditions."),
+    (
+        "p",
+        "This policy applies to products bought directly from the Starling online store and the Starling Home app. "
+        "Products bought from a retail partner are returned to that retailer under its own conditions.",
+    ),
     ("h1", "2. Return window"),
-    ("p", "You can return any product within 21 days of delivery without giving a reason. This is longer than the "
-          "14-day withdrawal period required by EU law. The return window starts on the day the parcel is delivered, "
-          "as recorded by the carrier, not on the day of the order."),
+    (
+        "p",
+        "You can return any product within 21 days of delivery without giving a reason. This is longer than the "
+        "14-day withdrawal period required by EU law. The return window starts on the day the parcel is delivered, "
+        "as recorded by the carrier, not on the day of the order.",
+    ),
     ("h1", "3. Condition of returned items"),
-    ("p", "Products should be returned in their original packaging with all accessories, manuals and the charging dock. "
-          "Used products are accepted, but we may deduct a restocking fee of 15% of the purchase price if accessories "
-          "are missing or the product shows damage beyond normal testing."),
-    ("p", "A Starling Lock L2 that has already been installed can be returned only after a factory reset and with "
-          "both emergency keys. Locks with drilled or modified panels cannot be returned."),
+    (
+        "p",
+        "Products should be returned in their original packaging with all accessories, manuals and the charging dock. "
+        "Used products are accepted, but we may deduct a restocking fee of 15% of the purchase price if accessories "
+        "are missing or the product shows damage beyond normal testing.",
+    ),
+    (
+        "p",
+        "A Starling Lock L2 that has already been installed can be returned only after a factory reset and with "
+        "both emergency keys. Locks with drilled or modified panels cannot be returned.",
+    ),
     ("h1", "4. How to start a return"),
     ("number", "Log in to your Starling account and open Orders."),
-    ("number", "Choose the product and click Request return. You will receive a return number that starts with RMA- "
-               "and a prepaid shipping label."),
-    ("number", "Pack the product securely and drop it at the carrier within 7 days of receiving the label; "
-               "after that the return number expires."),
-    ("p", "Returns are free of charge from Germany, Austria, the Netherlands and mainland China. "
-          "From all other countries the customer pays the return shipping."),
+    (
+        "number",
+        "Choose the product and click Request return. You will receive a return number that starts with RMA- "
+        "and a prepaid shipping label.",
+    ),
+    (
+        "number",
+        "Pack the product securely and drop it at the carrier within 7 days of receiving the label; "
+        "after that the return number expires.",
+    ),
+    (
+        "p",
+        "Returns are free of charge from Germany, Austria, the Netherlands and mainland China. "
+        "From all other countries the customer pays the return shipping.",
+    ),
     ("h1", "5. Refunds"),
-    ("p", "Once the returned product arrives, our warehouse in Leipzig inspects it within 3 business days. "
-          "The refund is then paid to the original payment method within 5 business days. Bank transfers and "
-          "Alipay refunds may take longer to appear, depending on the bank."),
-    ("p", "If you bought a bundle, such as the S7 with the Dock D3, you may return the whole bundle or only one part. "
-          "For a partial return the refund equals the single price of the returned item minus the bundle discount."),
+    (
+        "p",
+        "Once the returned product arrives, our warehouse in Leipzig inspects it within 3 business days. "
+        "The refund is then paid to the original payment method within 5 business days. Bank transfers and "
+        "Alipay refunds may take longer to appear, depending on the bank.",
+    ),
+    (
+        "p",
+        "If you bought a bundle, such as the S7 with the Dock D3, you may return the whole bundle or only one part. "
+        "For a partial return the refund equals the single price of the returned item minus the bundle discount.",
+    ),
     ("h1", "6. Exceptions"),
-    ("bullet", "Consumables that have been opened (dust bags, filters, mop pads) cannot be returned for hygiene reasons."),
+    (
+        "bullet",
+        "Consumables that have been opened (dust bags, filters, mop pads) cannot be returned for hygiene reasons.",
+    ),
     ("bullet", "Gift cards and Starling Care+ plans are refunded only if they have not been used."),
-    ("bullet", "Products bought in a clearance sale marked Final sale cannot be returned, but the warranty still applies."),
+    (
+        "bullet",
+        "Products bought in a clearance sale marked Final sale cannot be returned, but the warranty still applies.",
+    ),
     ("h1", "7. Contact"),
-    ("p", "Questions about a return: returns@starling-home.example, or the chat in the Starling Home app "
-          "(Monday to Friday, 09:00 to 18:00 CET)."),
+    (
+        "p",
+        "Questions about a return: returns@starling-home.example, or the chat in the Starling Home app "
+        "(Monday to Friday, 09:00 to 18:00 CET).",
+    ),
 ]
 
 TRAVEL_POLICY_ZH_DOCX = [
     ("title", "员工差旅费用报销制度"),
     ("p", "深圳星灵家居机器人有限公司　文件编号：FIN-2023-12　生效日期：2023年7月1日　发布部门：财务部"),
     ("h1", "第一章　总则"),
-    ("p", "为规范公司员工出差行为，合理控制差旅成本，特制定本制度。本制度适用于深圳总部及柏林办公室因公出差的全体员工。"
-          "员工出差前须在“星灵OA”中提交出差申请，经直属主管批准后方可预订交通和住宿。"),
+    (
+        "p",
+        "为规范公司员工出差行为，合理控制差旅成本，特制定本制度。本制度适用于深圳总部及柏林办公室因公出差的全体员工。"
+        "员工出差前须在“星灵OA”中提交出差申请，经直属主管批准后方可预订交通和住宿。",
+    ),
     ("h1", "第二章　交通标准"),
     ("bullet", "国内出差优先选择高铁或动车二等座；高铁单程时间超过6小时的，可以改乘飞机经济舱。"),
     ("bullet", "深圳与柏林之间往返出差，员工可乘坐经济舱；总监及以上职级可乘坐超级经济舱。"),
-    ("bullet", "市内交通原则上乘坐地铁或公交；晚上22点以后加班或携带样机等大件物品时，可乘坐出租车或网约车，凭行程单报销。"),
+    (
+        "bullet",
+        "市内交通原则上乘坐地铁或公交；晚上22点以后加班或携带样机等大件物品时，可乘坐出租车或网约车，凭行程单报销。",
+    ),
     ("h1", "第三章　住宿标准"),
     ("p", "住宿费按每人每晚的上限实报实销，超出部分由员工自行承担："),
     ("bullet", "北京、上海：每晚不超过600元；"),
@@ -391,11 +483,17 @@ TRAVEL_POLICY_ZH_DOCX = [
     ("bullet", "其他欧洲城市：每晚不超过160欧元。"),
     ("p", "两名同性别员工同行出差的，原则上合住一间标准间。"),
     ("h1", "第四章　伙食补贴"),
-    ("p", "国内出差伙食补贴为每人每天100元，境外出差为每人每天45欧元，按出差天数包干发放，无须提供餐饮发票。"
-          "客户或合作伙伴已提供餐食的，相应餐次不再发放补贴。"),
+    (
+        "p",
+        "国内出差伙食补贴为每人每天100元，境外出差为每人每天45欧元，按出差天数包干发放，无须提供餐饮发票。"
+        "客户或合作伙伴已提供餐食的，相应餐次不再发放补贴。",
+    ),
     ("h1", "第五章　报销流程"),
     ("number", "员工应在出差结束后15个工作日内，在“星灵OA”中提交报销单，并上传发票及行程单的电子版。"),
-    ("number", "单笔报销金额在5000元以内的，由部门负责人审批；超过5000元的，须经部门总监审批；超过20000元的，须另经财务总监审批。"),
+    (
+        "number",
+        "单笔报销金额在5000元以内的，由部门负责人审批；超过5000元的，须经部门总监审批；超过20000元的，须另经财务总监审批。",
+    ),
     ("number", "财务部在审批完成后的每周四统一付款，报销款打入员工工资卡。"),
     ("p", "发票抬头须为“深圳星灵家居机器人有限公司”。境外票据须附中文或英文说明，并按付款当日汇率折算为人民币。"),
     ("h1", "第六章　附则"),
@@ -412,62 +510,101 @@ S7_MANUAL_PAGES = [
         "title": "Starling S7 Robot Vacuum - User Manual",
         "blocks": [
             ("h", "1. Overview"),
-            ("p", "Thank you for choosing the Starling S7 (model SR-S7-01). The S7 is a robot vacuum with LiDAR "
-                  "navigation, a rubber main brush, one side brush and a vibrating mop plate. It builds a map of your "
-                  "home on the first run and can store maps for several floors. This manual covers setup, the battery "
-                  "and charging, and troubleshooting with error codes."),
+            (
+                "p",
+                "Thank you for choosing the Starling S7 (model SR-S7-01). The S7 is a robot vacuum with LiDAR "
+                "navigation, a rubber main brush, one side brush and a vibrating mop plate. It builds a map of your "
+                "home on the first run and can store maps for several floors. This manual covers setup, the battery "
+                "and charging, and troubleshooting with error codes.",
+            ),
             ("h", "2. Specifications"),
-            ("p", "Maximum suction: 6000 Pa\n"
-                  "Dustbin capacity: 400 ml\n"
-                  "Water tank capacity: 240 ml\n"
-                  "Noise level in Quiet mode: 58 dB\n"
-                  "Weight: 3.6 kg\n"
-                  "Height: 9.7 cm (including LiDAR turret)\n"
-                  "Wireless: Wi-Fi 802.11 b/g/n"),
+            (
+                "p",
+                "Maximum suction: 6000 Pa\n"
+                "Dustbin capacity: 400 ml\n"
+                "Water tank capacity: 240 ml\n"
+                "Noise level in Quiet mode: 58 dB\n"
+                "Weight: 3.6 kg\n"
+                "Height: 9.7 cm (including LiDAR turret)\n"
+                "Wireless: Wi-Fi 802.11 b/g/n",
+            ),
             ("h", "3. Safety notes"),
-            ("p", "Use only the charging dock and power adapter supplied with the S7. Do not use the robot outdoors, "
-                  "on wet floors or near open flames. Pick up cables, curtain cords and small objects before cleaning. "
-                  "Keep children from sitting or standing on the robot."),
+            (
+                "p",
+                "Use only the charging dock and power adapter supplied with the S7. Do not use the robot outdoors, "
+                "on wet floors or near open flames. Pick up cables, curtain cords and small objects before cleaning. "
+                "Keep children from sitting or standing on the robot.",
+            ),
         ],
     },
     {
         "title": "Battery and Charging",
         "blocks": [
             ("h", "4. Battery"),
-            ("p", "The S7 uses a 5200 mAh lithium-ion battery pack (14.4 V). Runtime depends on the suction mode and the "
-                  "floor type. On hard floors the S7 runs for up to 180 minutes in Quiet mode, about 110 minutes in "
-                  "Standard mode and about 70 minutes in Max mode."),
+            (
+                "p",
+                "The S7 uses a 5200 mAh lithium-ion battery pack (14.4 V). Runtime depends on the suction mode and the "
+                "floor type. On hard floors the S7 runs for up to 180 minutes in Quiet mode, about 110 minutes in "
+                "Standard mode and about 70 minutes in Max mode.",
+            ),
             ("h", "5. Charging"),
-            ("p", "Place the charging dock against a wall with 0.5 m of free space on each side and 1.5 m in front. "
-                  "A full charge from empty takes about 4.5 hours. When the battery falls to 15% during a cleaning run, "
-                  "the S7 returns to the dock by itself. With Resume Cleaning switched on, it continues the unfinished "
-                  "job as soon as the battery is charged back to 80%."),
+            (
+                "p",
+                "Place the charging dock against a wall with 0.5 m of free space on each side and 1.5 m in front. "
+                "A full charge from empty takes about 4.5 hours. When the battery falls to 15% during a cleaning run, "
+                "the S7 returns to the dock by itself. With Resume Cleaning switched on, it continues the unfinished "
+                "job as soon as the battery is charged back to 80%.",
+            ),
             ("h", "6. Storage and battery care"),
-            ("p", "If you will not use the S7 for more than one month, charge it to about 50%, switch it off with the "
-                  "power button and store it in a dry place. Charge and operate the robot only at room temperatures "
-                  "between 0 and 40 degrees Celsius. The battery is a wearing part; a replacement pack can be ordered "
-                  "from Starling support. Never open the battery pack yourself."),
+            (
+                "p",
+                "If you will not use the S7 for more than one month, charge it to about 50%, switch it off with the "
+                "power button and store it in a dry place. Charge and operate the robot only at room temperatures "
+                "between 0 and 40 degrees Celsius. The battery is a wearing part; a replacement pack can be ordered "
+                "from Starling support. Never open the battery pack yourself.",
+            ),
         ],
     },
     {
         "title": "Error Codes and Troubleshooting",
         "blocks": [
-            ("p", "When the S7 stops because of a problem, the status light turns red, the robot announces an error and "
-                  "the Starling Home app shows the error code. Fix the cause, then press the Home button to continue."),
-            ("table", [
-                ("Code", "Meaning", "What to do"),
-                ("E01", "Left wheel stuck or lifted", "Move the robot to a flat floor; remove hair from the wheel."),
-                ("E02", "Right wheel stuck or lifted", "Move the robot to a flat floor; remove hair from the wheel."),
-                ("E03", "Bumper stuck", "Tap the bumper gently until it moves freely."),
-                ("E05", "LiDAR turret blocked", "Check that nothing presses on the turret; clear furniture edges."),
-                ("E07", "Cliff sensors dirty", "Wipe the four cliff sensors underneath with a dry cloth."),
-                ("E09", "Dustbin missing", "Insert the dustbin until it clicks."),
-                ("E12", "Main brush jammed", "Remove the main brush and cut away tangled hair."),
-                ("E15", "Battery temperature out of range", "Let the robot cool down or warm up to room temperature."),
-                ("E21", "Charging error", "Clean the charging contacts on the robot and on the dock."),
-            ]),
-            ("p", "If an error code comes back after you restart the robot, contact Starling support and tell us the "
-                  "error code and the serial number printed under the dustbin."),
+            (
+                "p",
+                "When the S7 stops because of a problem, the status light turns red, the robot announces an error and "
+                "the Starling Home app shows the error code. Fix the cause, then press the Home button to continue.",
+            ),
+            (
+                "table",
+                [
+                    ("Code", "Meaning", "What to do"),
+                    (
+                        "E01",
+                        "Left wheel stuck or lifted",
+                        "Move the robot to a flat floor; remove hair from the wheel.",
+                    ),
+                    (
+                        "E02",
+                        "Right wheel stuck or lifted",
+                        "Move the robot to a flat floor; remove hair from the wheel.",
+                    ),
+                    ("E03", "Bumper stuck", "Tap the bumper gently until it moves freely."),
+                    ("E05", "LiDAR turret blocked", "Check that nothing presses on the turret; clear furniture edges."),
+                    ("E07", "Cliff sensors dirty", "Wipe the four cliff sensors underneath with a dry cloth."),
+                    ("E09", "Dustbin missing", "Insert the dustbin until it clicks."),
+                    ("E12", "Main brush jammed", "Remove the main brush and cut away tangled hair."),
+                    (
+                        "E15",
+                        "Battery temperature out of range",
+                        "Let the robot cool down or warm up to room temperature.",
+                    ),
+                    ("E21", "Charging error", "Clean the charging contacts on the robot and on the dock."),
+                ],
+            ),
+            (
+                "p",
+                "If an error code comes back after you restart the robot, contact Starling support and tell us the "
+                "error code and the serial number printed under the dustbin.",
+            ),
         ],
     },
 ]
@@ -504,34 +641,47 @@ SPARE_PARTS = [
 
 ROADMAP_SLIDES = [
     ("2025 产品路线图 Product Roadmap 2025", "星灵家居机器人 产品委员会 Product Council · 内部资料 · 2024年11月"),
-    ("2024 回顾 Review", [
-        "Starling S7 全年全球销量 21.6万台，其中欧洲占 38%",
-        "Lock L2 在德国市场销量同比增长 64%",
-        "Starling Home App 月活跃用户达到 38万",
-        "退货率从 6.1% 降到 4.3%（主要得益于新版建图算法）",
-    ]),
-    ("Starling S9（项目代号 Kestrel）", [
-        "计划于2025年9月在深圳和柏林同步发布",
-        "最大吸力提升到 8000 Pa，新增可抬升的侧刷",
-        "前置 AI 摄像头，可识别 40 类常见障碍物（拖鞋、数据线、宠物粪便等）",
-        "目标零售价 4999元 / 699 EUR",
-    ]),
-    ("Lock L3 与 Dock D4", [
-        "Lock L3：新增掌静脉识别，支持 Matter 协议，计划 2026年第一季度上市",
-        "Dock D4：支持自动上下水，可连接厨房或阳台的水管",
-        "两款产品继续兼容 Starling Home App",
-    ]),
-    ("风险与依赖 Risks", [
-        "LiDAR 模组目前只有一家供应商，需要在 2025年6月前完成第二供应商认证",
-        "欧盟 Cyber Resilience Act（CRA）对联网设备提出新的安全要求",
-        "柏林团队需要新增 6 名嵌入式软件工程师",
-    ]),
+    (
+        "2024 回顾 Review",
+        [
+            "Starling S7 全年全球销量 21.6万台，其中欧洲占 38%",
+            "Lock L2 在德国市场销量同比增长 64%",
+            "Starling Home App 月活跃用户达到 38万",
+            "退货率从 6.1% 降到 4.3%（主要得益于新版建图算法）",
+        ],
+    ),
+    (
+        "Starling S9（项目代号 Kestrel）",
+        [
+            "计划于2025年9月在深圳和柏林同步发布",
+            "最大吸力提升到 8000 Pa，新增可抬升的侧刷",
+            "前置 AI 摄像头，可识别 40 类常见障碍物（拖鞋、数据线、宠物粪便等）",
+            "目标零售价 4999元 / 699 EUR",
+        ],
+    ),
+    (
+        "Lock L3 与 Dock D4",
+        [
+            "Lock L3：新增掌静脉识别，支持 Matter 协议，计划 2026年第一季度上市",
+            "Dock D4：支持自动上下水，可连接厨房或阳台的水管",
+            "两款产品继续兼容 Starling Home App",
+        ],
+    ),
+    (
+        "风险与依赖 Risks",
+        [
+            "LiDAR 模组目前只有一家供应商，需要在 2025年6月前完成第二供应商认证",
+            "欧盟 Cyber Resilience Act（CRA）对联网设备提出新的安全要求",
+            "柏林团队需要新增 6 名嵌入式软件工程师",
+        ],
+    ),
 ]
 
 
 # ---------------------------------------------------------------------------
 # Writers
 # ---------------------------------------------------------------------------
+
 
 def write_text(rel: str, text: str) -> Path:
     path = CORPUS / rel
@@ -617,8 +767,13 @@ def write_manual_pdf(rel: str) -> Path:
         def header(self):
             self.set_font("Helvetica", "I", 8)
             self.set_text_color(110)
-            self.cell(0, 6, "Starling Home Robotics - Starling S7 User Manual (SR-S7-01), edition 2024-01",
-                      new_x="LMARGIN", new_y="NEXT")
+            self.cell(
+                0,
+                6,
+                "Starling Home Robotics - Starling S7 User Manual (SR-S7-01), edition 2024-01",
+                new_x="LMARGIN",
+                new_y="NEXT",
+            )
             self.ln(4)
             self.set_text_color(0)
 
@@ -629,7 +784,7 @@ def write_manual_pdf(rel: str) -> Path:
             self.cell(0, 10, f"Page {self.page_no()} of {total}", align="C")
 
     pdf = Manual(format="A4")
-    pdf.set_creation_date(datetime(2024, 1, 15, 8, 0, 0, tzinfo=timezone.utc))
+    pdf.set_creation_date(datetime(2024, 1, 15, 8, 0, 0, tzinfo=UTC))
     pdf.set_title("Starling S7 Robot Vacuum - User Manual")
     pdf.set_author(AUTHOR)
     pdf.set_subject("User manual for the Starling S7 robot vacuum")

@@ -6,6 +6,8 @@ import connectors.local as local
 from connectors.base import DEFAULT_EXCLUDE, SourceError, matches_glob, source_from_config
 from connectors.local import LocalSource, LocalSourceConfig
 
+pytestmark = pytest.mark.unit
+
 
 def _source(root, **kw):
     return LocalSource(LocalSourceConfig(root=str(root), **kw))
@@ -18,7 +20,16 @@ def _paths(source):
 def test_lists_recursively_and_skips_hidden_and_temporary_files(tmp_path):
     (tmp_path / "sub" / "deep").mkdir(parents=True)
     (tmp_path / ".git").mkdir()
-    for rel in ["a.txt", "sub/b.md", "sub/deep/c.pdf", ".hidden.txt", ".git/config", "~$lock.docx", "draft.txt.swp", "x.part"]:
+    for rel in [
+        "a.txt",
+        "sub/b.md",
+        "sub/deep/c.pdf",
+        ".hidden.txt",
+        ".git/config",
+        "~$lock.docx",
+        "draft.txt.swp",
+        "x.part",
+    ]:
         (tmp_path / rel).write_text("x")
     assert _paths(_source(tmp_path)) == ["a.txt", "sub/b.md", "sub/deep/c.pdf"]
 
@@ -90,11 +101,33 @@ def test_missing_folder_and_config_round_trip(tmp_path):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("patterns", [DEFAULT_EXCLUDE, ["*"], ["*.md"], ["docs/*", "*.pdf"], ["a[[]b].txt", "x?y"], [], ["README*"], ["*a*"]])
+@pytest.mark.parametrize(
+    "patterns", [DEFAULT_EXCLUDE, ["*"], ["*.md"], ["docs/*", "*.pdf"], ["a[[]b].txt", "x?y"], [], ["README*"], ["*a*"]]
+)
 def test_glob_matching_agrees_with_fnmatch(patterns):
-    """The compiled pattern sets (suffix, prefix and regex tests) answer exactly as fnmatch does, on the path or its name."""
-    names = ["a/b.txt", "~$x.docx", "x.swp", "a/.#f", "#a#", "n.lock", "a/b~", "x.TMP", "x.tmp", "dir/sub", "a[b].txt",
-             "xzy", "docs/a.pdf", "README.md", "q/README", "abc", "bcd", "docs/x/y", "notes.md.bak"]
+    """The compiled pattern sets (suffix, prefix and regex tests) answer exactly as fnmatch does, on the path or its
+    name."""
+    names = [
+        "a/b.txt",
+        "~$x.docx",
+        "x.swp",
+        "a/.#f",
+        "#a#",
+        "n.lock",
+        "a/b~",
+        "x.TMP",
+        "x.tmp",
+        "dir/sub",
+        "a[b].txt",
+        "xzy",
+        "docs/a.pdf",
+        "README.md",
+        "q/README",
+        "abc",
+        "bcd",
+        "docs/x/y",
+        "notes.md.bak",
+    ]
     for rel in names:
         expected = any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], p) for p in patterns)
         assert matches_glob(rel, patterns) == expected, (rel, patterns)

@@ -20,8 +20,13 @@ server_test = [pytest.mark.slow, pytest.mark.integration]
 BUCKET = "kb-docs"
 PREFIX = "team/docs"
 # Real small documents of several formats; one in a "folder", one with a non-ASCII name.
-DOCS = {"notes.txt": "notes.txt", "guide.md": "guide.md", "hr/policy.docx": "policy.docx", "manual.pdf": "manual.pdf",
-        "中文说明.txt": "中文说明.txt"}
+DOCS = {
+    "notes.txt": "notes.txt",
+    "guide.md": "guide.md",
+    "hr/policy.docx": "policy.docx",
+    "manual.pdf": "manual.pdf",
+    "中文说明.txt": "中文说明.txt",
+}
 
 
 # --- the spec the CLI takes (no server) ---------------------------------------------------------------
@@ -29,16 +34,31 @@ DOCS = {"notes.txt": "notes.txt", "guide.md": "guide.md", "hr/policy.docx": "pol
 
 @pytest.mark.unit
 def test_source_config_from_spec():
-    assert source_config_from_spec("s3://bucket/team/docs", ["*.pdf"], ["old"], endpoint_url="http://127.0.0.1:9000") == {
-        "type": "s3", "bucket": "bucket", "prefix": "team/docs", "include": ["*.pdf"], "exclude": ["old"],
+    assert source_config_from_spec(
+        "s3://bucket/team/docs", ["*.pdf"], ["old"], endpoint_url="http://127.0.0.1:9000"
+    ) == {
+        "type": "s3",
+        "bucket": "bucket",
+        "prefix": "team/docs",
+        "include": ["*.pdf"],
+        "exclude": ["old"],
         "endpoint_url": "http://127.0.0.1:9000",
     }
     # No endpoint (AWS) and a whole bucket: empty options are left out, so the connector's defaults apply.
     assert source_config_from_spec("s3://bucket", ["*"], [], endpoint_url="") == {
-        "type": "s3", "bucket": "bucket", "prefix": "", "include": ["*"], "exclude": []}
+        "type": "s3",
+        "bucket": "bucket",
+        "prefix": "",
+        "include": ["*"],
+        "exclude": [],
+    }
     assert source_config_from_spec("S3://bucket/", ["*"], [])["type"] == "s3"
     assert source_config_from_spec("docs/folder", ["*"], ["tmp"], endpoint_url="http://x") == {
-        "type": "local", "root": "docs/folder", "include": ["*"], "exclude": ["tmp"]}
+        "type": "local",
+        "root": "docs/folder",
+        "include": ["*"],
+        "exclude": ["tmp"],
+    }
     assert source_config_from_spec(r"C:\docs", ["*"], [])["type"] == "local"
     with pytest.raises(SourceError, match="names no bucket"):
         source_config_from_spec("s3://", ["*"], [])
@@ -53,14 +73,21 @@ def test_config_holds_no_credentials_and_errors_hold_no_sdk_text():
     from connectors.base import source_from_config
     from connectors.s3 import _clean_error
 
-    source = source_from_config({"type": "s3", "bucket": "b", "prefix": "/docs/", "endpoint_url": "http://u:pw@127.0.0.1:9"})
+    source = source_from_config(
+        {"type": "s3", "bucket": "b", "prefix": "/docs/", "endpoint_url": "http://u:pw@127.0.0.1:9"}
+    )
     assert source.source_id == "s3://b/docs" and source.prefix == "docs/"
     assert set(source.to_config()) == {"type", "bucket", "prefix", "endpoint_url", "region", "include", "exclude"}
     assert source_from_config(source.to_config()).source_id == source.source_id
     assert source.describe() == "s3://b/docs at http://127.0.0.1:9"  # userinfo in an endpoint URL is never shown
 
-    leaky = ClientError({"Error": {"Code": "AccessDenied", "Message": "key AKIASECRET123 denied"},
-                         "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject")
+    leaky = ClientError(
+        {
+            "Error": {"Code": "AccessDenied", "Message": "key AKIASECRET123 denied"},
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "GetObject",
+    )
     msg = _clean_error(leaky, "read object", "b")
     assert "AKIASECRET123" not in msg and "AccessDenied" in msg and "403" in msg
 
@@ -72,8 +99,11 @@ def test_config_holds_no_credentials_and_errors_hold_no_sdk_text():
 def s3_endpoint():
     """moto's S3-compatible server on 127.0.0.1, for this module."""
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.time() + 60
@@ -92,15 +122,22 @@ def s3_endpoint():
     stop_process(proc)
 
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 @pytest.fixture
 def aws_env(monkeypatch, tmp_path) -> dict:
     """Fake credentials, and no developer's ~/.aws files."""
-    env = {**AWS_ENV, "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials")}
+    env = {
+        **AWS_ENV,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
@@ -118,8 +155,16 @@ def bucket(request, s3_endpoint, aws_env):
     client.create_bucket(Bucket=name)
     for key, filename in DOCS.items():
         client.put_object(Bucket=name, Key=f"{PREFIX}/{key}", Body=(DATA / "docs" / filename).read_bytes())
-    for key in (f"{PREFIX}/", f"{PREFIX}/hr/", f"{PREFIX}/.DS_Store", f"{PREFIX}/~$policy.docx", f"{PREFIX}/draft.md.swp",
-                f"{PREFIX}/.git/config", "other/outside.txt", f"{PREFIX}-old/sibling.txt"):
+    for key in (
+        f"{PREFIX}/",
+        f"{PREFIX}/hr/",
+        f"{PREFIX}/.DS_Store",
+        f"{PREFIX}/~$policy.docx",
+        f"{PREFIX}/draft.md.swp",
+        f"{PREFIX}/.git/config",
+        "other/outside.txt",
+        f"{PREFIX}-old/sibling.txt",
+    ):
         client.put_object(Bucket=name, Key=key, Body=b"" if key.endswith("/") else b"not a document of this prefix")
     return client, name
 
@@ -170,16 +215,22 @@ def test_ingest_follows_an_s3_prefix_exactly(bucket, s3_endpoint, store_dir, mon
     assert "blue widget" in state["by_source"]["notes.txt"][0]["text"]
 
     # The bucket changes: one object rewritten, one deleted, one added.
-    client.put_object(Bucket=name, Key=f"{PREFIX}/notes.txt", Body=b"Meeting notes. The silver widget ships in August, not March.\n")
+    client.put_object(
+        Bucket=name, Key=f"{PREFIX}/notes.txt", Body=b"Meeting notes. The silver widget ships in August, not March.\n"
+    )
     client.delete_object(Bucket=name, Key=f"{PREFIX}/guide.md")
     client.put_object(Bucket=name, Key=f"{PREFIX}/faq.md", Body=b"# FAQ\n\nThe lighthouse opens at dawn.\n")
     downloads.clear()
     second = ingest_flow(source=source, store_dir=str(store_dir))
     assert (second["added"], second["updated"], second["deleted"], second["unchanged"]) == (1, 1, 1, len(DOCS) - 2)
-    assert second["failed"] == [] and second["chunks_deleted"] == len(state["by_source"]["guide.md"]) + len(state["by_source"]["notes.txt"])
+    assert second["failed"] == [] and second["chunks_deleted"] == len(state["by_source"]["guide.md"]) + len(
+        state["by_source"]["notes.txt"]
+    )
     after = assert_store_matches_bucket(store_dir, client, name)
     assert "guide.md" not in after["by_source"]
-    assert not {c["id"] for c in state["by_source"]["guide.md"]} & after["ids"], "the deleted object's chunks are still stored"
+    assert not {c["id"] for c in state["by_source"]["guide.md"]} & after["ids"], (
+        "the deleted object's chunks are still stored"
+    )
     assert ["silver widget" in c["text"] for c in after["by_source"]["notes.txt"]] == [True]
     assert "lighthouse" in after["by_source"]["faq.md"][0]["text"]
     for path in ("hr/policy.docx", "manual.pdf", "中文说明.txt"):  # untouched objects kept their chunks
@@ -201,7 +252,9 @@ def test_a_missing_bucket_is_a_clear_error(s3_endpoint, aws_env, store_dir):
     from flows.ingest import ingest_flow
 
     with pytest.raises(SourceError) as info:
-        ingest_flow(source={"type": "s3", "bucket": "no-such-bucket", "endpoint_url": s3_endpoint}, store_dir=str(store_dir))
+        ingest_flow(
+            source={"type": "s3", "bucket": "no-such-bucket", "endpoint_url": s3_endpoint}, store_dir=str(store_dir)
+        )
     assert str(info.value) == "cannot list s3://no-such-bucket: bucket 'no-such-bucket' does not exist"
 
 
@@ -210,8 +263,13 @@ def test_a_missing_bucket_is_a_clear_error(s3_endpoint, aws_env, store_dir):
 def test_cli_ingests_an_s3_url(bucket, s3_endpoint, aws_env, store_dir, cli_env):
     client, name = bucket
     env = {**cli_env, **aws_env, "KBFLOW_S3_ENDPOINT_URL": s3_endpoint}
-    proc = subprocess.run([KBFLOW, "ingest", f"s3://{name}/{PREFIX}", "--store", str(store_dir), "--json"],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [KBFLOW, "ingest", f"s3://{name}/{PREFIX}", "--store", str(store_dir), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["added"] == len(DOCS) and summary["failed"] == [] and summary["deleted"] == 0

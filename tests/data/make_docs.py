@@ -1,17 +1,21 @@
 """Regenerate the tiny real documents in tests/data/docs (run once; the files are committed)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).parent / "docs"
-FIXED = datetime(2026, 1, 1, tzinfo=timezone.utc)
+FIXED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     (HERE / "notes.txt").write_text("Meeting notes. The blue widget ships in March.\nThe red widget ships in May.\n")
-    (HERE / "guide.md").write_text("# Install guide\n\nPlug the hub into port 4 first.\n\n## Reset\n\nHold the reset pin for nine seconds.\n")
-    (HERE / "page.html").write_text("<html><body><h1>Opening hours</h1><p>The Lisbon shop opens at 8:30 on weekdays.</p></body></html>")
+    (HERE / "guide.md").write_text(
+        "# Install guide\n\nPlug the hub into port 4 first.\n\n## Reset\n\nHold the reset pin for nine seconds.\n"
+    )
+    (HERE / "page.html").write_text(
+        "<html><body><h1>Opening hours</h1><p>The Lisbon shop opens at 8:30 on weekdays.</p></body></html>"
+    )
     (HERE / "mail.eml").write_text(
         "From: ops@example.com\nTo: team@example.com\nSubject: Server move\nDate: Thu, 1 Jan 2026 10:00:00 +0000\n"
         "Content-Type: text/plain; charset=utf-8\n\nThe database server moves to rack 12 on Friday.\n"

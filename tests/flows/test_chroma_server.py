@@ -1,4 +1,5 @@
-"""The knowledge base in a real Chroma server (`chroma run` on 127.0.0.1): ingest, sync, crash repair, retrieval, token."""
+"""The knowledge base in a real Chroma server (`chroma run` on 127.0.0.1): ingest, sync, crash repair, retrieval,
+token."""
 
 from __future__ import annotations
 
@@ -30,8 +31,20 @@ def chroma_server(tmp_path):
     port = free_port()
     log = tmp_path / "chroma-server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(tmp_path / "chroma-server"),
-                                 "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "chroma"),
+                "run",
+                "--path",
+                str(tmp_path / "chroma-server"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.time() + 60
     while True:
         try:
@@ -49,7 +62,8 @@ def chroma_server(tmp_path):
 
 
 def assert_server_matches_folder(host: str, store: Path, folder: Path) -> dict:
-    """The server holds exactly the current version's chunks of every file, as the ledger says; nothing is embedded locally."""
+    """The server holds exactly the current version's chunks of every file, as the ledger says; nothing is embedded
+    locally."""
     state = assert_store_matches_folder(store, folder, chroma_host=host)
     assert not (store / "chroma").exists(), "chunks went to an embedded store, not to the server"
     return state
@@ -89,8 +103,13 @@ def test_a_killed_run_is_repaired_and_questions_find_their_documents(tmp_path, s
 
     (src / "doc000.txt").write_text("Edited after the crash: the answer is forty-two.")
     (src / "doc001.txt").unlink()
-    run = subprocess.run([KBFLOW, "ingest", str(src), "--store", str(store_dir), "--json"], env=env,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [KBFLOW, "ingest", str(src), "--store", str(store_dir), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout)
     assert out["failed"] == [] and out["deleted"] == 1
@@ -99,20 +118,33 @@ def test_a_killed_run_is_repaired_and_questions_find_their_documents(tmp_path, s
     assert "forty-two" in state["by_source"]["doc000.txt"][0]["text"]
 
     questions = tmp_path / "questions.jsonl"
-    questions.write_text("\n".join(json.dumps(q) for q in [
-        {"question": "What is the daily meal allowance?", "expected_source": "policy.docx"},
-        {"question": "How long must the reset pin be held?", "expected_source": "guide.md"},
-        {"question": "When does the blue widget ship?", "expected_source": "notes.txt"},
-    ]) + "\n", encoding="utf-8")
-    ask = subprocess.run([KBFLOW, "ask", str(questions), "--store", str(store_dir), "--retrieval-only", "--json", "--top-k", "3"],
-                         env=env, capture_output=True, text=True, timeout=600)
+    questions.write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [
+                {"question": "What is the daily meal allowance?", "expected_source": "policy.docx"},
+                {"question": "How long must the reset pin be held?", "expected_source": "guide.md"},
+                {"question": "When does the blue widget ship?", "expected_source": "notes.txt"},
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    ask = subprocess.run(
+        [KBFLOW, "ask", str(questions), "--store", str(store_dir), "--retrieval-only", "--json", "--top-k", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ask.returncode == 0, ask.stderr[-3000:]
     summary = json.loads(ask.stdout)
     assert summary["questions"] == 3 and summary["recall_at_k"] == 1.0
 
 
 class _TokenProxy(http.server.ThreadingHTTPServer):
-    """A reverse proxy that lets through only requests with `Authorization: Bearer TOKEN`, like the nginx snippet in docs."""
+    """A reverse proxy that lets through only requests with `Authorization: Bearer TOKEN`, like the nginx snippet in
+    docs."""
 
     def __init__(self, upstream: str, token: str):
         self.upstream, self.token, self.seen = upstream, token, []
@@ -153,7 +185,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 def test_the_token_reaches_a_proxy_that_checks_it(tmp_path, store_dir, chroma_server, monkeypatch):
     from flows.ingest import ingest_flow
-    from tasks.store import StoreError
+    from tasks.store.base import StoreError
 
     proxy = _TokenProxy(chroma_server, "s3cret-token")
     threading.Thread(target=proxy.serve_forever, daemon=True).start()

@@ -8,12 +8,12 @@ import shutil
 
 import pytest
 
-import tasks.dataset as dataset_mod
+import tasks.dataset.pairs as dataset_mod
 from flows.dataset import DatasetFailed, dataset_flow
 from flows.errors import ConfigError
 from flows.ingest import ingest_flow
-from tasks.generate import REFUSAL
-from tasks.questions import load_questions
+from tasks.answer.prompts import REFUSAL
+from tasks.answer.questions import load_questions
 from tasks.text import contains_answer
 from tests.conftest import DEMO_CORPUS, store_state
 
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 class PassageEcho:
-    """A model that asks about the passage it is shown: the answer is copied from it (three words, or four characters)."""
+    """A model that asks about the passage it is shown: the answer is copied from it (three words, or four
+    characters)."""
 
     name, n_ctx = "echo", 4096
 
@@ -54,8 +55,15 @@ def demo_store(tmp_path_factory):
 def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: PassageEcho())
     out = tmp_path / "ds"
-    summary = dataset_flow(store_dir=str(demo_store), out_dir=str(out), chunks=30, pairs_per_chunk=1, distractors=3,
-                           llm_model="smollm2", seed=7)
+    summary = dataset_flow(
+        store_dir=str(demo_store),
+        out_dir=str(out),
+        chunks=30,
+        pairs_per_chunk=1,
+        distractors=3,
+        llm_model="smollm2",
+        seed=7,
+    )
     assert summary["chunks_sampled"] == 30 and summary["failures"] == []
     assert summary["examples"] == summary["train"] + summary["eval"] >= 20
     assert summary["without_gold"] == round(summary["examples"] * 0.2)
@@ -63,8 +71,11 @@ def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, mon
 
     texts = {c["id"]: c["text"] for chunks in store_state(demo_store)["by_source"].values() for c in chunks}
     examples = [json.loads(line) for line in (out / "examples.jsonl").read_text(encoding="utf-8").splitlines()]
-    records = [json.loads(line) for name in ("train.jsonl", "eval.jsonl")
-               for line in (out / name).read_text(encoding="utf-8").splitlines()]
+    records = [
+        json.loads(line)
+        for name in ("train.jsonl", "eval.jsonl")
+        for line in (out / name).read_text(encoding="utf-8").splitlines()
+    ]
     assert len(examples) == len(records) == summary["examples"]
     for example, record in zip(examples, records):
         system, user, assistant = record["messages"]
@@ -102,4 +113,6 @@ def test_a_model_that_writes_no_usable_pair_fails_the_run_with_the_counts(demo_s
 
 def test_an_empty_source_prefix_is_a_configuration_error(demo_store, tmp_path):
     with pytest.raises(ConfigError, match="no chunks in collection 'knowledge'.* under 'nowhere/'"):
-        dataset_flow(store_dir=str(demo_store), out_dir=str(tmp_path / "ds"), source_prefix="nowhere/", llm_model="smollm2")
+        dataset_flow(
+            store_dir=str(demo_store), out_dir=str(tmp_path / "ds"), source_prefix="nowhere/", llm_model="smollm2"
+        )

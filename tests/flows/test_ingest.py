@@ -9,9 +9,10 @@ import pytest
 
 from flows.errors import ConfigError, DocumentsFailed
 from flows.ingest import ingest_flow
-from tasks.embed import ExportedEmbedder, SentenceTransformerEmbedder
-from tasks.ledger import Ledger
-from tasks.store import ChromaStore, StoreConfig
+from tasks.embed.embedder import ExportedEmbedder, SentenceTransformerEmbedder
+from tasks.ingest.ledger import Ledger
+from tasks.store.base import StoreConfig
+from tasks.store.chroma import ChromaStore
 from tests.conftest import assert_store_matches_folder, store_state
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,9 @@ def run(src, store, **kw):
 def count_embeds(monkeypatch):
     calls = []
     for cls in (SentenceTransformerEmbedder, ExportedEmbedder):  # torch, or the install-time export
-        monkeypatch.setattr(cls, "embed", lambda self, texts, real=cls.embed: calls.append(len(texts)) or real(self, texts))
+        monkeypatch.setattr(
+            cls, "embed", lambda self, texts, real=cls.embed: calls.append(len(texts)) or real(self, texts)
+        )
     return calls
 
 

@@ -48,7 +48,12 @@ def test_cli_json_summary_and_status(docs_dir, store_dir, cli_env):
     summary = json.loads(out.stdout)
     n = len(list(docs_dir.iterdir()))
     assert {k: summary[k] for k in ("added", "updated", "deleted", "unchanged", "failed", "chunks_deleted")} == {
-        "added": n, "updated": 0, "deleted": 0, "unchanged": 0, "failed": [], "chunks_deleted": 0
+        "added": n,
+        "updated": 0,
+        "deleted": 0,
+        "unchanged": 0,
+        "failed": [],
+        "chunks_deleted": 0,
     }
     assert summary["chunks_written"] >= n
     status = json.loads(kbflow("status", "--store", str(store_dir), "--json", env=cli_env, check=0).stdout)
@@ -70,8 +75,12 @@ def test_cli_usage_errors_exit_2_with_what_to_fix(tmp_path, store_dir, cli_env):
 
 def kill_ingest_midway(src, store_dir, env: dict) -> int:
     """Start `kbflow ingest` in batches of 2, SIGKILL it once 6 documents are in the ledger; the documents done then."""
-    proc = subprocess.Popen([KBFLOW, "ingest", str(src), "--store", str(store_dir)],
-                            env={**env, "KBFLOW_INGEST_BATCH_DOCS": "2"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [KBFLOW, "ingest", str(src), "--store", str(store_dir)],
+        env={**env, "KBFLOW_INGEST_BATCH_DOCS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while ledger_docs(store_dir) < 6 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -98,8 +107,13 @@ def test_a_run_killed_with_sigkill_is_repaired_by_the_next(tmp_path, store_dir, 
 def test_two_simultaneous_runs_leave_a_correct_store(tmp_path, store_dir, cli_env):
     src = make_folder(tmp_path / "many", 20)
     procs = [
-        subprocess.Popen([KBFLOW, "ingest", str(src), "--store", str(store_dir), "--json"], env=cli_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [KBFLOW, "ingest", str(src), "--store", str(store_dir), "--json"],
+            env=cli_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     results = [p.communicate(timeout=600) for p in procs]
@@ -117,7 +131,9 @@ def test_a_second_run_refuses_when_the_lock_wait_runs_out(tmp_path, store_dir, c
     src = make_folder(tmp_path / "few", 2)
     store_dir.mkdir(parents=True)
     with FileLock(str(store_dir / "ingest.lock")):
-        proc = kbflow("ingest", str(src), "--store", str(store_dir), env={**cli_env, "KBFLOW_LOCK_TIMEOUT": "1"}, check=2)
+        proc = kbflow(
+            "ingest", str(src), "--store", str(store_dir), env={**cli_env, "KBFLOW_LOCK_TIMEOUT": "1"}, check=2
+        )
     assert "another ingest is writing" in proc.stderr and "KBFLOW_LOCK_TIMEOUT" in proc.stderr
 
 

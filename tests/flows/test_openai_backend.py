@@ -11,9 +11,9 @@ import httpx
 import pandas as pd
 import pytest
 
+from flows.answer import answer_flow
 from flows.ingest import ingest_flow
-from flows.query import query_flow
-from tasks.models import bundled_gguf
+from tasks.answer.models import bundled_gguf
 from tests.conftest import free_port, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,9 +25,25 @@ def llama_server(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--model_alias", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT,  # llama.cpp is chatty: a pipe would fill and block it
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(bundled_gguf()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "1",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,  # llama.cpp is chatty: a pipe would fill and block it
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -55,11 +71,15 @@ def test_query_flow_answers_through_an_openai_compatible_server(llama_server, do
     monkeypatch.setenv("KBFLOW_OPENAI_MODEL", "smollm2")
     monkeypatch.setenv("KBFLOW_MAX_TOKENS", "48")
     qs = tmp_path / "q.csv"
-    pd.DataFrame([
-        {"id": "meal", "question": "What is the daily meal allowance?", "expected_source": "policy.docx"},
-        {"id": "none", "question": "Who painted the Mona Lisa?"},
-    ]).to_csv(qs, index=False)
-    summary = query_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
+    pd.DataFrame(
+        [
+            {"id": "meal", "question": "What is the daily meal allowance?", "expected_source": "policy.docx"},
+            {"id": "none", "question": "Who painted the Mona Lisa?"},
+        ]
+    ).to_csv(qs, index=False)
+    summary = answer_flow(
+        questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai"
+    )
     assert summary["model"] == f"openai:smollm2@{llama_server}" and summary["errors"] == 0
     table = pd.read_csv(tmp_path / "r" / "answers.csv", keep_default_na=False)
     meal = table.set_index("id").loc["meal"]
@@ -77,13 +97,15 @@ def test_an_unreachable_endpoint_is_an_error_in_the_row_not_a_crash(docs_dir, tm
     qs = tmp_path / "q.txt"
     qs.write_text("What is the daily meal allowance?\n")
     with pytest.raises(QuestionsFailed):
-        query_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
+        answer_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
     table = pd.read_csv(tmp_path / "r" / "answers.csv", keep_default_na=False)
     assert "cannot reach" in table.loc[0, "error"]
 
 
-def test_concurrent_answering_keeps_question_order_and_records_a_failing_question(llama_server, docs_dir, tmp_path, monkeypatch):
-    import tasks.generate as generate_mod
+def test_concurrent_answering_keeps_question_order_and_records_a_failing_question(
+    llama_server, docs_dir, tmp_path, monkeypatch
+):
+    import tasks.answer.backends as backends_mod
 
     store = tmp_path / "store"
     ingest_flow(source_path=str(docs_dir), store_dir=str(store))
@@ -91,24 +113,33 @@ def test_concurrent_answering_keeps_question_order_and_records_a_failing_questio
     monkeypatch.setenv("KBFLOW_OPENAI_MODEL", "smollm2")
     monkeypatch.setenv("KBFLOW_MAX_TOKENS", "24")
     monkeypatch.setenv("KBFLOW_LLM_CONCURRENCY", "3")
-    real_chat, calls = generate_mod.OpenAIBackend.chat, []
+    real_chat, calls = backends_mod.OpenAIBackend.chat, []
 
     def chat(self, messages, max_tokens, temperature):
         calls.append(messages[-1]["content"])
         if "E42" in messages[-1]["content"]:  # the server fails on this question, every time
-            raise generate_mod.GenerationError(f"{self.base_url} answered HTTP 500: boom")
+            raise backends_mod.GenerationError(f"{self.base_url} answered HTTP 500: boom")
         return real_chat(self, messages, max_tokens, temperature)
 
-    monkeypatch.setattr(generate_mod.OpenAIBackend, "chat", chat)
+    monkeypatch.setattr(backends_mod.OpenAIBackend, "chat", chat)
     qs = tmp_path / "q.csv"
     ids = ["meal", "lens", "hours", "guide", "notes"]
-    pd.DataFrame({"id": ids, "question": [
-        "What is the daily meal allowance?", "What does error code E42 mean?", "When is the office open?",
-        "What does the guide describe?", "What is in the meeting notes?"]}).to_csv(qs, index=False)
+    pd.DataFrame(
+        {
+            "id": ids,
+            "question": [
+                "What is the daily meal allowance?",
+                "What does error code E42 mean?",
+                "When is the office open?",
+                "What does the guide describe?",
+                "What is in the meeting notes?",
+            ],
+        }
+    ).to_csv(qs, index=False)
     from flows.errors import QuestionsFailed
 
     with pytest.raises(QuestionsFailed) as info:
-        query_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
+        answer_flow(questions_path=str(qs), store_dir=str(store), out_dir=str(tmp_path / "r"), llm_backend="openai")
     assert info.value.summary["errors"] == 1
     table = pd.read_csv(tmp_path / "r" / "answers.csv", keep_default_na=False)
     assert list(table["id"]) == ids  # rows stay in question order

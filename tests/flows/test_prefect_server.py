@@ -1,4 +1,5 @@
-"""Prefect as operators run it: a real server, `prefect deploy --all`, a process worker, both deployments run through the API."""
+"""Prefect as operators run it: a real server, `prefect deploy --all`, a process worker, both deployments run through
+the API."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from flows.settings import OFFLINE_ENV
-from tests.conftest import free_port
+from tests.conftest import NO_MODELS, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,6 +28,7 @@ POOL = "kbflow-pool"
 COLLECTION = "server-e2e"
 # A flow-run process imports torch and loads the embedding model before it does anything.
 RUN_TIMEOUT = 300
+WORKER_TOP_K = 2
 QUESTIONS = (
     "id,question,expected_answer,expected_source\n"
     "q1,What is the daily meal allowance?,45 euros,policy.docx\n"
@@ -48,16 +50,19 @@ class Stack:
 
 
 def base_env(home: Path) -> dict:
-    """A clean environment for Prefect processes: no inherited PREFECT_*/KBFLOW_* settings, offline, own PREFECT_HOME."""
+    """A clean environment for Prefect processes: no inherited PREFECT_*/KBFLOW_* settings, offline, own
+    PREFECT_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "KBFLOW_"))}
     env.update(OFFLINE_ENV)
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "NO_PROXY": "127.0.0.1,localhost,::1",
-        "no_proxy": "127.0.0.1,localhost,::1",
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "no_proxy": "127.0.0.1,localhost,::1",
+        }
+    )
     return env
 
 
@@ -119,13 +124,15 @@ def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("prefect-stack")
     logs = {"server": root / "server.log", "worker": root / "worker.log"}
     server_env = base_env(root / "server-home")
-    server_env.update({
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{root / 'prefect.db'}",
-        "PREFECT_UI_ENABLED": "false",
-        # The scheduler looks every 2 s instead of 60 s. kb-refresh's interval counts from deploy time,
-        # so its first scheduled run is 15 minutes away: the worker never starts one during the test.
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-    })
+    server_env.update(
+        {
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{root / 'prefect.db'}",
+            "PREFECT_UI_ENABLED": "false",
+            # The scheduler looks every 2 s instead of 60 s. kb-refresh's interval counts from deploy time,
+            # so its first scheduled run is 15 minutes away: the worker never starts one during the test.
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        }
+    )
 
     server = worker = None
     try:
@@ -133,8 +140,12 @@ def stack(tmp_path_factory):
         for attempt in range(3):
             port = free_port()
             api_url = f"http://127.0.0.1:{port}/api"
-            server = start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_env,
-                           logs["server"], cwd=root)
+            server = start(
+                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                server_env,
+                logs["server"],
+                cwd=root,
+            )
             try:
                 wait_healthy(api_url, server)
                 break
@@ -153,7 +164,10 @@ def stack(tmp_path_factory):
         deploy = run_cli(["--no-prompt", "deploy", "--all"], client_env, cwd=REPO)
         assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
 
-        worker = start([PREFECT, "worker", "start", "--pool", POOL], client_env, logs["worker"], cwd=root)
+        # The worker's own settings: deployment runs that pass no top_k take this one (prefect.yaml passes none);
+        # no pulled models, so 'auto' is the bundled SmolLM2 on every machine.
+        worker_env = {**client_env, "KBFLOW_TOP_K": str(WORKER_TOP_K), "KBFLOW_MODELS_DIR": str(NO_MODELS)}
+        worker = start([PREFECT, "worker", "start", "--pool", POOL], worker_env, logs["worker"], cwd=root)
         yield stack
     finally:
         stop(worker)
@@ -168,8 +182,10 @@ def wait_for_run(stack: Stack, run_id, timeout: float = RUN_TIMEOUT):
             if run.state and run.state.is_final():
                 return run
             if time.monotonic() > deadline:
-                pytest.fail(f"flow run {run.name} still {run.state.type if run.state else None} after {timeout} s\n"
-                            f"{stack.tail('worker')}")
+                pytest.fail(
+                    f"flow run {run.name} still {run.state.type if run.state else None} after {timeout} s\n"
+                    f"{stack.tail('worker')}"
+                )
             time.sleep(2)
 
 
@@ -186,7 +202,9 @@ def artifacts_of(stack: Stack, run_id) -> dict:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with api(stack) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
     return {a.key: a for a in found}
 
 
@@ -199,10 +217,14 @@ def test_deploy_registers_both_deployments_from_prefect_yaml(stack):
         refresh = client.read_deployment_by_name("kb-ingest/kb-refresh")
         answer = client.read_deployment_by_name("kb-answer/kb-answer")
     assert refresh.work_pool_name == POOL and answer.work_pool_name == POOL
-    assert refresh.entrypoint == "flows/ingest.py:ingest_flow" and answer.entrypoint == "flows/query.py:query_flow"
+    assert refresh.entrypoint == "flows/ingest.py:ingest_flow" and answer.entrypoint == "flows/answer.py:answer_flow"
     assert refresh.parameters == {"store_dir": ".kbflow", "collection": "knowledge", "source_path": "docs/demo/corpus"}
-    assert answer.parameters == {"store_dir": ".kbflow", "collection": "knowledge",
-                                 "questions_path": "docs/demo/questions.csv", "out_dir": None, "top_k": 5, "mode": "hybrid"}
+    assert answer.parameters == {
+        "store_dir": ".kbflow",
+        "collection": "knowledge",
+        "questions_path": "docs/demo/questions.csv",
+        "out_dir": None,
+    }  # top_k, mode, ...: none, so the worker's KBFLOW_* settings decide (test below)
     assert [s.schedule.interval.total_seconds() for s in refresh.schedules] == [900]
     assert refresh.schedules[0].active
     assert answer.schedules == []
@@ -214,18 +236,29 @@ def test_deploy_registers_both_deployments_from_prefect_yaml(stack):
     with api(stack) as client:
         dataset = client.read_deployment_by_name("kb-dataset/kb-dataset")
     assert dataset.entrypoint == "flows/dataset.py:dataset_flow" and dataset.work_pool_name == POOL
-    assert dataset.schedules == [] and dataset.parameters["format"] == "openai"
+    assert dataset.schedules == [] and dataset.parameters == {
+        "store_dir": ".kbflow",
+        "collection": "knowledge",
+        "out_dir": None,
+    }
 
 
 def test_the_refresh_schedule_creates_runs_with_the_default_parameters(stack):
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
-    from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     def scheduled(client, deployment_id):
         return client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
         )
 
     with api(stack) as client:
@@ -236,7 +269,7 @@ def test_the_refresh_schedule_creates_runs_with_the_default_parameters(stack):
         assert runs, f"the scheduler created no run for kb-refresh\n{stack.tail('server')}"
         starts = sorted(r.expected_start_time for r in runs)
         assert all(b - a == timedelta(seconds=900) for a, b in zip(starts, starts[1:]))
-        assert starts[0] > datetime.now(timezone.utc) + timedelta(minutes=10)
+        assert starts[0] > datetime.now(UTC) + timedelta(minutes=10)
         assert all(r.parameters == refresh.parameters for r in runs)
         # Pausing the schedule withdraws the runs it had created.
         client.update_deployment_schedule(refresh.id, refresh.schedules[0].id, active=False)
@@ -246,8 +279,9 @@ def test_the_refresh_schedule_creates_runs_with_the_default_parameters(stack):
 def test_refresh_then_answer_run_on_the_worker_and_publish_artifacts(stack, docs_dir, tmp_path):
     store = tmp_path / "store"
     started = time.monotonic()
-    ingest = run_deployment(stack, "kb-ingest/kb-refresh",
-                            {"source_path": str(docs_dir), "store_dir": str(store), "collection": COLLECTION})
+    ingest = run_deployment(
+        stack, "kb-ingest/kb-refresh", {"source_path": str(docs_dir), "store_dir": str(store), "collection": COLLECTION}
+    )
     ingest_s = time.monotonic() - started
     assert ingest.name == f"refresh-{docs_dir.name}"
 
@@ -263,10 +297,19 @@ def test_refresh_then_answer_run_on_the_worker_and_publish_artifacts(stack, docs
     questions.write_text(QUESTIONS, encoding="utf-8")
     out = tmp_path / "report"
     started = time.monotonic()
-    answer = run_deployment(stack, "kb-answer/kb-answer", {
-        "questions_path": str(questions), "store_dir": str(store), "collection": COLLECTION,
-        "out_dir": str(out), "top_k": 3, "mode": "hybrid", "retrieval_only": True,
-    })
+    answer = run_deployment(
+        stack,
+        "kb-answer/kb-answer",
+        {
+            "questions_path": str(questions),
+            "store_dir": str(store),
+            "collection": COLLECTION,
+            "out_dir": str(out),
+            "top_k": 3,
+            "mode": "hybrid",
+            "retrieval_only": True,
+        },
+    )
     answer_s = time.monotonic() - started
     assert answer.name == "answer-questions"
 
@@ -282,3 +325,63 @@ def test_refresh_then_answer_run_on_the_worker_and_publish_artifacts(stack, docs
     assert f"[report.html]({(out / 'report.html').resolve().as_uri()})" == arts["answer-report"].data
     assert (out / "report.html").exists()
     print(f"kb-refresh run {ingest_s:.0f} s, kb-answer run {answer_s:.0f} s")
+
+
+def answer_runs_for(stack: Stack, store: Path) -> list:
+    """The kb-answer flow runs whose store_dir is this store (started by the trigger or by hand)."""
+    with api(stack) as client:
+        answer = client.read_deployment_by_name("kb-answer/kb-answer")
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[answer.id])))
+    return [r for r in runs if r.parameters.get("store_dir") == str(store.resolve())]
+
+
+def test_a_refresh_that_changes_the_knowledge_base_triggers_the_standing_question_set(stack, docs_dir, tmp_path):
+    store = tmp_path / "store"
+    params = {"source_path": str(docs_dir), "store_dir": str(store), "collection": COLLECTION}
+    run_deployment(stack, "kb-ingest/kb-refresh", params)
+    deadline = time.monotonic() + 90
+    while not (runs := answer_runs_for(stack, store)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert len(runs) == 1, f"the refresh that added documents triggered no kb-answer run\n{stack.tail('server')}"
+    triggered = wait_for_run(stack, runs[0].id)
+    assert triggered.state.is_completed(), f"{triggered.state.type} {triggered.state.message}\n{stack.tail('worker')}"
+    # The trigger passes the event's store and collection on: the run answered from the store that changed.
+    assert triggered.parameters["collection"] == COLLECTION
+    assert triggered.parameters["questions_path"] == "docs/demo/questions.csv"
+    reports = list((store / "reports").glob("*/summary.json"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())["questions"] == 15
+
+    # A refresh that changes nothing triggers nothing.
+    run_deployment(stack, "kb-ingest/kb-refresh", params)
+    time.sleep(20)
+    assert len(answer_runs_for(stack, store)) == 1
+
+
+def test_a_deployment_run_takes_top_k_from_the_workers_settings(stack, docs_dir, tmp_path):
+    store = tmp_path / "store"
+    run_deployment(
+        stack,
+        "kb-ingest/kb-refresh",
+        {"source_path": str(docs_dir), "store_dir": str(store), "collection": "topk-settings"},
+    )
+    questions = tmp_path / "questions.csv"
+    questions.write_text(QUESTIONS, encoding="utf-8")
+    out = tmp_path / "report"
+    run_deployment(
+        stack,
+        "kb-answer/kb-answer",
+        {
+            "questions_path": str(questions),
+            "store_dir": str(store),
+            "collection": "topk-settings",
+            "out_dir": str(out),
+            "retrieval_only": True,
+        },
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    # prefect.yaml passes no top_k, so the worker's KBFLOW_TOP_K (2) decides, not the default 5.
+    assert summary["top_k"] == WORKER_TOP_K
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert all(len(r["retrieved"]) == WORKER_TOP_K for r in rows)

@@ -9,8 +9,8 @@ import urllib.request
 import pandas as pd
 import pytest
 
+from flows.answer import answer_flow
 from flows.ingest import ingest_flow
-from flows.query import query_flow
 from tests.conftest import KBFLOW, free_port
 from tests.flows.test_prefect_server import PREFECT, base_env, start, stop, wait_healthy
 
@@ -32,14 +32,14 @@ def test_a_second_run_is_compared_with_the_first(tmp_path, cli_env):
     questions = tmp_path / "checklist.csv"
     questions.write_text(QUESTIONS)
     ingest_flow(source_path=str(docs), store_dir=str(store))
-    first = query_flow(questions_path=str(questions), store_dir=str(store), mode="keyword", answer_style="short")
+    first = answer_flow(questions_path=str(questions), store_dir=str(store), mode="keyword", answer_style="short")
     assert "comparison" not in first
 
     # Between the runs: an edited document changes one answer, a deleted one leaves a question unanswerable.
     (docs / "zebra.txt").write_text("The zebra enclosure opens at nine in the morning every day.")
     (docs / "penguin.txt").unlink()
     ingest_flow(source_path=str(docs), store_dir=str(store))
-    second = query_flow(questions_path=str(questions), store_dir=str(store), mode="keyword", answer_style="short")
+    second = answer_flow(questions_path=str(questions), store_dir=str(store), mode="keyword", answer_style="short")
 
     cmp = second["comparison"]
     assert cmp["old"]["dir"] == first["report_dir"]
@@ -55,12 +55,22 @@ def test_a_second_run_is_compared_with_the_first(tmp_path, cli_env):
     assert saved["comparison"]["newly_refused"][0]["id"] == "penguin"
 
     # The same comparison from the command line, for any two report folders.
-    proc = subprocess.run([KBFLOW, "reports", "compare", first["report_dir"], second["report_dir"], "--json"],
-                          env=cli_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [KBFLOW, "reports", "compare", first["report_dir"], second["report_dir"], "--json"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [c["id"] for c in json.loads(proc.stdout)["newly_refused"]] == ["penguin"]
-    bad = subprocess.run([KBFLOW, "reports", "compare", str(tmp_path), second["report_dir"]], env=cli_env,
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [KBFLOW, "reports", "compare", str(tmp_path), second["report_dir"]],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "no summary.json" in bad.stderr
 
 
@@ -71,8 +81,13 @@ def test_a_retrieval_only_run_shows_answer_metrics_as_na(tmp_path, cli_env):
     questions = tmp_path / "q.csv"
     questions.write_text(QUESTIONS)
     ingest_flow(source_path=str(docs), store_dir=str(store))
-    proc = subprocess.run([KBFLOW, "ask", str(questions), "--store", str(store), "--retrieval-only"],
-                          env=cli_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [KBFLOW, "ask", str(questions), "--store", str(store), "--retrieval-only"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "accuracy n/a" in proc.stdout and "exact match n/a, F1 n/a" in proc.stdout
     assert "recall@k 50.0%" in proc.stdout  # retrieval was measured: penguin.txt is not in the store
@@ -90,8 +105,13 @@ def test_cli_runs_land_in_the_store_prefect_home_that_make_server_serves(tmp_pat
     (docs / "zebra.txt").write_text("The zebra enclosure opens at noon every day.")
     env = base_env(tmp_path / "unused-home")
     del env["PREFECT_HOME"]  # as a newcomer's shell: neither PREFECT_HOME nor PREFECT_API_URL
-    first = subprocess.run([KBFLOW, "ingest", str(docs), "--store", str(store), "--json"], env=env,
-                           capture_output=True, text=True, timeout=600)
+    first = subprocess.run(
+        [KBFLOW, "ingest", str(docs), "--store", str(store), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     home = store / "prefect" / "home"
     assert (home / "prefect.db").exists()
@@ -100,14 +120,23 @@ def test_cli_runs_land_in_the_store_prefect_home_that_make_server_serves(tmp_pat
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     server_env = {**env, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
-    server = start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_env,
-                   tmp_path / "server.log", cwd=tmp_path)
+    server = start(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        server_env,
+        tmp_path / "server.log",
+        cwd=tmp_path,
+    )
     try:
         wait_healthy(api_url, server)
         (store / "prefect" / "api_url").write_text(api_url)  # what `make server` writes
         # While the server runs, a CLI run reports to it live.
-        second = subprocess.run([KBFLOW, "ingest", str(docs), "--store", str(store), "--json"], env=env,
-                                capture_output=True, text=True, timeout=600)
+        second = subprocess.run(
+            [KBFLOW, "ingest", str(docs), "--store", str(store), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert second.returncode == 0, second.stderr[-2000:]
         assert "Starting temporary server" not in second.stderr
         runs = post(f"{api_url}/flow_runs/filter", {})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flows.ingest import ingest_flow
-from tasks.embed import ExportedEmbedder, SentenceTransformerEmbedder
+from tasks.embed.embedder import ExportedEmbedder, SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +17,13 @@ def snapshot(store) -> dict[str, tuple[dict, str, np.ndarray]]:
     from chromadb.config import Settings as ChromaSettings
 
     client = chromadb.PersistentClient(path=str(store / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    got = client.get_collection("knowledge", embedding_function=None).get(include=["metadatas", "documents", "embeddings"])
-    return {cid: (meta, text, np.asarray(vec)) for cid, meta, text, vec in
-            zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"])}
+    got = client.get_collection("knowledge", embedding_function=None).get(
+        include=["metadatas", "documents", "embeddings"]
+    )
+    return {
+        cid: (meta, text, np.asarray(vec))
+        for cid, meta, text, vec in zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"])
+    }
 
 
 def assert_same_store(a: dict, b: dict) -> None:
@@ -54,7 +58,9 @@ def test_batch_size_does_not_change_ids_texts_or_vectors(reference, docs_dir_mod
 
 
 @pytest.mark.integration
-def test_a_dask_cluster_builds_the_same_store_and_a_rerun_embeds_nothing(reference, docs_dir_module, tmp_path, monkeypatch):
+def test_a_dask_cluster_builds_the_same_store_and_a_rerun_embeds_nothing(
+    reference, docs_dir_module, tmp_path, monkeypatch
+):
     monkeypatch.setenv("KBFLOW_TASK_RUNNER", "dask")
     monkeypatch.setenv("KBFLOW_WORKERS", "2")
     monkeypatch.setenv("KBFLOW_INGEST_BATCH_DOCS", "2")  # several batches, spread over both workers
@@ -74,7 +80,7 @@ def test_a_store_built_with_torch_keeps_working_with_the_fast_backend(docs_dir_m
     """An upgrade from torch to the install-time export: same collection, nothing re-embedded, new text added."""
     import shutil
 
-    from tasks.embed import EmbedderConfig, resolve_backend
+    from tasks.embed.embedder import resolve_backend
     from tests.conftest import assert_store_matches_folder
 
     docs = shutil.copytree(docs_dir_module, tmp_path / "docs")

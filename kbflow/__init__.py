@@ -1,0 +1,1 @@
+"""kbflow's application shell: the command line, the folder watcher, the reports server and the progress bar."""

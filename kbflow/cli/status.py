@@ -1,0 +1,58 @@
+"""`kbflow status`: documents, chunks, embedding model and last refresh of a collection."""
+
+from __future__ import annotations
+
+import argparse
+
+from kbflow.cli.cache import cache_stats
+from kbflow.cli.common import EXIT_OK, print_json, store_options
+
+
+def store_status(settings) -> dict:
+    """Documents, chunks, embedding model and last refresh of a collection."""
+    from tasks.ingest.ledger import Ledger
+    from tasks.store.base import META_BACKEND
+    from tasks.store.chroma import ChromaStore
+
+    store = ChromaStore.open_existing(settings.store_config())
+    with Ledger.of_store(settings.store_dir, settings.collection) as ledger:
+        docs, _ = ledger.counts()
+        failures = ledger.failures()
+        last = ledger.get_meta("last_refresh")
+    return {
+        "store": str(settings.store_dir),
+        "collection": settings.collection,
+        "documents": docs,
+        "chunks": store.count(),
+        "embedding_model": store.embedding_model,
+        "embedding_dim": store.embedding_dim,
+        "embedding_backend": store.metadata.get(META_BACKEND) or "torch",
+        "last_refresh": last,
+        "failed": [{"path": p, "reason": r} for p, r in failures.items()],
+        "answer_cache": cache_stats(settings.store_dir),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.settings import load_settings
+
+    status = store_status(load_settings(store_dir=args.store, collection=args.collection))
+    if args.json:
+        print_json(status)
+    else:
+        print(f"Collection {status['collection']!r} in {status['store']}")
+        print(f"  documents {status['documents']}, chunks {status['chunks']}")
+        print(f"  embedding model {status['embedding_model']} ({status['embedding_dim']}-d)")
+        print(f"  last refresh {status['last_refresh'] or 'never'}")
+        cache = status["answer_cache"]
+        if cache is not None:
+            print(f"  answer cache {cache['answers']} answer(s), {cache['bytes'] / 1e6:.1f} MB")
+        for f in status["failed"]:
+            print(f"  FAILED {f['path']}: {f['reason']}")
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser("status", help="documents, chunks, model and last refresh of a collection")
+    store_options(sp)
+    sp.set_defaults(func=run)

@@ -1,0 +1,1 @@
+"""Answer: question files, retrieval, the keyword index, prompts, backends, generation, models and adapters."""

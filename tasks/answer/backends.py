@@ -1,0 +1,254 @@
+"""The generation backends: a GGUF in process (llama.cpp) or an OpenAI-compatible server, loaded once per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field, SecretStr
+
+logger = logging.getLogger("kbflow.tasks.answer.backends")
+
+
+LLMBackend = Literal["llama-cpp", "openai"]
+AnswerStyle = Literal["sentence", "short"]
+
+
+def default_threads() -> int:
+    """cores - 1: a machine that also serves other work keeps a core for it."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def default_models_dir() -> str:
+    """$XDG_DATA_HOME/kbflow/models, else ~/.local/share/kbflow/models."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "kbflow", "models")
+
+
+class LLMConfig(BaseModel, frozen=True):
+    """Which model answers, and how. Each field is declared here once; Settings reads KBFLOW_* into it."""
+
+    backend: LLMBackend = Field("llama-cpp", description="Generation backend.")
+    model: str = Field(
+        "auto",
+        description="GGUF to answer with: 'auto' (a pulled model if there is one, else the bundled SmolLM2), "
+        "'smollm2', a name pulled with `kbflow models pull`, or a path to any .gguf file.",
+    )
+    models_dir: str = Field(
+        default_factory=default_models_dir, description="Folder where `kbflow models pull` puts models."
+    )
+    n_ctx: int = Field(2048, gt=256, description="Context window in tokens.")
+    threads: int = Field(default_factory=default_threads, gt=0, description="CPU threads for generation (cores - 1).")
+    max_tokens: int = Field(256, gt=0, description="Most tokens generated per answer.")
+    temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
+    seed: int = Field(0, description="Sampling seed: with it, the same prompt gives the same answer.")
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="Base URL of an OpenAI-compatible chat endpoint."
+    )
+    openai_model: str = Field("local", description="Model name sent to the OpenAI-compatible endpoint.")
+    openai_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="API key of the OpenAI-compatible endpoint (default: the variable named by "
+        "KBFLOW_OPENAI_API_KEY_ENV).",
+    )
+    answer_style: AnswerStyle = Field(
+        "sentence",
+        description='sentence: one cited sentence a person reads; short: the answer alone ("24 months", "孙登"), for '
+        "checklists and extraction sheets; its passage is still recorded.",
+    )
+    lora: str = Field(
+        "",
+        description="Path of a LoRA adapter GGUF (llama.cpp's convert_lora_to_gguf.py output) applied to the GGUF "
+        "model at load; it must be made for that base model. Empty for none.",
+    )
+    lora_scale: float = Field(
+        1.0, description="How strongly the LoRA adapter applies: 1.0 as trained, 0 the base model alone."
+    )
+
+
+class GenerationError(Exception):
+    """The model could not produce an answer; the message says why."""
+
+
+class ContextTooLarge(GenerationError):
+    """Every passage was to be given to the model (the whole knowledge base), and they do not fit in its window."""
+
+
+class Backend(Protocol):
+    name: str
+    n_ctx: int
+
+    def count_tokens(self, messages: list[dict]) -> int: ...
+    def truncate(self, text: str, max_tokens: int) -> str: ...
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]: ...
+
+
+def check_cpu_support() -> None:
+    """Refuse, with what to do, a llama.cpp build that uses AVX-512 on a CPU without it (it would crash)."""
+    import llama_cpp
+
+    built = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "").split()
+    except OSError:
+        return  # not Linux: nothing to compare with
+    if "AVX512 = 1" in built and flags and "avx512f" not in flags:
+        raise GenerationError(
+            "llama-cpp-python was built for AVX-512 but this CPU has none; rebuild it on this machine: "
+            "rm .venv/.kbflow-installed && make install"
+        )
+
+
+class LlamaCppBackend:
+    """A GGUF model in process; prompts are rendered with the GGUF's own chat template and counted exactly."""
+
+    name = "llama-cpp"
+
+    def __init__(
+        self, model_path: str, n_ctx: int, threads: int, seed: int = 0, lora: str = "", lora_scale: float = 1.0
+    ):
+        from llama_cpp import Llama, llama_chat_format
+
+        check_cpu_support()
+        self.model_path, self.lora, self.lora_scale, self.seed = model_path, lora, lora_scale, seed
+        self.llm = Llama(
+            model_path=model_path,
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            seed=seed,
+            lora_path=lora or None,
+            lora_scale=lora_scale,
+            verbose=False,
+        )
+        self.n_ctx = self.llm.n_ctx()
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise GenerationError(f"{model_path} has no chat template in its GGUF metadata")
+        eos_id, bos_id = self.llm.token_eos(), self.llm.token_bos()
+        text = self.llm._model.token_get_text
+        self.formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(eos_id) if eos_id != -1 else "",
+            bos_token=text(bos_id) if bos_id != -1 else "",
+            stop_token_ids=[eos_id],
+        )
+
+    def _render(self, messages: list[dict]):
+        return self.formatter(messages=messages)
+
+    def _tokens(self, rendered) -> list[int]:
+        return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return len(self._tokens(self._render(messages)))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        if len(tokens) <= max_tokens:
+            return text
+        return self.llm.detokenize(tokens[: max(0, max_tokens)]).decode("utf-8", errors="ignore")
+
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
+        rendered = self._render(messages)
+        tokens = self._tokens(rendered)
+        if len(tokens) + max_tokens > self.n_ctx:
+            raise GenerationError(
+                f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds n_ctx {self.n_ctx}"
+            )
+        stop = rendered.stop if isinstance(rendered.stop, list) else ([rendered.stop] if rendered.stop else [])
+        out = self.llm.create_completion(
+            prompt=tokens, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=self.seed
+        )
+        usage = out.get("usage", {})
+        return (
+            out["choices"][0]["text"],
+            int(usage.get("prompt_tokens", len(tokens))),
+            int(usage.get("completion_tokens", 0)),
+        )
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat endpoint. Tokens are estimated (1 per CJK character, 1 per 3 other characters)."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key: str, n_ctx: int, timeout: float = 300.0):
+        self.base_url, self.model, self.api_key, self.n_ctx, self.timeout = (
+            base_url.rstrip("/"),
+            model,
+            api_key,
+            n_ctx,
+            timeout,
+        )
+
+    @staticmethod
+    def _estimate(text: str) -> int:
+        cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+        return cjk + (len(text) - cjk + 2) // 3
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return sum(self._estimate(m["content"]) + 8 for m in messages) + 8
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        while text and self._estimate(text) > max_tokens:
+            text = text[: int(len(text) * 0.9)]
+        return text
+
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        try:
+            resp = httpx.post(f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise GenerationError(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+        if resp.status_code != 200:
+            raise GenerationError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:200]}")
+        data = resp.json()
+        usage = data.get("usage") or {}
+        return (
+            data["choices"][0]["message"]["content"] or "",
+            int(usage.get("prompt_tokens", self.count_tokens(messages))),
+            int(usage.get("completion_tokens", 0)),
+        )
+
+
+@lru_cache(maxsize=2)
+def load_llama(
+    model_path: str, n_ctx: int, threads: int, lora: str = "", lora_scale: float = 1.0, seed: int = 0
+) -> LlamaCppBackend:
+    """Load a GGUF (and its LoRA adapter, if any) once per process (keyed on its settings)."""
+    logger.info(
+        "Loading GGUF model %s (n_ctx %d, %d threads)%s",
+        model_path,
+        n_ctx,
+        threads,
+        f" with LoRA adapter {lora} (scale {lora_scale})" if lora else "",
+    )
+    return LlamaCppBackend(model_path, n_ctx, threads, seed=seed, lora=lora, lora_scale=lora_scale)
+
+
+def make_backend(config: LLMConfig) -> Backend:
+    """The generation backend for these settings (a GGUF is loaded once per process)."""
+    if config.backend == "llama-cpp":
+        from tasks.answer.models import resolve_gguf
+
+        return load_llama(
+            str(resolve_gguf(config.model, Path(config.models_dir))),
+            config.n_ctx,
+            config.threads,
+            config.lora,
+            config.lora_scale,
+            config.seed,
+        )
+    if config.backend == "openai":
+        return OpenAIBackend(
+            config.openai_base_url, config.openai_model, config.openai_api_key.get_secret_value(), config.n_ctx
+        )
+    raise GenerationError(f"unknown backend {config.backend!r}: use llama-cpp or openai")

@@ -1,0 +1,156 @@
+"""Answer a batch of questions in one task run: retrieve, refuse, reuse a cached answer or generate, score.
+
+A 10,000-question set is a few hundred task runs, not 20,000 (Prefect's UI slows down past a few thousand
+in one flow run). Each row is written to the run's JSONL as soon as it is made, and each generated answer
+is kept in the answer cache at once, so a killed run loses at most the question in hand.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict
+
+from tasks import progress
+from tasks.answer.backends import ContextTooLarge, GenerationError, LLMConfig
+from tasks.answer.cache import AnswerCache, answer_key, evidence_of
+from tasks.answer.generate import generate_answer
+from tasks.answer.models import ModelError
+from tasks.answer.options import RetrievalOptions
+from tasks.answer.prompts import refusal
+from tasks.answer.retrieve import retrieve_context, select_context
+from tasks.embed.embedder import EmbedderConfig
+from tasks.report.metrics import score_rows
+from tasks.store.base import StoreConfig, StoreError
+
+logger = logging.getLogger("kbflow.tasks.answer.batch")
+
+_write_lock = threading.Lock()
+
+
+class AnswerJob(BaseModel, frozen=True):
+    """Everything a batch needs, as plain values: where to retrieve, how to answer, where rows and answers go."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: StoreConfig
+    embedder: EmbedderConfig
+    options: RetrievalOptions
+    llm: LLMConfig | None
+    min_score: float
+    keep_ratio: float
+    concurrency: int = 1
+    cache_file: str | None = None  # None: no answer cache (--no-cache, or retrieval only)
+    setup: str = ""  # the generation setup's fingerprint (part of the cache key)
+    deterministic: bool = True
+    run_id: str = ""
+    rows_file: str = ""  # the run's JSONL of scored rows, appended as they are made
+    language_warning: dict[str, str] = {}  # question id -> warning (a Chinese question, a model without Chinese)
+
+
+def _slim(row: dict) -> dict:
+    """A row without passage and citation text: what the flow keeps in memory for the tables and figures."""
+    slim = {k: v for k, v in row.items() if k not in ("retrieved", "citations")}
+    slim["citations"] = [{k: v for k, v in c.items() if k != "text"} for c in row.get("citations") or []]
+    slim["retrieved"] = [{k: v for k, v in p.items() if k != "text"} for p in row.get("retrieved") or []]
+    return slim
+
+
+def _generate(question: str, passages: list[dict], job: AnswerJob) -> dict:
+    """The model's answer; a model server's passing failure is retried (2 s, then 10 s), a local model's is not."""
+    delays = [2, 10] if job.llm.backend == "openai" else []
+    while True:
+        try:
+            return generate_answer.fn(question, passages, job.llm, whole=job.options.mode == "all")
+        except ContextTooLarge:
+            raise
+        except GenerationError:
+            if not delays:
+                raise
+            time.sleep(delays.pop(0))
+
+
+def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
+    """One scored report row: retrieve, refuse, reuse or generate; an error is recorded in the row, not raised."""
+    started = time.perf_counter()
+    row = {
+        **q,
+        "answer": "",
+        "refused": False,
+        "citations": [],
+        "retrieved": [],
+        "error": None,
+        "warning": job.language_warning.get(q["id"]),
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "retrieval_ms": 0.0,
+        "generation_ms": 0.0,
+        "answer_source": None,  # generated / reused (None: refused or retrieval only)
+        "evidence": None,  # the passages given to the model: [chunk id, text hash, source], in order
+        "first_run": None,
+    }
+    try:
+        got = retrieve_context.fn(q["question"], job.store, job.embedder, job.options)
+        row["retrieved"], row["retrieval_ms"] = got["passages"], got["retrieval_ms"]
+        relevant = select_context(got["passages"], job.min_score, job.keep_ratio)
+        if not relevant:
+            row["refused"], row["answer"], row["warning"] = True, refusal(q["question"]), None
+        elif job.llm is not None:
+            evidence = evidence_of(relevant)
+            row["evidence"] = evidence
+            key = answer_key(q["question"], job.setup, evidence)
+            cached = cache.get(key) if cache is not None else None
+            if cached is not None:
+                row.update(cached.output)
+                row.update(
+                    answer_source="reused",
+                    first_run=cached.run_id,
+                    generation_ms=0.0,
+                    reused_deterministic=cached.deterministic,
+                )
+            else:
+                out = _generate(q["question"], relevant, job)
+                row.update(
+                    {k: out[k] for k in ("answer", "citations", "prompt_tokens", "completion_tokens", "generation_ms")}
+                )
+                row.update(answer_source="generated", first_run=job.run_id)
+                if cache is not None:
+                    cache.put(key, q["question"], job.setup, evidence, out, job.run_id, job.deterministic)
+    except ContextTooLarge as exc:
+        # Never a silent cut of the knowledge base: the question is refused, and the row says why.
+        row["refused"], row["error"] = True, str(exc)
+        logger.warning("Question %s refused: %s", q["id"], row["error"])
+    except (GenerationError, ModelError, StoreError, OSError, RuntimeError, ValueError) as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        logger.warning("Question %s failed: %s", q["id"], row["error"])
+    row["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return score_rows([row], generated=job.llm is not None)[0]
+
+
+@task(name="answer-batch", cache_policy=NONE)
+def answer_batch(questions: list[dict], job: AnswerJob) -> list[dict]:
+    """Answer a batch of questions in order; each scored row goes to the run's JSONL at once. Returns slim rows."""
+    cache = AnswerCache(Path(job.cache_file)) if job.cache_file else None
+    slim = []
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, job.concurrency)) as pool:
+            # Each question runs in a copy of this task's context, so its logs belong to this task run.
+            futures = [pool.submit(contextvars.copy_context().run, answer_one, q, job, cache) for q in questions]
+            for future in futures:
+                row = future.result()
+                with _write_lock, open(job.rows_file, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                slim.append(_slim(row))
+                progress.advance(1, row.get("answer_source") or "")
+    finally:
+        if cache is not None:
+            cache.close()
+    return slim

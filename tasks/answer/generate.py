@@ -1,0 +1,119 @@
+"""Generation: numbered passages packed into the model's window, the answer generated, its citations checked."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import task
+
+from tasks.answer.backends import Backend, ContextTooLarge, GenerationError, LLMConfig, make_backend
+from tasks.answer.prompts import _CITATION, REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
+from tasks.text import contains_answer
+
+
+def pack_context(
+    backend: Backend, question: str, passages: list[dict], lang: str, max_tokens: int, style: AnswerStyle = "sentence"
+) -> tuple[list[dict], list[dict], int]:
+    """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed."""
+    budget = backend.n_ctx - max_tokens - 4
+    base = backend.count_tokens(build_messages(question, [], lang, style))
+    if base > budget:
+        raise GenerationError(
+            f"the question alone takes {base} tokens, more than the {budget} the context window leaves"
+        )
+    used: list[dict] = []
+    for p in passages:
+        trial = used + [p]
+        if backend.count_tokens(build_messages(question, trial, lang, style)) <= budget:
+            used = trial
+            continue
+        # Cut this passage to the room that is left, if a useful part fits, and stop.
+        room = budget - backend.count_tokens(build_messages(question, used + [{**p, "text": ""}], lang, style))
+        if room >= 32:
+            text = backend.truncate(p["text"], room)
+            while (
+                text
+                and backend.count_tokens(build_messages(question, used + [{**p, "text": text}], lang, style)) > budget
+            ):
+                text = backend.truncate(text, int(room * 0.9))
+                room = int(room * 0.9)
+            if text:
+                used.append({**p, "text": text})
+        break
+    messages = build_messages(question, used, lang, style)
+    return messages, used, backend.count_tokens(messages)
+
+
+def fit_all(
+    backend: Backend, question: str, passages: list[dict], lang: str, max_tokens: int, style: AnswerStyle = "sentence"
+) -> tuple[list[dict], int]:
+    """The prompt with every passage uncut, or ContextTooLarge when it leaves no room for the answer's budget."""
+    messages = build_messages(question, passages, lang, style)
+    n_tokens = backend.count_tokens(messages)
+    if n_tokens + max_tokens + 4 > backend.n_ctx:  # the margin pack_context keeps
+        raise ContextTooLarge(
+            f"the whole knowledge base ({len(passages)} chunks, {n_tokens} tokens) does not fit in n_ctx "
+            f"{backend.n_ctx} "
+            f"with max_tokens {max_tokens}: use hybrid retrieval or a longer-context model"
+        )
+    return messages, n_tokens
+
+
+def answer_question(
+    backend: Backend,
+    question: str,
+    passages: list[dict],
+    *,
+    max_tokens: int,
+    temperature: float,
+    style: AnswerStyle = "sentence",
+    whole: bool = False,
+) -> dict:
+    """Answer one question from its passages: pack (or, whole, take all of them uncut), generate, check citations."""
+    lang = language_of(question)
+    if whole:
+        messages, _ = fit_all(backend, question, passages, lang, max_tokens, style)
+        used = passages
+    else:
+        messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style)
+    started = time.perf_counter()
+    raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
+    answer, cited = clean_citations(raw, len(used))
+    if style == "short":
+        # The answer alone: its citation marks are recorded, not shown; if the model gave none,
+        # the passages that contain the answer support it.
+        answer = _CITATION.sub("", answer).strip().rstrip("。.").strip()
+        if not cited and answer and answer not in REFUSAL.values():
+            cited = [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
+    return {
+        "answer": answer,
+        "cited": cited,
+        "citations": [
+            {
+                "source": used[i - 1]["source"],
+                "page": used[i - 1].get("page"),
+                "chunk_id": used[i - 1].get("chunk_id"),
+                "text": used[i - 1]["text"],
+            }
+            for i in cited
+        ],
+        "passages_used": len(used),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "generation_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+@task(name="generate-answer")
+def generate_answer(question: str, passages: list[dict], llm: LLMConfig, whole: bool = False) -> dict:
+    """Generate one answer from its passages with the configured model (loaded once per process); whole: all passages
+    or none."""
+    return answer_question(
+        make_backend(llm),
+        question,
+        passages,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+        style=llm.answer_style,
+        whole=whole,
+    )

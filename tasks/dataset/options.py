@@ -1,0 +1,47 @@
+"""How a fine-tuning dataset is built (plain values, no heavy imports)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+DatasetFormat = Literal["openai", "alpaca", "sharegpt"]
+
+
+FORMATS: tuple[str, ...] = ("openai", "alpaca", "sharegpt")
+
+
+class DatasetOptions(BaseModel, frozen=True):
+    """How many examples, built how, written in which format."""
+
+    chunks: int = Field(50, gt=0, description="Chunks sampled from the knowledge base (spread over its documents).")
+    pairs_per_chunk: int = Field(3, gt=0, le=10, description="Question/answer pairs the model writes per chunk.")
+    distractors: int = Field(
+        3, ge=0, description="Retrieved passages that do not hold the answer, put beside the gold chunk."
+    )
+    no_gold_share: float = Field(
+        0.2, ge=0, le=1, description="Share of examples whose prompt lacks the gold chunk: they teach the refusal."
+    )
+    eval_share: float = Field(
+        0.2, ge=0, lt=1, description="Share of examples held out for evaluation, split by source document."
+    )
+    format: DatasetFormat = Field(
+        "openai", description="openai (messages), alpaca (instruction/output) or sharegpt (conversations)."
+    )
+    seed: int = Field(0, description="Seed of every random choice: the same store and seed give the same dataset.")
+    min_chunk_chars: int = Field(
+        80, ge=0, description="Chunks shorter than this are not sampled: too little to ask about."
+    )
+    max_answer_tokens: int = Field(
+        24,
+        gt=0,
+        description="Longest answer kept, in words (a Chinese character counts as one): the answers are short spans.",
+    )
+    duplicate_similarity: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="Questions whose keyword overlap (Jaccard) reaches this are near-duplicates; the later one is "
+        "dropped.",
+    )

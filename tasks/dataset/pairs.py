@@ -1,0 +1,336 @@
+"""Fine-tuning data from the knowledge base: model-written question/answer pairs as RAFT examples in kbflow's own
+prompt."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from pathlib import Path
+
+from prefect import task
+
+from tasks.answer.backends import Backend, LLMConfig, make_backend
+from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, language_of
+from tasks.dataset.options import FORMATS, DatasetFormat
+from tasks.text import answer_tokens, contains_answer, tokenize
+
+# ---------------------------------------------------------------- sampling
+
+
+def sample_chunks(chunks: list[dict], n: int, seed: int, min_chars: int = 80) -> list[dict]:
+    """n chunks spread over the documents (round-robin over shuffled documents), in a reproducible order."""
+    rng = random.Random(seed)
+    by_source: dict[str, list[dict]] = {}
+    for c in chunks:
+        if len(c["text"].strip()) >= min_chars:
+            by_source.setdefault(c["source"], []).append(c)
+    sources = sorted(by_source)
+    rng.shuffle(sources)
+    for source in sources:
+        rng.shuffle(by_source[source])
+    picked: list[dict] = []
+    while len(picked) < n and any(by_source[s] for s in sources):
+        for source in sources:
+            if by_source[source] and len(picked) < n:
+                picked.append(by_source[source].pop())
+    return picked
+
+
+# ---------------------------------------------------------------- asking the model for pairs
+
+QA_SYSTEM = {
+    "en": (
+        "You write quiz questions about a company's documents. From the passage, write {k} different questions "
+        "that the passage answers. Each question must make sense on its own: name the product, policy or topic, and "
+        "never say 'the passage' or 'the text'. Each answer is short (at most a few words) and copied word for word "
+        "from the passage: a name, number, date or phrase. Reply with JSON only: a list of objects with the keys "
+        '"question" and "answer".'
+    ),
+    "zh": (
+        "你为公司文档出测验题。根据段落写出 {k} 个不同的问题，每个问题都能由该段落回答。"
+        "每个问题都要能单独看懂：写明产品、"
+        "制度或主题，不要说“段落中”或“文中”。每个答案都简短（最多几个词），并且从段落中原样摘抄：名称、数字、日期或短语。"
+        '只回复 JSON：一个由含 "question" 和 "answer" 两个键的对象组成的列表。'
+    ),
+}
+QA_USER = {
+    "en": "Passage (from {source}):\n{text}\n\nJSON:",
+    "zh": "段落（来自 {source}）：\n{text}\n\nJSON：",
+}
+
+
+def qa_messages(chunk: dict, k: int) -> list[dict]:
+    """The prompt that asks the model for k question/answer pairs about one chunk, in the chunk's language."""
+    lang = language_of(chunk["text"])
+    return [
+        {"role": "system", "content": QA_SYSTEM[lang].format(k=k)},
+        {"role": "user", "content": QA_USER[lang].format(source=chunk["source"], text=chunk["text"].strip())},
+    ]
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
+
+
+def _as_pair(item: object) -> dict | None:
+    if not isinstance(item, dict):
+        return None
+    keys = {str(k).strip().lower(): v for k, v in item.items()}
+    q = next((keys[k] for k in ("question", "q", "问题") if k in keys), None)
+    a = next((keys[k] for k in ("answer", "a", "答案") if k in keys), None)
+    if isinstance(a, (int, float)) and not isinstance(a, bool):
+        a = str(a)
+    if not isinstance(q, str) or not isinstance(a, str) or not q.strip() or not a.strip():
+        return None
+    return {"question": " ".join(q.split()), "answer": " ".join(a.split())}
+
+
+def _items(value: object) -> list:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        for key in ("pairs", "questions", "items", "data"):
+            if isinstance(value.get(key), list):
+                return value[key]
+        return [value]
+    return []
+
+
+def parse_pairs(raw: str) -> list[dict]:
+    """The {question, answer} pairs in a model's reply: a JSON list (bare, fenced or inside prose), else any JSON
+    objects in it."""
+    fenced = _FENCE.search(raw)
+    text = fenced.group(1) if fenced else raw
+    candidates = [text]
+    start, end = text.find("["), text.rfind("]")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            pairs = [p for p in map(_as_pair, _items(json.loads(candidate))) if p]
+        except ValueError:
+            continue
+        if pairs:
+            return pairs
+    # Truncated or malformed lists: take the complete objects one by one.
+    pairs = []
+    for match in _OBJECT.finditer(text):
+        try:
+            pair = _as_pair(json.loads(match.group(0)))
+        except ValueError:
+            continue
+        if pair:
+            pairs.append(pair)
+    return pairs
+
+
+def ask_pairs(backend: Backend, chunk: dict, k: int, max_tokens: int, temperature: float) -> dict:
+    """k question/answer pairs about one chunk from a backend: its raw reply and the pairs parsed from it."""
+    raw, _, _ = backend.chat(qa_messages(chunk, k), max(max_tokens, 64 * k), temperature)
+    return {"raw": raw, "pairs": parse_pairs(raw)}
+
+
+@task(name="write-qa-pairs")
+def write_qa_pairs(chunk: dict, k: int, llm: LLMConfig) -> dict:
+    """Ask the configured model for k question/answer pairs about one chunk; the reply is parsed, not trusted."""
+    return ask_pairs(make_backend(llm), chunk, k, llm.max_tokens, llm.temperature)
+
+
+# ---------------------------------------------------------------- filtering
+
+
+def question_words(question: str) -> frozenset[str]:
+    """What near-duplicate detection compares: the question's keyword tokens (jieba words for Chinese), plural -s
+    dropped."""
+    return frozenset(
+        t[:-1] if len(t) > 3 and t.isascii() and t.endswith("s") and not t.endswith("ss") else t
+        for t in tokenize(question)
+    )
+
+
+def is_near_duplicate(words: frozenset[str], seen: list[frozenset[str]], threshold: float) -> bool:
+    """Whether a question's words overlap (Jaccard) any earlier question's by at least threshold."""
+    for other in seen:
+        union = words | other
+        if union and len(words & other) / len(union) >= threshold:
+            return True
+    return False
+
+
+# A question that points at "the passage" means nothing to someone asking the knowledge base.
+_NOT_STANDALONE = re.compile(
+    r"\b(?:the|this|above|given) (?:passage|text|paragraph|excerpt)\b|段落|文中|上文|本段|原文", re.IGNORECASE
+)
+
+
+def filter_pairs(
+    pairs: list[dict], chunk_text: str, seen: list[frozenset[str]], threshold: float = 0.7, max_answer_tokens: int = 24
+) -> tuple[list[dict], dict[str, int]]:
+    """Keep short answers found in the chunk (after normalization) to standalone, new questions that do not
+    contain their own answer (a sentence of the chunk copied as the "question" teaches nothing); `seen` grows with
+    them."""
+    kept: list[dict] = []
+    dropped = {
+        "answer_not_in_chunk": 0,
+        "answer_too_long": 0,
+        "answer_in_question": 0,
+        "question_not_standalone": 0,
+        "duplicate_question": 0,
+    }
+    for pair in pairs:
+        if not contains_answer(chunk_text, pair["answer"]):
+            dropped["answer_not_in_chunk"] += 1
+            continue
+        if len(answer_tokens(pair["answer"])) > max_answer_tokens:
+            dropped["answer_too_long"] += 1
+            continue
+        if contains_answer(pair["question"], pair["answer"]):
+            dropped["answer_in_question"] += 1
+            continue
+        if _NOT_STANDALONE.search(pair["question"]):
+            dropped["question_not_standalone"] += 1
+            continue
+        words = question_words(pair["question"])
+        if not words or is_near_duplicate(words, seen, threshold):
+            dropped["duplicate_question"] += 1
+            continue
+        seen.append(words)
+        kept.append(pair)
+    return kept, dropped
+
+
+# ---------------------------------------------------------------- RAFT examples
+
+
+def gold_flags(n: int, no_gold_share: float, rng: random.Random) -> list[bool]:
+    """For n examples, which keep the gold chunk in the prompt: exactly round(n x share) do not."""
+    without = set(rng.sample(range(n), round(n * no_gold_share))) if n else set()
+    return [i not in without for i in range(n)]
+
+
+def raft_example(
+    pair: dict,
+    gold: dict,
+    candidates: list[dict],
+    *,
+    n_distractors: int,
+    with_gold: bool,
+    rng: random.Random,
+    style: AnswerStyle = "sentence",
+) -> dict:
+    """One training example: kbflow's prompt over the gold chunk (or not) and distractors, shuffled, with the answer to
+    learn.
+
+    Distractors are the retrieved candidates that are not the gold chunk and do not contain the answer
+    (a neighbouring chunk shares text with the gold one), so an example without the gold chunk really
+    has no answer in its prompt and is taught the refusal.
+    """
+    question, answer = pair["question"], pair["answer"]
+    lang = language_of(question)
+    distractors = [
+        c for c in candidates if c["chunk_id"] != gold["chunk_id"] and not contains_answer(c["text"], answer)
+    ]
+    passages = [_passage(c) for c in distractors[:n_distractors]] + ([_passage(gold)] if with_gold else [])
+    rng.shuffle(passages)
+    messages = build_messages(question, passages, lang, style)
+    if with_gold:
+        position = next(i for i, p in enumerate(passages, start=1) if p["chunk_id"] == gold["chunk_id"])
+        target = f"{answer} [{position}]"
+    else:
+        position, target = None, REFUSAL[lang]
+    return {
+        "question": question,
+        "answer": answer,
+        "source": gold["source"],
+        "chunk_id": gold["chunk_id"],
+        "with_gold": with_gold,
+        "gold_position": position,
+        "passages": [p["chunk_id"] for p in passages],
+        "messages": [*messages, {"role": "assistant", "content": target}],
+    }
+
+
+def _passage(chunk: dict) -> dict:
+    return {"source": chunk["source"], "page": chunk.get("page"), "text": chunk["text"], "chunk_id": chunk["chunk_id"]}
+
+
+# ---------------------------------------------------------------- split and formats
+
+
+def split_by_source(examples: list[dict], eval_share: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Train and eval examples from disjoint source documents; eval takes whole documents until it holds eval_share."""
+    sources = sorted({e["source"] for e in examples})
+    if eval_share <= 0 or len(sources) < 2:
+        return list(examples), []
+    random.Random(seed).shuffle(sources)
+    count = {s: sum(1 for e in examples if e["source"] == s) for s in sources}
+    held: set[str] = set()
+    target = eval_share * len(examples)
+    for source in sources[:-1]:  # at least one document stays for training
+        if sum(count[s] for s in held) >= target:
+            break
+        held.add(source)
+    return [e for e in examples if e["source"] not in held], [e for e in examples if e["source"] in held]
+
+
+def to_record(example: dict, fmt: DatasetFormat) -> dict:
+    """One example as a line of the chosen format (LLaMA-Factory reads all three)."""
+    system, user, assistant = (m["content"] for m in example["messages"])
+    if fmt == "openai":
+        return {"messages": example["messages"]}
+    if fmt == "alpaca":
+        return {"instruction": user, "input": "", "output": assistant, "system": system}
+    if fmt == "sharegpt":
+        return {
+            "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": assistant}],
+            "system": system,
+        }
+    raise ValueError(f"unknown dataset format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def dataset_info(fmt: DatasetFormat, files: dict[str, str]) -> dict:
+    """LLaMA-Factory's dataset_info.json entries (kbflow_train, kbflow_eval) for the files written."""
+    spec = {
+        "openai": {
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages"},
+            "tags": {
+                "role_tag": "role",
+                "content_tag": "content",
+                "user_tag": "user",
+                "assistant_tag": "assistant",
+                "system_tag": "system",
+            },
+        },
+        "alpaca": {"columns": {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}},
+        "sharegpt": {"formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system"}},
+    }[fmt]
+    return {f"kbflow_{split}": {"file_name": name, **spec} for split, name in files.items()}
+
+
+def write_dataset(train: list[dict], held_out: list[dict], out_dir: Path, fmt: DatasetFormat) -> dict[str, str]:
+    """train.jsonl, eval.jsonl, dataset_info.json, examples.jsonl and questions.csv (the eval questions for `kbflow
+    ask`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"train": "train.jsonl", "eval": "eval.jsonl"}
+    for split, rows in (("train", train), ("eval", held_out)):
+        with (out / files[split]).open("w", encoding="utf-8") as fh:
+            for example in rows:
+                fh.write(json.dumps(to_record(example, fmt), ensure_ascii=False) + "\n")
+    (out / "dataset_info.json").write_text(
+        json.dumps(dataset_info(fmt, files), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    with (out / "examples.jsonl").open("w", encoding="utf-8") as fh:
+        for split, rows in (("train", train), ("eval", held_out)):
+            for example in rows:
+                meta = {k: v for k, v in example.items() if k != "messages"}
+                fh.write(json.dumps({"split": split, **meta}, ensure_ascii=False) + "\n")
+    with (out / "questions.csv").open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "question", "expected_answer", "expected_source"])
+        for n, example in enumerate(held_out, start=1):
+            writer.writerow([f"eval-{n:04d}", example["question"], example["answer"], example["source"]])
+    return {**files, "info": "dataset_info.json", "examples": "examples.jsonl", "questions": "questions.csv"}

@@ -1,0 +1,58 @@
+"""The per-batch work of an ingest: read, partition, split and embed documents. What a cluster worker runs."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from connectors.base import DocumentRef, DocumentVanished, SourceError, source_from_config
+from tasks.embed.embedder import EmbedderConfig, get_embedder
+from tasks.ingest.partition import PartitionError, partition_document
+from tasks.ingest.split import SplitOptions, split_sections
+from tasks.text import tokenize
+
+
+def prepare_document(source, ref: DocumentRef, split: SplitOptions) -> list[dict]:
+    """One document's chunks as plain dicts; raises PartitionError, SourceError or DocumentVanished."""
+    sections = partition_document(source.read(ref), ref.path)
+    chunks = split_sections(
+        sections,
+        source=ref.path,
+        source_id=ref.source_id,
+        doc_sha256=ref.sha256,
+        chunk_size=split.chunk_size,
+        chunk_overlap=split.chunk_overlap,
+    )
+    if not chunks:
+        raise PartitionError("no text extracted")
+    return [c.to_dict() for c in chunks]
+
+
+# Vectors are results, never cache keys: Prefect must not hash them (cache_policy=NONE).
+@task(name="index-batch", cache_policy=NONE)
+def index_batch(source_config: dict, refs: list[dict], split: SplitOptions, embedder: EmbedderConfig) -> dict:
+    """Read, partition, split and embed a batch of documents; a document that fails or vanished is reported, not
+    raised."""
+    source = source_from_config(source_config)
+    chunks: list[dict] = []
+    failed: dict[str, str] = {}
+    vanished: list[str] = []
+    for raw in refs:
+        ref = DocumentRef.from_dict(raw)
+        try:
+            chunks.extend(prepare_document(source, ref, split))
+        except DocumentVanished:
+            vanished.append(ref.path)
+        except (PartitionError, SourceError) as exc:
+            failed[ref.path] = str(exc)
+    vectors = get_embedder(embedder).embed([c["text"] for c in chunks]) if chunks else []
+    # Keyword tokens (jieba for Chinese) are made here too, on the worker, not by the single writer.
+    terms = [tokenize(c["text"]) for c in chunks]
+    return {"chunks": chunks, "vectors": vectors, "terms": terms, "failed": failed, "vanished": vanished}
+
+
+@task(name="list-documents", retries=2, retry_delay_seconds=[1, 5])
+def list_documents(source_config: dict, known: dict[str, dict]) -> dict:
+    """List the source's documents with their hashes, reusing known hashes of unchanged files."""
+    listing = source_from_config(source_config).list({p: DocumentRef.from_dict(r) for p, r in known.items()})
+    return {"refs": [r.to_dict() for r in listing.refs], "errors": listing.errors}

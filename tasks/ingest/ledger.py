@@ -1,0 +1,248 @@
+"""The ledger: per document, the version indexed and its chunk ids; per chunk, its keyword tokens.
+
+It is a SQLite file beside the Chroma store. Writes to Chroma and to the ledger cannot share a
+transaction, so the order is fixed and every run starts by reconciling the two (see
+`tasks.store.reconcile`): new chunks are written to Chroma first, then the ledger commits the document's
+new version and chunk ids in one transaction, then the old chunks are deleted. Whatever point a
+run is killed at, Chroma holds at most some chunks the ledger does not know (deleted at the next
+reconcile) and the ledger never claims chunks that were not written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.base import DocumentRef
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL, source_id TEXT NOT NULL, path TEXT NOT NULL,
+    size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL, indexed_at REAL NOT NULL,
+    PRIMARY KEY (collection, source_id, path)
+);
+CREATE TABLE IF NOT EXISTS chunk_terms (
+    collection TEXT NOT NULL, chunk_id TEXT NOT NULL, source_id TEXT NOT NULL, path TEXT NOT NULL,
+    terms TEXT NOT NULL,
+    PRIMARY KEY (collection, chunk_id)
+);
+CREATE INDEX IF NOT EXISTS chunk_terms_doc ON chunk_terms (collection, source_id, path);
+CREATE TABLE IF NOT EXISTS failures (
+    collection TEXT NOT NULL, source_id TEXT NOT NULL, path TEXT NOT NULL,
+    reason TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (collection, source_id, path)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    collection TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (collection, key)
+);
+"""
+
+
+class LedgerEntry:
+    """One indexed document: its ref, and its chunk ids (parsed only when asked for: a no-change refresh never needs
+    them)."""
+
+    __slots__ = ("ref", "_ids", "_raw")
+
+    def __init__(self, ref: DocumentRef, raw_ids: str):
+        self.ref, self._ids, self._raw = ref, None, raw_ids
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        if self._ids is None:
+            self._ids = json.loads(self._raw)
+        return self._ids
+
+
+@dataclass
+class DocumentWrite:
+    """A document version to commit: its ref, its chunk ids and each chunk's keyword tokens."""
+
+    ref: DocumentRef
+    chunk_ids: list[str]
+    terms: list[list[str]]
+
+
+def ledger_path(store_dir: Path) -> Path:
+    """Where a store keeps its ledger."""
+    return Path(store_dir) / "ledger.sqlite"
+
+
+class Ledger:
+    """Per-collection record of indexed document versions, their chunk ids and keyword tokens."""
+
+    def __init__(self, path: Path, collection: str):
+        self.path = Path(path)
+        self.collection = collection
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @classmethod
+    def of_store(cls, store_dir: Path, collection: str) -> Ledger:
+        """The ledger of a store folder (use it in a `with` block)."""
+        return cls(ledger_path(store_dir), collection)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # Reads
+    def documents(self, source_id: str | None = None) -> dict[str, LedgerEntry]:
+        """Indexed documents by path (of one source, or all sources keyed by 'source_id|path')."""
+        query = "SELECT source_id, path, size, mtime, sha256, chunk_ids FROM documents WHERE collection=?"
+        args: list = [self.collection]
+        if source_id is not None:
+            query += " AND source_id=?"
+            args.append(source_id)
+        out: dict[str, LedgerEntry] = {}
+        for sid, path, size, mtime, sha, ids in self._db.execute(query, args):
+            key = path if source_id is not None else f"{sid}|{path}"
+            out[key] = LedgerEntry(DocumentRef(sid, path, size, mtime, sha), ids)
+        return out
+
+    def all_chunk_ids(self) -> set[str]:
+        rows = self._db.execute("SELECT chunk_id FROM chunk_terms WHERE collection=?", (self.collection,))
+        return {r[0] for r in rows}
+
+    def chunk_terms(self) -> tuple[list[str], list[list[str]]]:
+        """Every chunk id with its keyword tokens, in a stable order."""
+        rows = self._db.execute(
+            "SELECT chunk_id, terms FROM chunk_terms WHERE collection=? ORDER BY chunk_id", (self.collection,)
+        ).fetchall()
+        return [r[0] for r in rows], [json.loads(r[1]) for r in rows]
+
+    def counts(self) -> tuple[int, int]:
+        docs = self._db.execute("SELECT COUNT(*) FROM documents WHERE collection=?", (self.collection,)).fetchone()[0]
+        chunks = self._db.execute("SELECT COUNT(*) FROM chunk_terms WHERE collection=?", (self.collection,)).fetchone()[
+            0
+        ]
+        return docs, chunks
+
+    def failures(self) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT path, reason FROM failures WHERE collection=? ORDER BY path", (self.collection,)
+        )
+        return {p: r for p, r in rows}
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE collection=? AND key=?", (self.collection, key)).fetchone()
+        return row[0] if row else default
+
+    def interrupted(self) -> bool:
+        """Whether a run began writing and never finished (killed, or stopped by an error): reconcile in full."""
+        return self.get_meta("writing", "0") != "0"
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Mark the collection as being written; the mark stays if the block does not finish."""
+        self.set_meta("writing", "1")
+        yield
+        self.mark_consistent()
+
+    def mark_consistent(self) -> None:
+        """The store and the ledger agree (a run finished writing, or reconcile compared them in full)."""
+        self.set_meta("writing", "0")
+
+    def generation(self) -> int:
+        """A number that changes whenever the indexed chunks change (keys keyword-index caches)."""
+        return int(self.get_meta("generation", "0") or 0)
+
+    # Writes
+    def commit_documents(self, writes: Iterable[DocumentWrite]) -> None:
+        """Record new document versions, their chunk ids and tokens, in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            for w in writes:
+                r = w.ref
+                db.execute(
+                    "DELETE FROM chunk_terms WHERE collection=? AND source_id=? AND path=?",
+                    (self.collection, r.source_id, r.path),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?)",
+                    (self.collection, r.source_id, r.path, r.size, r.mtime, r.sha256, json.dumps(w.chunk_ids), now),
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO chunk_terms VALUES (?,?,?,?,?)",
+                    [
+                        (self.collection, cid, r.source_id, r.path, json.dumps(t, ensure_ascii=False))
+                        for cid, t in zip(w.chunk_ids, w.terms)
+                    ],
+                )
+                db.execute(
+                    "DELETE FROM failures WHERE collection=? AND source_id=? AND path=?",
+                    (self.collection, r.source_id, r.path),
+                )
+            self._bump(db)
+
+    def forget_documents(self, source_id: str, paths: Iterable[str]) -> None:
+        """Remove documents (deleted, or to be re-indexed) and their chunks from the ledger."""
+        with self.transaction() as db:
+            for path in paths:
+                args = (self.collection, source_id, path)
+                db.execute("DELETE FROM documents WHERE collection=? AND source_id=? AND path=?", args)
+                db.execute("DELETE FROM chunk_terms WHERE collection=? AND source_id=? AND path=?", args)
+                db.execute("DELETE FROM failures WHERE collection=? AND source_id=? AND path=?", args)
+            self._bump(db)
+
+    def record_failures(self, source_id: str, failures: dict[str, str]) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?)",
+                [(self.collection, source_id, p, reason, now) for p, reason in failures.items()],
+            )
+
+    def clear_failures(self, source_id: str, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT path FROM failures WHERE collection=? AND source_id=?", (self.collection, source_id)
+            ).fetchall()
+            for (path,) in rows:
+                if path not in keep:
+                    db.execute(
+                        "DELETE FROM failures WHERE collection=? AND source_id=? AND path=?",
+                        (self.collection, source_id, path),
+                    )
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?,?,?)", (self.collection, key, value))
+
+    def drop_collection(self) -> None:
+        with self.transaction() as db:
+            for table in ("documents", "chunk_terms", "failures", "meta"):
+                db.execute(f"DELETE FROM {table} WHERE collection=?", (self.collection,))
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta VALUES (?, 'generation', '1') ON CONFLICT(collection, key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (self.collection,),
+        )

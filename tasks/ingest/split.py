@@ -1,0 +1,114 @@
+"""Split sections into chunks that respect Chinese and English sentence boundaries."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+from tasks.ingest.partition import Section
+
+# Paragraphs, lines, then sentence ends (Chinese full-width and English), then clauses, then words.
+SEPARATORS = [
+    "\n\n",
+    "\n",
+    "。",
+    "！",
+    "？",
+    "；",
+    "! ",
+    "? ",
+    ". ",
+    "; ",
+    "，",
+    "、",
+    ", ",
+    " ",
+    "",
+]
+
+
+class SplitOptions(BaseModel, frozen=True):
+    """How documents are cut into chunks."""
+
+    chunk_size: int = Field(500, gt=20, description="Characters per chunk.")
+    chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
+
+
+@dataclass
+class Chunk:
+    """A piece of a document as it is stored: id, text and metadata."""
+
+    id: str
+    text: str
+    source: str
+    source_id: str
+    page: int | None
+    section: str
+    chunk_index: int
+    doc_sha256: str
+
+    def metadata(self) -> dict:
+        # Chroma metadata values cannot be None.
+        return {
+            "source": self.source,
+            "source_id": self.source_id,
+            "page": self.page if self.page is not None else -1,
+            "section": self.section,
+            "chunk_index": self.chunk_index,
+            "doc_sha256": self.doc_sha256,
+        }
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def chunk_id(source_id: str, path: str, doc_sha256: str, index: int, text: str) -> str:
+    """Deterministic id: the same document version always gives the same ids, a new version new ones."""
+    h = hashlib.sha256()
+    for part in (source_id, path, doc_sha256, str(index), text):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+@lru_cache(maxsize=8)
+def _splitter(chunk_size: int, chunk_overlap: int):
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    return RecursiveCharacterTextSplitter(
+        separators=SEPARATORS,
+        chunk_size=chunk_size,
+        chunk_overlap=min(chunk_overlap, chunk_size // 2),
+        keep_separator="end",
+        strip_whitespace=True,
+    )
+
+
+def split_sections(
+    sections: list[Section], *, source: str, source_id: str, doc_sha256: str, chunk_size: int, chunk_overlap: int
+) -> list[Chunk]:
+    """Split a document's sections into chunks numbered in reading order."""
+    splitter = _splitter(chunk_size, chunk_overlap)
+    chunks: list[Chunk] = []
+    for section in sections:
+        for piece in splitter.split_text(section.text):
+            piece = piece.strip()
+            if not piece:
+                continue
+            index = len(chunks)
+            chunks.append(
+                Chunk(
+                    id=chunk_id(source_id, source, doc_sha256, index, piece),
+                    text=piece,
+                    source=source,
+                    source_id=source_id,
+                    page=section.page,
+                    section=section.section,
+                    chunk_index=index,
+                    doc_sha256=doc_sha256,
+                )
+            )
+    return chunks

@@ -1,0 +1,106 @@
+"""Grounding check: is an answer's content found in the passages it cites? Flags answers an analyst should check."""
+
+from __future__ import annotations
+
+import re
+
+from tasks.text import normalize_numbers, tokenize
+
+_CITATION_MARK = re.compile(r"\[\d{1,3}\]")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_WORD = re.compile(r"\w+")
+
+
+def _prepare(text: str) -> str:
+    """Lower-case NFKC text with numbers as digits and citation marks removed."""
+    return normalize_numbers(_CITATION_MARK.sub(" ", text or "")).lower()
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers in prepared text, leading zeros dropped (so 05 and 5 are the same number)."""
+    return {n if "." in n else str(int(n)) for n in _NUMBER.findall(text)}
+
+
+class _Text:
+    """One prepared text and what a token is checked against: its words, its numbers, its raw string."""
+
+    def __init__(self, text: str):
+        self.text = _prepare(text)
+        self.words = set(_WORD.findall(self.text))
+        self.numbers = _numbers(self.text)
+
+    def has(self, token: str) -> bool:
+        """Whether token is here: Chinese as a substring (jieba may cut it otherwise), English as a word or word
+        form."""
+        if _CJK.search(token):
+            return token in self.text
+        if token in self.words:
+            return True
+        # take/takes, refund/refunded: a shared stem of at least 4 letters, at most 3 letters of ending apart.
+        return len(token) >= 4 and any(
+            len(w) >= 4 and abs(len(w) - len(token)) <= 3 and (w.startswith(token) or token.startswith(w))
+            for w in self.words
+        )
+
+
+def _content(answer: str, question: str) -> tuple[_Text, list[str], list[str]]:
+    """The answer's content words and numbers that the question does not already contain."""
+    ans, q = _Text(answer), _Text(question)
+    words = sorted({t for t in tokenize(ans.text) if not any(ch.isdigit() for ch in t) and not q.has(t)})
+    numbers = sorted(n for n in ans.numbers if n not in q.numbers)
+    return ans, words, numbers
+
+
+def support_score(answer: str, question: str, cited_texts: list[str]) -> float | None:
+    """Share of the answer's distinct content tokens (not the question's) found in the cited passages; None if none."""
+    _, words, numbers = _content(answer, question)
+    if not words and not numbers:
+        return None
+    cited = _Text("\n".join(cited_texts))
+    found = sum(1 for w in words if cited.has(w)) + sum(1 for n in numbers if n in cited.numbers)
+    return found / (len(words) + len(numbers))
+
+
+def missing_numbers(answer: str, question: str, cited_texts: list[str]) -> list[str]:
+    """Numbers in the answer, not the question, that no cited passage contains (三十 is 30; 14 is not in 140)."""
+    _, _, numbers = _content(answer, question)
+    cited = _Text("\n".join(cited_texts))
+    return [n for n in numbers if n not in cited.numbers]
+
+
+def cited_texts(citations: list[dict] | None, retrieved: list[dict] | None) -> list[str] | None:
+    """Each cited passage's text (from the retrieved passages when a citation has none); None if nothing valid is
+    cited."""
+    valid = [c for c in citations or [] if isinstance(c, dict) and str(c.get("source") or "").strip()]
+    if not valid:
+        return None
+    texts = []
+    for c in valid:
+        if c.get("text"):
+            texts.append(str(c["text"]))
+            continue
+        # Older rows cite {source, page} only: use the retrieved passage with that chunk id, else that source and page.
+        same = [p for p in retrieved or [] if c.get("chunk_id") and p.get("chunk_id") == c.get("chunk_id")] or [
+            p for p in retrieved or [] if p.get("source") == c.get("source") and p.get("page") == c.get("page")
+        ]
+        texts.extend(str(p.get("text") or "") for p in same)
+    return texts
+
+
+def check_grounding(row: dict, threshold: float = 0.5) -> dict:
+    """support, unsupported and flag_reason of one answer row; refusals and failed rows are not checked."""
+    if row.get("error") or row.get("refused"):
+        return {"support": None, "unsupported": False, "flag_reason": None}
+    answer, question = str(row.get("answer") or ""), str(row.get("question") or "")
+    texts = cited_texts(row.get("citations"), row.get("retrieved"))
+    if texts is None:
+        return {"support": None, "unsupported": True, "flag_reason": "no citation"}
+    support = support_score(answer, question, texts)
+    reasons = []
+    missing = missing_numbers(answer, question, texts)
+    if missing:
+        reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
+    if support is not None and support < threshold:
+        reasons.append(f"low support {support:.2f}")
+    return {"support": support, "unsupported": bool(reasons), "flag_reason": "; ".join(reasons) or None}

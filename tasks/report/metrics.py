@@ -1,0 +1,197 @@
+"""Score answers and runs: accuracy, source hit, MRR, exact match, F1, grounding, latency."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import UTC, datetime
+
+from tasks.report.grounding import check_grounding
+from tasks.text import answer_tokens, contains_answer, normalize_answer
+
+
+def _norm_path(path: str) -> str:
+    """Forward slashes, no leading './', surrounding whitespace removed."""
+    path = path.strip().replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path
+
+
+def source_matches(expected: str, source: str) -> bool:
+    """True when source is the expected relative path, or has the expected file name when expected has no '/'."""
+    expected, source = _norm_path(expected), _norm_path(source)
+    if not expected or not source:
+        return False
+    if expected == source:
+        return True
+    return "/" not in expected and source.rsplit("/", 1)[-1] == expected
+
+
+def reciprocal_rank(expected_source: str, retrieved_sources: list[str]) -> float:
+    """1/rank of the first retrieved source that matches the expected one, 0.0 when none does."""
+    for rank, source in enumerate(retrieved_sources, start=1):
+        if source_matches(expected_source, source):
+            return 1.0 / rank
+    return 0.0
+
+
+def _answer_list(expected: str | list[str]) -> list[str]:
+    """The acceptable answers as a non-empty list."""
+    answers = [expected] if isinstance(expected, str) else list(expected)
+    if not answers:
+        raise ValueError("no expected answer given")
+    return answers
+
+
+def exact_match(prediction: str, expected: str | list[str]) -> float:
+    """1.0 when the prediction equals any expected answer after normalize_answer, else 0.0."""
+    pred = normalize_answer(prediction)
+    return 1.0 if any(pred == normalize_answer(e) for e in _answer_list(expected)) else 0.0
+
+
+def _f1_tokens(text: str) -> list[str]:
+    """answer_tokens without English articles: the tokens normalize_answer keeps."""
+    return [t for t in answer_tokens(text) if t not in {"a", "an", "the"}]
+
+
+def _f1_single(prediction: str, expected: str) -> float:
+    """Token F1 of one prediction against one expected answer."""
+    pred, gold = _f1_tokens(prediction), _f1_tokens(expected)
+    if not pred or not gold:
+        return 1.0 if pred == gold else 0.0
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str, expected: str | list[str]) -> float:
+    """Token F1 (one token per Chinese character, per English word or number); the best over a list."""
+    return max(_f1_single(prediction, e) for e in _answer_list(expected))
+
+
+def answer_correct(prediction: str, expected: str | list[str]) -> bool:
+    """Whether any expected answer appears in the prediction (case, width, spacing, punctuation, [n] marks, numbers
+    aside)."""
+    return any(contains_answer(prediction, e) for e in _answer_list(expected))
+
+
+def _present(value: object) -> bool:
+    """A non-empty expected value (None, NaN, blank strings and empty lists are absent)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_present(v) for v in value)
+    return bool(str(value).strip())
+
+
+def expected_answers(value: object) -> list[str]:
+    """The acceptable answers in an expected_answer cell: a list, a JSON list string, or values separated by ' | '."""
+    if not _present(value):
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if _present(v)]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and parsed:
+            return [str(v).strip() for v in parsed if _present(v)]
+    return [part.strip() for part in text.split(" | ") if part.strip()]
+
+
+def score_rows(rows: list[dict], *, generated: bool = True, support_threshold: float = 0.5) -> list[dict]:
+    """Copies of rows with correct, hit, reciprocal_rank, exact_match, f1, support, unsupported and flag_reason added.
+
+    A figure is None where nothing is expected, and every answer figure is None when no answers were generated.
+    """
+    scored = []
+    for row in rows:
+        out = dict(row)
+        expected_source = row.get("expected_source")
+        if _present(expected_source):
+            sources = [str(r.get("source", "")) for r in row.get("retrieved") or []]
+            rr = reciprocal_rank(str(expected_source), sources)
+            out["hit"], out["reciprocal_rank"] = rr > 0, rr
+        else:
+            out["hit"] = out["reciprocal_rank"] = None
+        answers = expected_answers(row.get("expected_answer"))
+        if answers and generated:
+            # A failed question is scored as an empty answer; a refusal is scored on its refusal text.
+            prediction = "" if row.get("error") else str(row.get("answer") or "")
+            out["correct"] = answer_correct(prediction, answers)
+            out["exact_match"] = exact_match(prediction, answers)
+            out["f1"] = f1_score(prediction, answers)
+        else:
+            out["correct"] = out["exact_match"] = out["f1"] = None
+        if generated:
+            out.update(check_grounding(row, support_threshold))
+        else:
+            out.update(support=None, unsupported=None, flag_reason=None)
+        scored.append(out)
+    return scored
+
+
+def _mean(values: list[float]) -> float | None:
+    """Arithmetic mean, None for no values."""
+    return float(sum(values) / len(values)) if values else None
+
+
+def summarize(
+    rows: list[dict],
+    *,
+    top_k: int,
+    model: str,
+    embedding_model: str,
+    mode: str,
+    generated: bool = True,
+    support_threshold: float = 0.5,
+    questions_file: str | None = None,
+    scored: bool = False,
+) -> dict:
+    """Run-level figures, accuracy first: counts, recall@k, MRR, EM, F1, support (0-1, None if unmeasured), latency.
+
+    scored: the rows carry their scores already (they may lack passage text, which scoring needs)."""
+    import numpy as np
+
+    scored = rows if scored else score_rows(rows, generated=generated, support_threshold=support_threshold)
+    with_source = [r for r in scored if r["hit"] is not None]
+    with_answer = [r for r in scored if _present(r.get("expected_answer"))]
+    judged = [r for r in scored if r["correct"] is not None]
+    latencies = [float(r["latency_ms"]) for r in scored if r.get("latency_ms") is not None]
+    errors = sum(1 for r in scored if r.get("error"))
+    refused = sum(1 for r in scored if r.get("refused") and not r.get("error"))
+    cached = generated and any("answer_source" in r for r in scored)  # rows of the answer flow say where they came from
+    return {
+        "accuracy": _mean([1.0 if r["correct"] else 0.0 for r in judged]),
+        "questions": len(scored),
+        "answered": len(scored) - errors - refused,
+        "refused": refused,
+        "errors": errors,
+        "unsupported": sum(1 for r in scored if r["unsupported"]) if generated else None,
+        # Answers the model wrote in this run, and answers taken from the answer cache (null: nothing generated).
+        "answers_generated": sum(r.get("answer_source") == "generated" for r in scored) if cached else None,
+        "answers_reused": sum(r.get("answer_source") == "reused" for r in scored) if cached else None,
+        "generated": generated,
+        "top_k": top_k,
+        "mode": mode,
+        "questions_with_expected_source": len(with_source),
+        "questions_with_expected_answer": len(with_answer),
+        "recall_at_k": _mean([1.0 if r["hit"] else 0.0 for r in with_source]),
+        "mrr": _mean([r["reciprocal_rank"] for r in with_source]),
+        "exact_match": _mean([r["exact_match"] for r in judged]),
+        "f1": _mean([r["f1"] for r in judged]),
+        "support": _mean([r["support"] for r in scored if r["support"] is not None]),
+        "support_threshold": support_threshold,
+        "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else None,
+        "latency_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
+        "model": model,
+        "embedding_model": embedding_model,
+        "questions_file": questions_file,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

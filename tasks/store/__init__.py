@@ -1,0 +1,1 @@
+"""Store: the VectorStore protocol, the Chroma store, reconcile with the ledger, the store lock."""

@@ -1,0 +1,211 @@
+"""The Chroma implementation of the vector store: embedded (a folder) or a Chroma server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from tasks.ingest.split import Chunk
+from tasks.store.base import (
+    META_BACKEND,
+    META_DIM,
+    META_MODEL,
+    EmbeddingMismatchError,
+    StoreConfig,
+    StoredChunk,
+    StoreError,
+)
+
+logger = logging.getLogger("kbflow.tasks.store.chroma")
+
+
+@lru_cache(maxsize=4)
+def _client(chroma_dir: str, host: str = "", token: str = ""):
+    """One Chroma client per store per process: embedded (PersistentClient) or a Chroma server (host:port)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if host:
+        name, sep, port = host.rpartition(":")
+        if not sep:
+            name, port = host, "8000"
+        if not port.isdigit():
+            raise StoreError(f"KBFLOW_CHROMA_HOST={host!r} is not host:port")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            # The client checks the server at once: a refused connection or a proxy's 401 surfaces here.
+            return chromadb.HttpClient(host=name, port=int(port), headers=headers, settings=chroma_settings)
+        except Exception as exc:  # noqa: BLE001 - any failure here means the server is unusable; the message says why
+            import httpx
+
+            why = (
+                "it does not answer"
+                if isinstance(exc, httpx.TransportError)
+                else f"it refused the client ({type(exc).__name__})"
+            )
+            raise StoreError(
+                f"cannot use the Chroma server at {host}: {why}. Check that it runs, KBFLOW_CHROMA_HOST and, "
+                "behind a token-checking proxy, KBFLOW_CHROMA_TOKEN."
+            ) from None
+    Path(chroma_dir).mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=chroma_dir, settings=chroma_settings)
+
+
+def _batches(seq: Sequence, size: int):
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class ChromaStore:
+    """A Chroma collection written only with our own embeddings (never Chroma's default function)."""
+
+    def __init__(self, config: StoreConfig, collection):
+        self.config = config
+        self._coll = collection
+        try:
+            self._max_batch = int(self._client().get_max_batch_size())
+        except Exception as exc:  # noqa: BLE001 - an older server without the call: Chroma's documented default
+            self._max_batch = 5000
+            logger.info("Chroma did not give its batch limit (%s): writing in batches of %d", type(exc).__name__, 5000)
+
+    def _client(self):
+        c = self.config
+        return _client(c.chroma_dir, c.chroma_host, c.chroma_token)
+
+    # --- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def collection_exists(cls, config: StoreConfig) -> bool:
+        client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+        return config.collection in {c.name for c in client.list_collections()}
+
+    @classmethod
+    def open_existing(cls, config: StoreConfig) -> ChromaStore:
+        """A collection an ingest has built, for reading; a StoreError that says what to run when there is none."""
+        from tasks.ingest.ledger import ledger_path
+
+        if not ledger_path(Path(config.store_dir)).exists():
+            raise StoreError(
+                f"no knowledge base in {config.store_dir}: run `kbflow ingest PATH` first (or set --store)"
+            )
+        from chromadb.errors import NotFoundError
+
+        client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+        try:
+            coll = client.get_collection(config.collection, embedding_function=None)
+        except (NotFoundError, ValueError):  # chromadb raises one or the other depending on version
+            raise StoreError(
+                f"collection {config.collection!r} does not exist in {config.store_dir}; run `kbflow ingest PATH` first"
+            ) from None
+        return cls(config, coll)
+
+    @classmethod
+    def open_for_writing(cls, config: StoreConfig, embedding_model: str, dim: int, backend: str = "") -> ChromaStore:
+        """Open (or create) the collection and refuse it if it was built with another embedding model."""
+        client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+        coll = client.get_or_create_collection(
+            config.collection,
+            embedding_function=None,  # never Chroma's default: it would download an ONNX model
+            metadata={"hnsw:space": "cosine", META_MODEL: embedding_model, META_DIM: dim, META_BACKEND: backend},
+        )
+        meta = coll.metadata or {}
+        stored_model, stored_dim = meta.get(META_MODEL), meta.get(META_DIM)
+        if stored_model != embedding_model or (stored_dim is not None and int(stored_dim) != dim):
+            raise EmbeddingMismatchError(
+                f"collection {config.collection!r} in {config.store_dir} was built with embedding model "
+                f"{stored_model!r} ({stored_dim}-d), but the current setting is {embedding_model!r} ({dim}-d). "
+                f"Mixing them would give wrong answers. Set KBFLOW_EMBEDDING_MODEL={stored_model} to use it, or "
+                f"rebuild it with `kbflow ingest PATH --collection {config.collection} --rebuild` "
+                "(or pick another --collection)."
+            )
+        return cls(config, coll)
+
+    @classmethod
+    def drop(cls, config: StoreConfig) -> None:
+        """Delete the collection; only "it does not exist" is passed over, any other failure is raised."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            _client(config.chroma_dir, config.chroma_host, config.chroma_token).delete_collection(config.collection)
+        except (NotFoundError, ValueError):
+            pass  # it did not exist
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._coll.metadata or {})
+
+    @property
+    def embedding_model(self) -> str | None:
+        return self.metadata.get(META_MODEL)
+
+    @property
+    def embedding_dim(self) -> int | None:
+        dim = self.metadata.get(META_DIM)
+        return int(dim) if dim else None
+
+    # --- VectorStore -----------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
+        """Upsert chunks with their embeddings, in batches no larger than Chroma accepts."""
+        for idx in _batches(range(len(chunks)), self._max_batch):
+            part = [chunks[i] for i in idx]
+            self._coll.upsert(
+                ids=[c.id for c in part],
+                embeddings=[list(vectors[i]) for i in idx],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+            )
+        return len(chunks)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        ids = list(ids)
+        for part in _batches(ids, self._max_batch):
+            self._coll.delete(ids=list(part))
+        return len(ids)
+
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        if not ids:
+            return {}
+        got = self._coll.get(ids=list(ids), include=["documents", "metadatas"])
+        return {
+            cid: StoredChunk(cid, doc or "", meta or {})
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
+        }
+
+    def chunks_under(self, prefix: str) -> dict[str, str]:
+        """chunk_id -> source of every chunk whose source path starts with `prefix`."""
+        got = self._coll.get(include=["metadatas"])
+        return {
+            cid: str(m.get("source", ""))
+            for cid, m in zip(got["ids"], got["metadatas"])
+            if str(m.get("source", "")).startswith(prefix)
+        }
+
+    def query(self, vector: Sequence[float], n: int, sources: Collection[str] | None = None) -> list[tuple[str, float]]:
+        """Nearest chunks as (chunk_id, cosine similarity clipped to 0-1), best first; only from `sources` if given."""
+        total = self._coll.count()
+        if not total or (sources is not None and not sources):
+            return []
+        where = {"source": {"$in": sorted(sources)}} if sources is not None else None
+        res = self._coll.query(
+            query_embeddings=[list(vector)], n_results=min(n, total), where=where, include=["distances"]
+        )
+        # cosine space: distance = 1 - cosine
+        return [(cid, max(0.0, min(1.0, 1.0 - float(d)))) for cid, d in zip(res["ids"][0], res["distances"][0])]
+
+    def all_ids(self) -> set[str]:
+        """Every chunk id in the collection, read in pages."""
+        out: set[str] = set()
+        page, offset = 10000, 0
+        while True:
+            ids = self._coll.get(include=[], limit=page, offset=offset)["ids"]
+            out.update(ids)
+            if len(ids) < page:
+                return out
+            offset += page
+
+    def count(self) -> int:
+        return int(self._coll.count())

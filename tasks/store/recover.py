@@ -1,0 +1,168 @@
+"""Heal a store whose ledger or Chroma database is damaged or missing, or say exactly what to run.
+
+- Ledger damaged (not a database, or a failed integrity check) or missing, Chroma intact: the damaged file
+  is set aside (`ledger.sqlite.damaged-<time>`, never deleted) and the ledger is rebuilt from what Chroma
+  holds (each chunk's id, source, path, document hash and text), so nothing is embedded again.
+- Chroma damaged or missing, ledger intact: nothing can be rebuilt without embedding again, so the run
+  stops with a message that names the folder and `--rebuild`.
+- `--rebuild` works however damaged the store is: it sets the damaged parts aside and indexes again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from tasks.store.base import StoreConfig, StoreError
+
+logger = logging.getLogger("kbflow.tasks.store.recover")
+
+
+class StoreDamaged(StoreError):
+    """A part of the store cannot be read; the message names it and what to run."""
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged file or folder (with a SQLite file's -wal and -shm) to `<name>.damaged-<time>`."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            os.replace(part, Path(str(aside) + suffix))
+    return aside
+
+
+def sqlite_problem(path: Path) -> str | None:
+    """Why a SQLite file cannot be used (not a database, a failed quick check), None when it is sound."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if result == "ok" else f"integrity check failed: {result}"
+
+
+def chroma_problem(config: StoreConfig) -> str | None:
+    """Why the embedded Chroma database cannot be used, None when it opens (or a Chroma server is used)."""
+    if config.chroma_host:
+        return None
+    db = Path(config.chroma_dir) / "chroma.sqlite3"
+    if not db.exists():
+        return "missing"
+    if db.stat().st_size == 0:
+        return "empty"
+    return sqlite_problem(db)
+
+
+def ledger_documents_in_chroma(config: StoreConfig) -> int | None:
+    """How many chunks the collection holds, or None when it cannot be opened."""
+    from tasks.store.chroma import ChromaStore
+
+    try:
+        if not ChromaStore.collection_exists(config):
+            return 0
+        from tasks.store.chroma import _client
+
+        return int(
+            _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+            .get_collection(config.collection, embedding_function=None)
+            .count()
+        )
+    except Exception:  # noqa: BLE001 - any failure to read the collection means it cannot be trusted
+        return None
+
+
+def rebuild_ledger_from_chroma(config: StoreConfig) -> int:
+    """Write a new ledger from the collection's chunks: documents, chunk ids in order, keyword tokens. Returns the
+    documents recorded. Sizes and mtimes are unknown, so the next listing hashes each file once again."""
+    from connectors.base import DocumentRef
+    from tasks.ingest.ledger import DocumentWrite, Ledger
+    from tasks.store.chroma import _client
+    from tasks.text import tokenize
+
+    coll = _client(config.chroma_dir, config.chroma_host, config.chroma_token).get_collection(
+        config.collection, embedding_function=None
+    )
+    docs: dict[tuple[str, str], dict] = {}
+    offset, page = 0, 2000
+    while True:
+        got = coll.get(include=["metadatas", "documents"], limit=page, offset=offset)
+        for cid, meta, text in zip(got["ids"], got["metadatas"], got["documents"]):
+            meta = meta or {}
+            key = (str(meta.get("source_id") or ""), str(meta.get("source") or ""))
+            doc = docs.setdefault(key, {"sha256": str(meta.get("doc_sha256") or ""), "chunks": []})
+            doc["chunks"].append((int(meta.get("chunk_index") or 0), cid, tokenize(text or "")))
+        if len(got["ids"]) < page:
+            break
+        offset += page
+    writes = []
+    for (source_id, path), doc in docs.items():
+        chunks = sorted(doc["chunks"])
+        ref = DocumentRef(source_id, path, -1, 0.0, doc["sha256"])
+        writes.append(DocumentWrite(ref, [c[1] for c in chunks], [c[2] for c in chunks]))
+    with Ledger.of_store(Path(config.store_dir), config.collection) as ledger:
+        ledger.commit_documents(writes)
+        ledger.mark_consistent()
+    return len(writes)
+
+
+def heal_store(config: StoreConfig, rebuild: bool) -> list[str]:
+    """Check the ledger and the Chroma database before a run; heal what can be healed. Returns what was done,
+    in words; raises StoreDamaged (naming the folder and --rebuild) when only a re-index can help."""
+    from tasks.ingest.ledger import ledger_path
+
+    store_dir = Path(config.store_dir)
+    ledger = ledger_path(store_dir)
+    said: list[str] = []
+    ledger_bad = sqlite_problem(ledger) if ledger.exists() and ledger.stat().st_size else None
+    chroma_bad = chroma_problem(config)
+    if chroma_bad == "missing" and not ledger.exists():
+        return said  # a new store
+    if rebuild:
+        for path, why in (
+            (ledger, ledger_bad),
+            (Path(config.chroma_dir), chroma_bad if chroma_bad != "missing" else None),
+        ):
+            if why:
+                aside = set_aside(path)
+                said.append(f"{path} was damaged ({why}): set aside as {aside.name}; indexing everything again")
+        return said
+    if chroma_bad and chroma_bad != "missing" or (chroma_bad == "missing" and ledger_has_documents(ledger)):
+        raise StoreDamaged(
+            f"the Chroma database in {config.chroma_dir} is {'missing' if chroma_bad == 'missing' else 'damaged'}"
+            f"{'' if chroma_bad == 'missing' else f' ({chroma_bad})'} while the ledger lists indexed documents: "
+            f"run `kbflow ingest PATH --store {store_dir} --rebuild` to set it aside and index everything again"
+        )
+    if ledger_bad or not ledger.exists() or ledger.stat().st_size == 0:
+        why = ledger_bad or ("missing" if not ledger.exists() else "empty")
+        aside = set_aside(ledger) if ledger.exists() else None
+        chunks = ledger_documents_in_chroma(config)
+        if chunks:
+            docs = rebuild_ledger_from_chroma(config)
+            said.append(
+                f"the ledger {ledger} was {why}"
+                + (f" (set aside as {aside.name})" if aside else "")
+                + f"; rebuilt from the {chunks} chunks Chroma holds: {docs} documents, nothing embedded again"
+            )
+        elif aside is not None:
+            said.append(
+                f"the ledger {ledger} was {why} (set aside as {aside.name}); the collection is empty, so "
+                "everything is indexed again"
+            )
+    return said
+
+
+def ledger_has_documents(ledger: Path) -> bool:
+    if not ledger.exists() or not ledger.stat().st_size:
+        return False
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] > 0
+    except sqlite3.DatabaseError:
+        return False

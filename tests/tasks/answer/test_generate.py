@@ -1,0 +1,109 @@
+"""Prompt packing and citations with the real bundled SmolLM2 tokenizer and model."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.answer.backends import load_llama
+from tasks.answer.generate import answer_question, pack_context
+from tasks.answer.models import bundled_gguf
+from tasks.answer.prompts import REFUSAL, build_messages, clean_citations, language_of
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_llm():
+    """SmolLM2 with a deliberately small window, so packing has to work hard."""
+    return load_llama(str(bundled_gguf()), 512, 1)
+
+
+def passages(n, text):
+    return [
+        {"source": f"doc{i}.txt", "page": i % 3 or None, "text": text, "chunk_id": str(i), "score": 0.9}
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("text", ["The refund window is 21 days. " * 400, "退款期限为二十一天。" * 800])
+def test_packing_never_exceeds_the_window_even_with_k50_and_huge_chunks(small_llm, text):
+    question = "What is the refund window?"
+    messages, used, n_tokens = pack_context(small_llm, question, passages(50, text), language_of(question), 128)
+    assert 1 <= len(used) < 50
+    assert n_tokens == small_llm.count_tokens(messages)
+    assert n_tokens + 128 <= small_llm.n_ctx
+    answer, prompt_tokens, completion_tokens = small_llm.chat(messages, 128, 0.0)
+    assert prompt_tokens + completion_tokens <= small_llm.n_ctx
+
+
+def test_packing_keeps_whole_passages_in_rank_order_when_they_fit(small_llm):
+    ps = passages(3, "Short passage.")
+    _, used, _ = pack_context(small_llm, "Q?", ps, "en", 64)
+    assert [p["chunk_id"] for p in used] == ["0", "1", "2"]
+
+
+@pytest.mark.unit
+def test_clean_citations_drops_numbers_that_point_nowhere():
+    answer, cited = clean_citations("Returns take 21 days [2][7], see also [1] and [0].", 3)
+    assert answer == "Returns take 21 days [2], see also [1] and ."
+    assert cited == [1, 2]
+
+
+@pytest.mark.unit
+def test_prompt_is_in_the_question_language_with_numbered_sources():
+    msgs = build_messages("退款期限是多久？", [{"source": "a.docx", "page": 2, "text": "二十一天"}], "zh")
+    assert "[1] (a.docx, page 2)\n二十一天" in msgs[1]["content"] and REFUSAL["zh"] in msgs[0]["content"]
+    assert language_of("What is it?") == "en" and language_of("S7 的保修期是多久？") == "zh"
+
+
+def test_answer_records_the_passages_it_cites(small_llm):
+    ps = [
+        {
+            "source": "policy.docx",
+            "page": None,
+            "text": "Refunds are paid within 21 days of the return.",
+            "chunk_id": "a",
+        },
+        {"source": "faq.html", "page": None, "text": "The office is in Berlin.", "chunk_id": "b"},
+    ]
+    out = answer_question(small_llm, "How long do refunds take?", ps, max_tokens=64, temperature=0.0)
+    assert out["answer"] and out["prompt_tokens"] > 0 and out["passages_used"] == 2
+    # The model's citation marks map to the passages it was given; a mark that points nowhere is dropped.
+    scripted = answer_question(
+        ScriptedBackend("Refunds are paid within 21 days [1][7]."), "How long?", ps, max_tokens=64, temperature=0.0
+    )
+    assert scripted["answer"] == "Refunds are paid within 21 days [1]." and scripted["cited"] == [1]
+    assert [c["chunk_id"] for c in scripted["citations"]] == ["a"]
+
+
+class ScriptedBackend:
+    """A backend that answers with a fixed text, to test what happens around the model."""
+
+    name, n_ctx = "scripted", 4096
+
+    def __init__(self, reply: str):
+        self.reply = reply
+
+    def count_tokens(self, messages):
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def truncate(self, text, max_tokens):
+        return text[: max_tokens * 4]
+
+    def chat(self, messages, max_tokens, temperature):
+        return self.reply, self.count_tokens(messages), 12
+
+
+@pytest.mark.unit
+def test_cited_numbers_become_the_passages_they_point_to():
+    ps = [
+        {"source": "policy.docx", "page": 2, "text": "Refunds are paid within 21 days.", "chunk_id": "a"},
+        {"source": "faq.html", "page": None, "text": "The office is in Berlin.", "chunk_id": "b"},
+    ]
+    out = answer_question(
+        ScriptedBackend("Refunds take 21 days [1][5]."), "How long do refunds take?", ps, max_tokens=64, temperature=0.0
+    )
+    assert out["answer"] == "Refunds take 21 days [1]." and out["cited"] == [1]
+    assert out["citations"] == [
+        {"source": "policy.docx", "page": 2, "chunk_id": "a", "text": "Refunds are paid within 21 days."}
+    ]

@@ -1,0 +1,68 @@
+"""Ranking logic: fusion, the dense weight and the keyword index, without models or stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.answer.retrieve import KeywordIndex, fuse, relevance
+from tasks.embed.embedder import dense_weight
+from tasks.text import tokenize
+
+pytestmark = pytest.mark.unit
+
+
+def test_fuse_adds_weighted_reciprocal_ranks():
+    dense = [("a", 0.9), ("b", 0.8)]
+    keyword = [("b", 7.0), ("c", 3.0)]
+    fused = dict(fuse(dense, keyword, w_dense=1.0))
+    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["a"] == pytest.approx(1 / 61) and fused["c"] == pytest.approx(1 / 62)
+    assert [cid for cid, _ in fuse(dense, keyword, 1.0)] == ["b", "a", "c"]
+    # A blind dense ranking (weight 0) cannot move anything: the keyword order stands.
+    assert [cid for cid, _ in fuse(dense, keyword, 0.0)][:2] == ["b", "c"]
+
+
+def test_dense_weight_drops_with_chinese_and_unknown_pieces():
+    assert dense_weight("What is the refund window?") == 1.0
+    assert dense_weight("退款期限是多久？") == 0.0
+    assert 0.0 < dense_weight("S7 robot 的 battery warranty") < 1.0
+    assert dense_weight("plain english", unknown_share=0.25) == pytest.approx(0.5)
+    # A multilingual model reads Chinese: only its unknown pieces count.
+    assert dense_weight("退款期限是多久？", english_only=False) == 1.0
+
+
+def test_relevance_per_mode():
+    assert relevance("dense", 0.7, 0.1, 1.0, 1.0) == 0.7
+    assert relevance("keyword", 0.7, 0.4, 1.0, 1.0) == 0.4
+    # Hybrid trusts the dense similarity only as far as the embedder reads both question and passage.
+    assert relevance("hybrid", 0.8, 0.3, 1.0, 0.5) == pytest.approx(0.4)
+    assert relevance("hybrid", 0.8, 0.3, 0.0, 1.0) == pytest.approx(0.3)
+
+
+def test_keyword_index_ranks_chinese_and_english_and_measures_coverage():
+    docs = {
+        "leave": "员工每年有十五天带薪年假，需提前两周申请。",
+        "travel": "出差到柏林每晚住宿费最多报销150欧元。",
+        "refund": "Customers may return a product within 30 days of delivery.",
+    }
+    index = KeywordIndex.build(list(docs), [tokenize(t) for t in docs.values()])
+    top = index.search(tokenize("柏林住宿费最多报销多少？"), 3)
+    assert top[0][0] == "travel" and all(score > 0 for _, score in top)
+    assert index.search(tokenize("return a product after delivery"), 3)[0][0] == "refund"
+    assert index.search(tokenize("return a product"), 3, allowed={"leave"}) == []
+    q = tokenize("return window for a product")
+    assert index.coverage(q, "refund") == pytest.approx(
+        sum(index.idf_of(t) for t in set(q) if t in {"return", "product"}) / sum(index.idf_of(t) for t in set(q))
+    )
+    assert index.coverage(q, "unknown-chunk") == 0.0
+    assert KeywordIndex.build([], []).search(q, 5) == []
+
+
+def test_select_context_keeps_relevant_passages_close_to_the_best():
+    from tasks.answer.retrieve import select_context
+
+    ps = [{"chunk_id": c, "score": s} for c, s in [("a", 0.9), ("b", 0.8), ("c", 0.5), ("d", 0.2)]]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.0)] == ["a", "b", "c"]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.85)] == ["a", "b"]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 1.0)] == ["a"]
+    assert select_context(ps, 0.95, 0.0) == []  # nothing relevant: the question is refused

@@ -1,0 +1,223 @@
+"""Dataset export's pure parts: the model's pairs parsed and filtered, RAFT examples, formats and the split by
+document."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import pytest
+
+from tasks.answer.prompts import REFUSAL, SYSTEM
+from tasks.dataset.pairs import (
+    ask_pairs,
+    dataset_info,
+    filter_pairs,
+    gold_flags,
+    parse_pairs,
+    qa_messages,
+    raft_example,
+    sample_chunks,
+    split_by_source,
+    to_record,
+    write_dataset,
+)
+from tests.tasks.answer.test_generate import ScriptedBackend
+
+pytestmark = pytest.mark.unit
+
+REFUNDS = {
+    "chunk_id": "gold",
+    "source": "policies/refunds.md",
+    "page": None,
+    "text": "Refunds are paid within 21 days of the return. Store credit never expires.",
+}
+OFFICE = {
+    "chunk_id": "d1",
+    "source": "company/about.txt",
+    "page": None,
+    "text": "The office is in Berlin, next to the river.",
+}
+LEAVE = {"chunk_id": "d2", "source": "hr/leave.txt", "page": 3, "text": "Staff have 25 days of paid leave each year."}
+NEIGHBOUR = {
+    "chunk_id": "d3",
+    "source": "policies/refunds.md",
+    "page": None,
+    "text": "of the return. Refunds are paid within 21 days of the return, by bank transfer.",
+}
+
+
+def test_pairs_are_read_from_a_fenced_list_with_prose_around_it():
+    reply = (
+        'Sure! Here are the questions:\n```json\n[{"question": "How long do refunds take?", "answer": "21 days"},\n'
+        ' {"Question": "Does store credit expire?", "Answer": "never expires"}]\n```\nHope this helps.'
+    )
+    assert parse_pairs(reply) == [
+        {"question": "How long do refunds take?", "answer": "21 days"},
+        {"question": "Does store credit expire?", "answer": "never expires"},
+    ]
+
+
+def test_pairs_survive_a_truncated_list_a_wrapper_object_and_numeric_answers():
+    truncated = '[{"question": "How many days?", "answer": 21}, {"question": "Where is the office?", "answer": "Berl'
+    assert parse_pairs(truncated) == [{"question": "How many days?", "answer": "21"}]
+    wrapped = '{"pairs": [{"q": "退款多久？", "a": "21天"}]}'
+    assert parse_pairs(wrapped) == [{"question": "退款多久？", "answer": "21天"}]
+    assert parse_pairs("I cannot write questions about this.") == []
+    assert parse_pairs('[{"question": "", "answer": "x"}, {"question": "Why?"}, "text"]') == []
+
+
+def test_the_model_is_asked_in_the_chunks_language_and_its_reply_parsed():
+    backend = ScriptedBackend('[{"question": "How long do refunds take?", "answer": "21 days"}]')
+    got = ask_pairs(backend, REFUNDS, 3, 64, 0.2)
+    assert got["pairs"] == [{"question": "How long do refunds take?", "answer": "21 days"}]
+    messages = qa_messages(REFUNDS, 3)
+    assert "write 3 different questions" in messages[0]["content"] and REFUNDS["text"] in messages[1]["content"]
+    zh = qa_messages({**REFUNDS, "text": "退款在退货后二十一天内支付。"}, 2)
+    assert "2 个不同的问题" in zh[0]["content"]
+
+
+def test_pairs_whose_answer_is_not_in_the_chunk_or_whose_question_repeats_are_dropped():
+    seen: list = []
+    pairs = [
+        {"question": "How long do refunds take?", "answer": "twenty-one days"},  # numbers normalized: kept
+        {"question": "How long do refunds take to be paid?", "answer": "21 days"},  # near-duplicate of the first
+        {"question": "Who pays refunds?", "answer": "the finance team"},  # not in the chunk
+        {"question": "Does store credit expire?", "answer": "Never expires."},  # case and punctuation: kept
+        {"question": "When are refunds paid?", "answer": "within 21 days of the return"},  # another question: kept
+        {"question": "What does the passage say about refunds?", "answer": "paid within 21 days"},  # not standalone
+        {"question": "What is the refund rule?", "answer": REFUNDS["text"]},  # the whole chunk: no short answer
+        {"question": "Store credit never expires?", "answer": "store credit never expires"},  # gives its answer away
+    ]
+    kept, dropped = filter_pairs(pairs, REFUNDS["text"], seen, max_answer_tokens=10)
+    assert [p["question"] for p in kept] == [
+        "How long do refunds take?",
+        "Does store credit expire?",
+        "When are refunds paid?",
+    ]
+    assert dropped == {
+        "answer_not_in_chunk": 1,
+        "answer_too_long": 1,
+        "answer_in_question": 1,
+        "question_not_standalone": 1,
+        "duplicate_question": 1,
+    }
+    zh, dropped = filter_pairs([{"question": "段落中提到的退款期限是多少？", "answer": "21 days"}], REFUNDS["text"], [])
+    assert zh == [] and dropped["question_not_standalone"] == 1
+    # Duplicates are found across chunks too: `seen` carries the questions already kept.
+    again, dropped = filter_pairs(
+        [{"question": "how long does a REFUND take", "answer": "21 days"}], REFUNDS["text"], seen
+    )
+    assert again == [] and dropped["duplicate_question"] == 1
+
+
+def test_sampling_spreads_over_documents_skips_tiny_chunks_and_repeats_with_the_seed():
+    chunks = [{"chunk_id": f"{s}-{i}", "source": s, "text": "x" * 100} for s in ("a", "b", "c") for i in range(5)]
+    chunks.append({"chunk_id": "tiny", "source": "d", "text": "short"})
+    picked = sample_chunks(chunks, 6, seed=1)
+    assert sorted(c["source"] for c in picked) == ["a", "a", "b", "b", "c", "c"]
+    assert picked == sample_chunks(chunks, 6, seed=1) and len({c["chunk_id"] for c in picked}) == 6
+    assert len(sample_chunks(chunks, 100, seed=1)) == 15  # never the tiny one, never twice
+
+
+def test_a_raft_example_is_kbflows_prompt_with_the_gold_cited_among_shuffled_distractors():
+    pair = {"question": "How long do refunds take?", "answer": "21 days"}
+    ex = raft_example(
+        pair, REFUNDS, [REFUNDS, OFFICE, NEIGHBOUR, LEAVE], n_distractors=2, with_gold=True, rng=random.Random(3)
+    )
+    system, user, assistant = ex["messages"]
+    assert system == {"role": "system", "content": SYSTEM["sentence", "en"]}
+    # The gold chunk is one of three passages; the neighbour that also holds the answer is no distractor.
+    assert sorted(ex["passages"]) == ["d1", "d2", "gold"]
+    n = ex["gold_position"]
+    assert f"[{n}] (policies/refunds.md)\n{REFUNDS['text']}" in user["content"]
+    assert assistant == {"role": "assistant", "content": f"21 days [{n}]"}
+    positions = {
+        raft_example(pair, REFUNDS, [OFFICE, LEAVE], n_distractors=2, with_gold=True, rng=random.Random(seed))[
+            "gold_position"
+        ]
+        for seed in range(20)
+    }
+    assert positions == {1, 2, 3}  # shuffled: the gold is not always first
+
+
+def test_without_the_gold_chunk_the_example_teaches_the_refusal():
+    pair = {"question": "退款多久到账？", "answer": "21天"}
+    ex = raft_example(pair, REFUNDS, [OFFICE, LEAVE, NEIGHBOUR], n_distractors=3, with_gold=False, rng=random.Random(0))
+    assert "gold" not in ex["passages"] and "d3" in ex["passages"]  # the neighbour lacks "21天": a fair distractor
+    assert ex["messages"][-1]["content"] == REFUSAL["zh"] and ex["gold_position"] is None
+    assert REFUNDS["text"] not in ex["messages"][1]["content"]
+
+
+def test_exactly_a_fifth_of_the_examples_go_without_gold():
+    flags = gold_flags(50, 0.2, random.Random(0))
+    assert flags.count(False) == 10 and flags != sorted(flags, reverse=True)
+    assert gold_flags(0, 0.2, random.Random(0)) == []
+
+
+def examples_from(sources: dict[str, int]) -> list[dict]:
+    out = []
+    for source, n in sources.items():
+        for i in range(n):
+            out.append(
+                raft_example(
+                    {"question": f"Question {i} about {source}?", "answer": "21 days"},
+                    {**REFUNDS, "source": source, "chunk_id": f"{source}-{i}"},
+                    [OFFICE],
+                    n_distractors=1,
+                    with_gold=i % 5 != 4,
+                    rng=random.Random(i),
+                )
+            )
+    return out
+
+
+def test_train_and_eval_never_share_a_source_document():
+    examples = examples_from({"a.md": 6, "b.md": 4, "c.md": 5, "d.md": 5, "e.md": 3})
+    train, held = split_by_source(examples, 0.2, seed=0)
+    assert len(train) + len(held) == len(examples) and held
+    assert not {e["source"] for e in train} & {e["source"] for e in held}
+    assert 0.1 <= len(held) / len(examples) <= 0.5
+    assert split_by_source(examples, 0.2, seed=0) == (train, held)
+    one_doc = examples_from({"a.md": 4})
+    assert split_by_source(one_doc, 0.2, seed=0) == (one_doc, [])  # nothing to hold out without a second document
+
+
+@pytest.mark.parametrize("fmt", ["openai", "alpaca", "sharegpt"])
+def test_each_format_carries_the_same_system_prompt_question_and_answer(fmt):
+    ex = examples_from({"a.md": 1})[0]
+    system, user, assistant = (m["content"] for m in ex["messages"])
+    record = to_record(ex, fmt)
+    if fmt == "openai":
+        assert record == {"messages": ex["messages"]}
+    elif fmt == "alpaca":
+        assert record == {"instruction": user, "input": "", "output": assistant, "system": system}
+    else:
+        assert record == {
+            "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": assistant}],
+            "system": system,
+        }
+    info = dataset_info(fmt, {"train": "train.jsonl"})["kbflow_train"]
+    assert info["file_name"] == "train.jsonl"
+    # The columns LLaMA-Factory is told to read are the record's keys.
+    columns = info["columns"]
+    assert set(columns.values()) <= set(record)
+    if fmt == "openai":
+        assert info["formatting"] == "sharegpt" and info["tags"]["role_tag"] == "role"
+
+
+def test_the_dataset_folder_holds_both_splits_the_info_and_the_eval_questions(tmp_path):
+    examples = examples_from({"a.md": 4, "b.md": 2})
+    train, held = split_by_source(examples, 0.3, seed=0)
+    files = write_dataset(train, held, tmp_path, "sharegpt")
+    lines = {s: (tmp_path / files[s]).read_text(encoding="utf-8").splitlines() for s in ("train", "eval")}
+    assert [len(lines["train"]), len(lines["eval"])] == [len(train), len(held)]
+    assert json.loads(lines["eval"][0]) == to_record(held[0], "sharegpt")
+    info = json.loads((tmp_path / "dataset_info.json").read_text(encoding="utf-8"))
+    assert {k: v["file_name"] for k, v in info.items()} == {"kbflow_train": "train.jsonl", "kbflow_eval": "eval.jsonl"}
+    with (tmp_path / "questions.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["question"], r["expected_answer"], r["expected_source"]) for r in rows] == [
+        (e["question"], "21 days", e["source"]) for e in held
+    ]
