@@ -75,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="qwen2.5-1.5b")
     ap.add_argument("--questions", type=int, default=300)
+    ap.add_argument("--style", default="short", help="answer style (short: the answer alone, fewer tokens)")
     ap.add_argument("--resume-questions", type=int, default=100)
     ap.add_argument("--bulk", type=int, default=10_000, help="questions of the retrieval-only run")
     ap.add_argument("--store", default="/tmp/kbflow-bench-standing")
@@ -91,7 +92,7 @@ def main() -> None:
         print(json.dumps([summary, wall, PEAK_RSS_MB["ask"]]))
         return
 
-    env = {**os.environ, **OFFLINE_ENV, "KBFLOW_LLM_MODEL": args.model}
+    env = {**os.environ, **OFFLINE_ENV, "KBFLOW_LLM_MODEL": args.model, "KBFLOW_ANSWER_STYLE": args.style}
     store = Path(args.store)
     docs = store.parent / (store.name + "-docs")
     work = store.parent / (store.name + "-work")
@@ -104,7 +105,12 @@ def main() -> None:
     random.Random(11).shuffle(questions)
     standing = questions[: args.questions]
     others = questions[args.questions : args.questions + args.resume_questions]
-    result: dict = {"model": args.model, "questions": len(standing), "documents": len(list(docs.glob("*.txt")))}
+    result: dict = {
+        "model": args.model,
+        "answer_style": args.style,
+        "questions": len(standing),
+        "documents": len(list(docs.glob("*.txt"))),
+    }
 
     # 1-2: the first run, then the same command again.
     qfile = work / "standing.csv"

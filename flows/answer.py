@@ -120,7 +120,10 @@ def warm_up(embedder: EmbedderConfig, llm: LLMConfig | None, mode: str) -> None:
     if mode not in ("keyword", "all"):
         get_embedder(embedder)
     if llm is not None:
-        make_backend(llm)
+        try:
+            make_backend(llm)
+        except ModelError as exc:  # a damaged model file: one clear line, not a llama.cpp abort
+            raise ConfigError(str(exc)) from None
     get_run_logger().info("Models ready in %.1f s", time.perf_counter() - started)
 
 

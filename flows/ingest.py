@@ -6,7 +6,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from tasks.ingest.summary import IngestSummary
 from tasks.store.base import EmbeddingMismatchError
 from tasks.store.chroma import ChromaStore
 from tasks.store.lock import store_lock
+from tasks.store.recover import heal_store
 from tasks.store.write import delete_documents, drop_collection, reconcile_store, write_batch
 
 
@@ -52,6 +53,16 @@ def open_source(source: dict[str, Any] | None, source_path: str | None, cfg: Set
         return source_from_config(config)
     except (SourceError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
+
+
+@contextmanager
+def healed(cfg: Settings, rebuild: bool):
+    """Check the ledger and the Chroma database first: heal what can be healed and say so; a store that only a
+    re-index can mend stops the run with a message that names the folder and --rebuild (StoreDamaged)."""
+    for line in heal_store(cfg.store_config(), rebuild):
+        get_run_logger().warning("%s", line)
+        progress.notice(line)
+    yield
 
 
 def open_store(cfg: Settings, rebuild: bool) -> tuple[ChromaStore, dict]:
@@ -254,7 +265,11 @@ def ingest_flow(
         embedding_model=embedding_model,
     )
     src = open_source(source, source_path, cfg)
-    with store_lock(cfg.store_dir, cfg.lock_timeout), Ledger.of_store(cfg.store_dir, cfg.collection) as ledger:
+    with (
+        store_lock(cfg.store_dir, cfg.lock_timeout),
+        healed(cfg, rebuild),
+        Ledger.of_store(cfg.store_dir, cfg.collection) as ledger,
+    ):
         _, embedding = open_store(cfg, rebuild)
         repaired = reconcile_store(cfg.store_config(), embedding)
         orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}

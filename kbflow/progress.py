@@ -36,6 +36,7 @@ class TerminalBar:
             self._bar = None
 
 
-def enable_terminal_progress() -> None:
-    """Notices on stderr from now on, and the bar if stderr is a terminal (the CLI calls this; workers never do)."""
-    progress.listen(TerminalBar(bar=sys.stderr.isatty()))
+def enable_terminal_progress(bar: bool = True) -> None:
+    """Notices on stderr from now on, and the bar too (if asked and stderr is a terminal). The CLI calls this;
+    flows run by workers never do."""
+    progress.listen(TerminalBar(bar=bar and sys.stderr.isatty()))

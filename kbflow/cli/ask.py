@@ -41,10 +41,9 @@ def ask(
             f"{questions}: no such file; give a question set (.csv, .xlsx, .jsonl or .txt), "
             'or one question: kbflow ask "How long is the S7 battery covered?"'
         )
-    if not options.pop("quiet", False):
-        from kbflow import progress
+    from kbflow import progress
 
-        progress.enable_terminal_progress()
+    progress.enable_terminal_progress(bar=not options.pop("quiet", False))
     settle_garbage_collector()
     try:
         return answer_flow(

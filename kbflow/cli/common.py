@@ -3,30 +3,72 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import sys
+import tempfile
+import time
+import traceback
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 130
+# 3: the run stopped on a fault (a full disk, a server gone, an unexpected error); the log has the details.
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAULT, EXIT_ABORTED = 0, 1, 2, 3, 130
 
 
 class UsageError(Exception):
     """The command line asks for something that cannot be done; the message says what to give instead."""
 
 
+def _chain(exc: BaseException):
+    """The exception and its causes and contexts."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """Where a run hit a full disk ('' when it cannot tell), None when that is not what happened."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return str(e.filename or "")
+        if "No space left on device" in str(e) or "database or disk is full" in str(e):
+            return ""
+    return None
+
+
+def write_details(exc: BaseException, store: str | None) -> str:
+    """The traceback, appended to STORE/logs/kbflow-errors.log (or the temp folder when the store is not writable)."""
+    text = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} kbflow {' '.join(sys.argv[1:])}\n" + "".join(
+        traceback.format_exception(exc)
+    )
+    for folder in (Path(store or ".kbflow") / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with (folder / "kbflow-errors.log").open("a", encoding="utf-8") as fh:
+                fh.write(text)
+            return str(folder / "kbflow-errors.log")
+        except OSError:
+            continue
+    return "not written: no folder could take it"
+
+
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run one command; every error a user can fix becomes one line on stderr and its exit code."""
+    """Run one command; every error becomes one line on stderr and its exit code (tracebacks go to the log)."""
     from pydantic import ValidationError
 
     from flows.errors import ConfigError
+    from tasks.answer.cache import CacheError
     from tasks.store.base import StoreError
 
     try:
         return func(args)
-    except (UsageError, ConfigError, StoreError) as exc:
+    except (UsageError, ConfigError, StoreError, CacheError) as exc:
         print(f"kbflow: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValidationError as exc:
@@ -35,6 +77,24 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except KeyboardInterrupt:  # e.g. a second Ctrl-C while the watcher finished a run
         print("kbflow: aborted; the next run repairs what this one left", file=sys.stderr)
         return EXIT_ABORTED
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line on the terminal, the traceback in the log
+        store = getattr(args, "store", None)
+        log = write_details(exc, store)
+        where = disk_full(exc)
+        if where is not None:
+            place = Path(where).parent if where else Path(store or ".kbflow").resolve()
+            print(
+                f"kbflow: error: no space left on {place}: free some space and run again (details: {log})",
+                file=sys.stderr,
+            )
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            print(
+                f"kbflow: error: {type(exc).__name__}: {first} (details: {log}; --verbose prints them)", file=sys.stderr
+            )
+        if getattr(args, "verbose", False):
+            traceback.print_exception(exc)
+        return EXIT_FAULT
 
 
 def print_json(data: Any) -> None:

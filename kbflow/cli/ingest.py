@@ -32,10 +32,9 @@ def ingest(
         raise UsageError(str(exc)) from None
     if spec["type"] == "local" and not Path(path).is_dir():
         raise UsageError(f"{path} is not a folder: give the folder of documents to index (or s3://BUCKET/PREFIX)")
-    if not (json_output or quiet):
-        from kbflow import progress
+    from kbflow import progress
 
-        progress.enable_terminal_progress()
+    progress.enable_terminal_progress(bar=not (json_output or quiet))  # notices (a healed store) go to stderr anyway
     try:
         summary, code = ingest_flow(source_path=path, store_dir=store, collection=collection, rebuild=rebuild), EXIT_OK
     except DocumentsFailed as exc:

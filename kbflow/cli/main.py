@@ -36,8 +36,24 @@ def _use_store_prefect(store: str | None) -> None:
             file=sys.stderr,
         )
     if "PREFECT_HOME" in prefect:
-        Path(prefect["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
+        home = Path(prefect["PREFECT_HOME"])
+        home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
+        set_aside_damaged_prefect_db(home / "prefect.db")
     os.environ.update(prefect)
+
+
+def set_aside_damaged_prefect_db(db: Path) -> None:
+    """Prefect's database holds run history only: a damaged one is set aside with a warning, and a fresh one
+    started, so the refresh still runs."""
+    from tasks.store.recover import set_aside, sqlite_problem
+
+    if db.exists() and db.stat().st_size and (why := sqlite_problem(db)):
+        aside = set_aside(db)
+        print(
+            f"kbflow: warning: Prefect's database {db} was damaged ({why}); set aside as {aside.name}, and a new "
+            "one started: the run history before it is in the old file",
+            file=sys.stderr,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     early = pre.parse_known_args(argv)[0]
     _use_store_prefect(early.store)
     if not early.verbose:
-        # Flow and task-run lines still reach the Prefect API (the UI); the terminal gets warnings only.
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        # Flow and task-run lines still reach the Prefect API (the UI); the terminal gets kbflow's own lines
+        # (a failure is one line from run_command; its traceback goes to the log). The watcher shows warnings.
+        quiet = "WARNING" if "watch" in (argv if argv is not None else sys.argv[1:]) else "CRITICAL"
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", quiet)
     args = build_parser().parse_args(argv)
     return run_command(args.func, args)
 

@@ -13,7 +13,9 @@ def store_status(settings) -> dict:
     from tasks.ingest.ledger import Ledger
     from tasks.store.base import META_BACKEND
     from tasks.store.chroma import ChromaStore
+    from tasks.store.recover import check_readable
 
+    check_readable(settings.store_config())  # a damaged store is reported in words (exit 2), never a traceback
     store = ChromaStore.open_existing(settings.store_config())
     with Ledger.of_store(settings.store_dir, settings.collection) as ledger:
         docs, _ = ledger.counts()

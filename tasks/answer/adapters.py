@@ -114,11 +114,12 @@ def checked_llm(llm) -> tuple:
     (and its cache key) sees the same file wherever it runs."""
     from pathlib import Path
 
-    from tasks.answer.models import resolve_gguf
+    from tasks.answer.models import check_gguf, resolve_gguf
 
     if llm.backend != "llama-cpp":
         return llm, None
     base = resolve_gguf(llm.model, Path(llm.models_dir))
+    check_gguf(base)  # a truncated or damaged file: a clear error now, not a llama.cpp abort at load
     if not llm.lora:
         return llm, None
     llm = llm.model_copy(update={"lora": str(Path(llm.lora).expanduser().resolve())})

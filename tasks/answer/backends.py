@@ -115,16 +115,24 @@ class LlamaCppBackend:
 
         check_cpu_support()
         self.model_path, self.lora, self.lora_scale, self.seed = model_path, lora, lora_scale, seed
-        self.llm = Llama(
-            model_path=model_path,
-            n_ctx=n_ctx,
-            n_threads=threads,
-            n_threads_batch=threads,
-            seed=seed,
-            lora_path=lora or None,
-            lora_scale=lora_scale,
-            verbose=False,
-        )
+        try:
+            self.llm = Llama(
+                model_path=model_path,
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=seed,
+                lora_path=lora or None,
+                lora_scale=lora_scale,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama.cpp refused the file (truncated, not a model, a bad adapter)
+            from tasks.answer.models import ModelError
+
+            raise ModelError(
+                f"llama.cpp cannot load {model_path}{f' with adapter {lora}' if lora else ''} ({exc}): replace it "
+                "with a complete copy (`kbflow models pull NAME` for a pulled model, `kbflow models verify`)"
+            ) from None
         self.n_ctx = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:

@@ -177,3 +177,44 @@ def pull_model(name: str, models_dir: Path, *, progress=print) -> Path:
         partial.unlink(missing_ok=True)
     progress(f"{src.filename} verified (sha256 {src.sha256[:12]}…) and installed in {models_dir}")
     return target
+
+
+def check_gguf(path: Path) -> None:
+    """A cheap check on every load that a GGUF is whole: its magic, and for a pulled model its official size.
+    ModelError names the file and what to run."""
+    path = Path(path)
+    pulled = next((s for s in MODEL_SOURCES.values() if s.filename == path.name), None)
+    fix = f"run `kbflow models pull {pulled.name}`" if pulled else "replace it with a complete copy"
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModelError(f"cannot read the model file {path}: {exc}") from None
+    if magic != b"GGUF":
+        raise ModelError(f"{path} is not a GGUF file (it starts with {magic!r}): {fix}")
+    if pulled is not None:
+        if size != pulled.size:
+            raise ModelError(f"{path} is damaged: {size} bytes where the official file has {pulled.size}: {fix}")
+        return
+    if size < 1 << 16:
+        raise ModelError(f"{path} is damaged: {size} bytes is no model: {fix}")
+    # Any other GGUF: llama.cpp checks that every tensor lies inside the file when it loads it, and
+    # LlamaCppBackend turns its refusal into a ModelError that names the file (a full parse here costs seconds).
+
+
+def verify_model(name: str, models_dir: Path, *, progress=print) -> Path:
+    """Check a pulled model's full sha256 against the official one (ModelError when it differs)."""
+    if name not in MODEL_SOURCES:
+        raise ModelError(f"unknown model {name!r}: verify one of {', '.join(MODEL_SOURCES)}")
+    source = MODEL_SOURCES[name]
+    path = Path(models_dir) / source.filename
+    if not path.exists():
+        raise ModelError(f"model {name!r} is not in {models_dir}; run `kbflow models pull {name}`")
+    progress(f"hashing {path} ({path.stat().st_size / 1e9:.2f} GB) ...")
+    digest = sha256_file(path)
+    if digest != source.sha256:
+        raise ModelError(
+            f"{path} has sha256 {digest[:12]}…, not the official {source.sha256[:12]}…: run `kbflow models pull {name}`"
+        )
+    return path

@@ -140,9 +140,10 @@ def heal_store(config: StoreConfig, rebuild: bool) -> list[str]:
             f"run `kbflow ingest PATH --store {store_dir} --rebuild` to set it aside and index everything again"
         )
     if ledger_bad or not ledger.exists() or ledger.stat().st_size == 0:
-        why = ledger_bad or ("missing" if not ledger.exists() else "empty")
+        why = f"damaged ({ledger_bad})" if ledger_bad else ("missing" if not ledger.exists() else "empty")
         aside = set_aside(ledger) if ledger.exists() else None
         chunks = ledger_documents_in_chroma(config)
+        logger.info("Ledger %s: %s; Chroma holds %s chunks", ledger, why, chunks)
         if chunks:
             docs = rebuild_ledger_from_chroma(config)
             said.append(
@@ -155,14 +156,56 @@ def heal_store(config: StoreConfig, rebuild: bool) -> list[str]:
                 f"the ledger {ledger} was {why} (set aside as {aside.name}); the collection is empty, so "
                 "everything is indexed again"
             )
+    elif not ledger_has_documents(ledger, config.collection) and (chunks := ledger_documents_in_chroma(config)):
+        # A ledger that knows nothing of chunks Chroma holds (a restored or replaced file): rebuild it rather
+        # than let reconcile treat every chunk as a stray and embed the whole folder again.
+        docs = rebuild_ledger_from_chroma(config)
+        said.append(
+            f"the ledger {ledger} had no record of the {chunks} chunks Chroma holds; rebuilt from them: "
+            f"{docs} documents, nothing embedded again"
+        )
     return said
 
 
-def ledger_has_documents(ledger: Path) -> bool:
+def ledger_has_documents(ledger: Path, collection: str | None = None) -> bool:
+    """Whether the ledger records any indexed document (of this collection)."""
     if not ledger.exists() or not ledger.stat().st_size:
         return False
+    query, args = "SELECT COUNT(*) FROM documents", ()
+    if collection is not None:
+        query, args = query + " WHERE collection = ?", (collection,)
     try:
         with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-            return db.execute("SELECT COUNT(*) FROM documents").fetchone()[0] > 0
+            return db.execute(query, args).fetchone()[0] > 0
     except sqlite3.DatabaseError:
         return False
+
+
+def check_readable(config: StoreConfig) -> None:
+    """Raise StoreDamaged, in words, when the ledger or the Chroma database cannot be read (`kbflow status`)."""
+    from tasks.ingest.ledger import ledger_path
+
+    store_dir = Path(config.store_dir)
+    ledger = ledger_path(store_dir)
+    chroma_bad = chroma_problem(config)
+    if chroma_bad and chroma_bad != "missing":
+        raise StoreDamaged(
+            f"the Chroma database in {config.chroma_dir} is damaged ({chroma_bad}): run "
+            f"`kbflow ingest PATH --store {store_dir} --rebuild` to set it aside and index everything again"
+        )
+    why = sqlite_problem(ledger) if ledger.exists() and ledger.stat().st_size else None
+    if why:
+        raise StoreDamaged(
+            f"the ledger {ledger} is damaged ({why}): the next `kbflow ingest PATH --store {store_dir}` sets it "
+            "aside and rebuilds it from what Chroma holds, embedding nothing again"
+        )
+    if ledger.exists() and not ledger.stat().st_size:
+        raise StoreDamaged(
+            f"the ledger {ledger} is empty (0 bytes): the next `kbflow ingest PATH --store {store_dir}` rebuilds "
+            "it from what Chroma holds, embedding nothing again"
+        )
+    if chroma_bad == "missing" and ledger_has_documents(ledger):
+        raise StoreDamaged(
+            f"the Chroma database in {config.chroma_dir} is missing while the ledger lists indexed documents: run "
+            f"`kbflow ingest PATH --store {store_dir} --rebuild` to index everything again"
+        )
