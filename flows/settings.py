@@ -55,6 +55,8 @@ CONFIG_FIELDS: dict[str, tuple[type, str]] = {
     "chroma_host": (StoreConfig, "chroma_host"),
     "chunk_size": (SplitOptions, "chunk_size"),
     "chunk_overlap": (SplitOptions, "chunk_overlap"),
+    "max_file_mb": (SplitOptions, "max_file_mb"),
+    "max_chunks_per_document": (SplitOptions, "max_chunks_per_document"),
     "embedding_model": (EmbedderConfig, "model"),
     "embedding_backend": (EmbedderConfig, "backend"),
     "embed_batch_size": (EmbedderConfig, "batch_size"),
@@ -112,6 +114,8 @@ class Settings(BaseSettings):
     # Chunking and embedding
     chunk_size: int = declared(SplitOptions, "chunk_size")
     chunk_overlap: int = declared(SplitOptions, "chunk_overlap")
+    max_file_mb: float = declared(SplitOptions, "max_file_mb")
+    max_chunks_per_document: int = declared(SplitOptions, "max_chunks_per_document")
     embedding_model: str = declared(EmbedderConfig, "model")
     embedding_backend: EmbeddingBackend = declared(EmbedderConfig, "backend")
     embedding_export_dir: Path = Field(
@@ -229,7 +233,12 @@ class Settings(BaseSettings):
         )
 
     def split_options(self) -> SplitOptions:
-        return SplitOptions(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)
+        return SplitOptions(
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
+            max_file_mb=self.max_file_mb,
+            max_chunks_per_document=self.max_chunks_per_document,
+        )
 
     def retrieval_options(self, source_prefix: str | None = None) -> RetrievalOptions:
         return RetrievalOptions(top_k=self.top_k, mode=self.mode, source_prefix=source_prefix)

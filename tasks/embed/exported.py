@@ -239,8 +239,16 @@ class OnnxEmbedder:
             if precision != "default":
                 # OpenVINO's default on CPUs with bf16 support is bf16; "f32" keeps torch's numbers.
                 config["INFERENCE_PRECISION_HINT"] = precision
+            # The compiled model is cached on disk beside the export: a later process (an edited file's refresh)
+            # loads it instead of compiling again (seconds on these CPUs). Not writable: compile every time.
+            cache = self.export_dir / "openvino-cache"
+            try:
+                cache.mkdir(exist_ok=True)
+                config["CACHE_DIR"] = str(cache)
+            except OSError:
+                pass
             core = ov.Core()
-            self._compiled = core.compile_model(core.read_model(model_path), "CPU", config)
+            self._compiled = core.compile_model(model_path, "CPU", config)
             self._request = self._compiled.create_infer_request()
             self._run = self._run_openvino
         else:

@@ -12,9 +12,33 @@ from tasks.ingest.split import SplitOptions, split_sections
 from tasks.text import tokenize
 
 
+def check_size(ref: DocumentRef, data: bytes | None, split: SplitOptions) -> None:
+    """Refuse a file over KBFLOW_MAX_FILE_MB, or an Office file (a zip) that unpacks to more, before partitioning."""
+    limit = int(split.max_file_mb * 1024 * 1024)
+    mb = f"KBFLOW_MAX_FILE_MB={split.max_file_mb:g}"
+    if ref.size > limit:
+        raise PartitionError(f"too large: {ref.size / 2**20:.0f} MB, over {mb}; raise it or exclude the file")
+    if data is not None and ref.path.lower().endswith((".docx", ".pptx", ".xlsx")) and data[:2] == b"PK":
+        import io
+        import zipfile
+
+        try:
+            unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+        except zipfile.BadZipFile:
+            return  # partitioning says what is wrong with it
+        if unpacked > limit:
+            raise PartitionError(
+                f"unpacks to {unpacked / 2**20:.0f} MB, over {mb} (a zip bomb, or a very large file): "
+                "raise it or exclude the file"
+            )
+
+
 def prepare_document(source, ref: DocumentRef, split: SplitOptions) -> list[dict]:
     """One document's chunks as plain dicts; raises PartitionError, SourceError or DocumentVanished."""
-    sections = partition_document(source.read(ref), ref.path)
+    check_size(ref, None, split)  # before reading: a 200 MB file is refused without being loaded
+    data = source.read(ref)
+    check_size(DocumentRef(ref.source_id, ref.path, len(data), ref.mtime, ref.sha256), data, split)
+    sections = partition_document(data, ref.path)
     chunks = split_sections(
         sections,
         source=ref.path,
@@ -25,6 +49,11 @@ def prepare_document(source, ref: DocumentRef, split: SplitOptions) -> list[dict
     )
     if not chunks:
         raise PartitionError("no text extracted")
+    if len(chunks) > split.max_chunks_per_document:
+        raise PartitionError(
+            f"{len(chunks)} chunks, over KBFLOW_MAX_CHUNKS_PER_DOCUMENT={split.max_chunks_per_document}; "
+            "raise it, or split the document"
+        )
     return [c.to_dict() for c in chunks]
 
 

@@ -35,6 +35,15 @@ class SplitOptions(BaseModel, frozen=True):
 
     chunk_size: int = Field(500, gt=20, description="Characters per chunk.")
     chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
+    max_file_mb: float = Field(
+        100.0,
+        gt=0,
+        description="A file larger than this (MB), or an Office file that unpacks to more, is refused "
+        "with the reason, before it is read into memory.",
+    )
+    max_chunks_per_document: int = Field(
+        20_000, gt=0, description="A document that splits into more chunks than this is refused with the reason."
+    )
 
 
 @dataclass
