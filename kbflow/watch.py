@@ -42,6 +42,7 @@ from flows.errors import ConfigError, DocumentsFailed
 from flows.ingest import ingest_flow
 from flows.settings import load_settings
 from kbflow.deployments import DeploymentRunFailed, run_ingest_deployment
+from kbflow.standing import answer_standing_set
 from tasks.ingest.summary import IngestSummary
 
 logger = logging.getLogger("kbflow.watch")
@@ -356,29 +357,10 @@ class FolderWatcher:
             self._cond.notify_all()
 
     def _answer_if_changed(self, summary: dict, record: dict) -> None:
-        """Re-answer the standing question set when the sync changed the knowledge base; a failure is logged."""
+        """Re-answer the standing question set when the sync changed the knowledge base."""
         changed = sum(summary.get(k) or 0 for k in ("added", "updated", "deleted", "repaired"))
-        if not self.questions or not changed:
-            return
-        from flows.answer import answer_flow
-        from flows.errors import QuestionsFailed
-
-        try:
-            answers = answer_flow(questions_path=self.questions, store_dir=self._store_s, collection=self.collection)
-        except QuestionsFailed as exc:
-            answers = exc.summary
-        except Exception as exc:  # noqa: BLE001 - the watcher must outlive a failed answer run too
-            record["answers"] = {"error": f"{type(exc).__name__}: {exc}"}
-            logger.error("Answering %s failed: %s: %s", self.questions, type(exc).__name__, exc)
-            return
-        record["answers"] = {k: answers.get(k) for k in ("report_dir", "answers_generated", "answers_reused")}
-        logger.info(
-            "Answered %s: %s generated, %s reused; report %s",
-            self.questions,
-            answers.get("answers_generated"),
-            answers.get("answers_reused"),
-            answers.get("report_dir"),
-        )
+        if self.questions and changed:
+            record["answers"] = answer_standing_set(self.questions, self._store_s, self.collection)
 
     def _run_in_process(self) -> dict:
         return ingest_flow(source_path=self._root_s, store_dir=self._store_s, collection=self.collection)

@@ -35,12 +35,20 @@ def set_aside(path: Path) -> Path:
     return aside
 
 
-def sqlite_problem(path: Path) -> str | None:
-    """Why a SQLite file cannot be used (not a database, a failed quick check), None when it is sound."""
+def sqlite_problem(path: Path, thorough: bool = False) -> str | None:
+    """Why a SQLite file cannot be used, None when it is sound.
+
+    By default a cheap check that costs the same at any size (every refresh runs it): the header and the
+    schema can be read. thorough (`--rebuild`): SQLite's quick_check reads every page.
+    """
     try:
+        with path.open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return "file is not a database"
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         try:
-            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            result = db.execute("PRAGMA quick_check").fetchone()[0] if thorough else "ok"
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
@@ -48,7 +56,7 @@ def sqlite_problem(path: Path) -> str | None:
     return None if result == "ok" else f"integrity check failed: {result}"
 
 
-def chroma_problem(config: StoreConfig) -> str | None:
+def chroma_problem(config: StoreConfig, thorough: bool = False) -> str | None:
     """Why the embedded Chroma database cannot be used, None when it opens (or a Chroma server is used)."""
     if config.chroma_host:
         return None
@@ -57,7 +65,7 @@ def chroma_problem(config: StoreConfig) -> str | None:
         return "missing"
     if db.stat().st_size == 0:
         return "empty"
-    return sqlite_problem(db)
+    return sqlite_problem(db, thorough)
 
 
 def ledger_documents_in_chroma(config: StoreConfig) -> int | None:
@@ -120,8 +128,9 @@ def heal_store(config: StoreConfig, rebuild: bool) -> list[str]:
     store_dir = Path(config.store_dir)
     ledger = ledger_path(store_dir)
     said: list[str] = []
-    ledger_bad = sqlite_problem(ledger) if ledger.exists() and ledger.stat().st_size else None
-    chroma_bad = chroma_problem(config)
+    # --rebuild reads every page: it must work however damaged the store is; a refresh checks cheaply.
+    ledger_bad = sqlite_problem(ledger, thorough=rebuild) if ledger.exists() and ledger.stat().st_size else None
+    chroma_bad = chroma_problem(config, thorough=rebuild)
     if chroma_bad == "missing" and not ledger.exists():
         return said  # a new store
     if rebuild:

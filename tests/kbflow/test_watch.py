@@ -242,3 +242,20 @@ def test_watch_process_syncs_and_stops_on_sigterm(tmp_path, store_dir, cli_env):
     assert stopped_in < 5
     assert any("Stopped watching" in line for line in lines)
     assert_store_matches_folder(store_dir, folder)
+
+
+def test_a_standing_question_set_is_answered_after_each_sync_that_changed_something(
+    docs_dir, store_dir, make_watcher, tmp_path
+):
+    questions = tmp_path / "questions.csv"
+    questions.write_text("id,question\nq1,What is the daily meal allowance?\nq2,What does error code E42 mean?\n")
+    w = make_watcher(docs_dir, questions=str(questions))
+    assert w.wait_idle(300)
+    first = w.runs[0]["answers"]
+    assert first["answers_generated"] + first["answers_reused"] >= 1
+    assert (Path(first["report_dir"]) / "report.html").exists()
+    # An edit that changes one document: the set is answered again, the unaffected answers reused.
+    (docs_dir / "notes.txt").write_text("The cafeteria opens at eight.")
+    assert w.wait_idle(300) and len(w.runs) == 2
+    second = w.runs[1]["answers"]
+    assert second["answers_reused"] >= 1 and second["report_dir"] != first["report_dir"]
