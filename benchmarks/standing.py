@@ -71,6 +71,35 @@ def task_runs_of_last_flow_run(store: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM task_run WHERE flow_run_id = ?", (flow_run,)).fetchone()[0]
 
 
+def bulk_run(args, questions: list[dict], store: Path, work: Path) -> dict:
+    """A retrieval-only run of --bulk questions: wall time, task runs, peak RSS, report size."""
+    env = {**os.environ, **OFFLINE_ENV}
+    # 5: a bulk retrieval-only run: task runs, memory, report size. It runs in a process of its own (a child of a
+    # child), so its peak RSS is its own, not the largest of the earlier runs'.
+    bulk = [{**q, "id": f"{q['id']}-{n}"} for n in range(args.bulk // len(questions) + 1) for q in questions]
+    bfile = work / "bulk.csv"
+    write_questions(bfile, bulk[: args.bulk])
+    measured = subprocess.run(
+        [sys.executable, __file__, "--bulk-child", str(bfile), "--store", str(store), "--out", str(work / "bulk")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bulk_summary, bulk_s, bulk_rss = json.loads(measured.stdout)
+    page = work / "bulk" / "report.html"
+    return {
+        "questions": bulk_summary["questions"],
+        "wall_s": round(bulk_s, 1),
+        "task_runs": task_runs_of_last_flow_run(store),
+        "task_runs_per_1000_questions": round(1000 * task_runs_of_last_flow_run(store) / bulk_summary["questions"], 1),
+        "peak_rss_mb": round(bulk_rss),
+        "report_html_mb": round(page.stat().st_size / 1e6, 2),
+        "details_pages": len(list((work / "bulk").glob("details-*.html"))),
+        "recall_at_k": bulk_summary["recall_at_k"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="qwen2.5-1.5b")
@@ -85,6 +114,7 @@ def main() -> None:
     ap.add_argument("--name", default="standing")
     ap.add_argument("--bulk-child", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--only-bulk", action="store_true", help="run the retrieval-only bulk part alone")
     args = ap.parse_args()
     if args.bulk_child:  # one retrieval-only run, measured on its own
         summary, wall = kbflow(
@@ -104,11 +134,15 @@ def main() -> None:
     if not (store / "ledger.sqlite").exists():
         write_cmrc_folder(docs, args.cmrc)
         kbflow(["ingest", str(docs), "--store", str(store)], env)
-    (store / "answers.sqlite").unlink(missing_ok=True)
     _, questions = load_cmrc(args.cmrc)
+    questions = [q for q in questions if q["question"].strip()]  # the trial set has an empty question
     random.Random(11).shuffle(questions)
     standing = questions[: args.questions]
     others = questions[args.questions : args.questions + args.resume_questions]
+    if args.only_bulk:
+        print(json.dumps(bulk_run(args, questions, store, work), indent=2))
+        return
+    (store / "answers.sqlite").unlink(missing_ok=True)  # the first run starts with an empty answer cache
     result: dict = {
         "model": args.model,
         "answer_style": args.style,
@@ -183,30 +217,7 @@ def main() -> None:
         "answerable": resumed["questions"] - resumed["refused"] - resumed["errors"],
     }
 
-    # 5: a bulk retrieval-only run: task runs, memory, report size. It runs in a process of its own (a child of a
-    # child), so its peak RSS is its own, not the largest of the earlier runs'.
-    bulk = [{**q, "id": f"{q['id']}-{n}"} for n in range(args.bulk // len(questions) + 1) for q in questions]
-    bfile = work / "bulk.csv"
-    write_questions(bfile, bulk[: args.bulk])
-    measured = subprocess.run(
-        [sys.executable, __file__, "--bulk-child", str(bfile), "--store", str(store), "--out", str(work / "bulk")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    bulk_summary, bulk_s, bulk_rss = json.loads(measured.stdout)
-    page = work / "bulk" / "report.html"
-    result["bulk_retrieval_only"] = {
-        "questions": bulk_summary["questions"],
-        "wall_s": round(bulk_s, 1),
-        "task_runs": task_runs_of_last_flow_run(store),
-        "task_runs_per_1000_questions": round(1000 * task_runs_of_last_flow_run(store) / bulk_summary["questions"], 1),
-        "peak_rss_mb": round(bulk_rss),
-        "report_html_mb": round(page.stat().st_size / 1e6, 2),
-        "details_pages": len(list((work / "bulk").glob("details-*.html"))),
-        "recall_at_k": bulk_summary["recall_at_k"],
-    }
+    result["bulk_retrieval_only"] = bulk_run(args, questions, store, work)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     print(f"saved {save(args.name, result)}")
 
