@@ -29,6 +29,7 @@ from tasks.answer.prompts import refusal
 from tasks.answer.retrieve import retrieve_context, select_context
 from tasks.embed.embedder import EmbedderConfig
 from tasks.report.metrics import score_rows
+from tasks.report.tables import without_text
 from tasks.store.base import StoreConfig, StoreError
 
 logger = logging.getLogger("kbflow.tasks.answer.batch")
@@ -54,14 +55,6 @@ class AnswerJob(BaseModel, frozen=True):
     run_id: str = ""
     rows_file: str = ""  # the run's JSONL of scored rows, appended as they are made
     language_warning: dict[str, str] = {}  # question id -> warning (a Chinese question, a model without Chinese)
-
-
-def _slim(row: dict) -> dict:
-    """A row without passage and citation text: what the flow keeps in memory for the tables and figures."""
-    slim = {k: v for k, v in row.items() if k not in ("retrieved", "citations")}
-    slim["citations"] = [{k: v for k, v in c.items() if k != "text"} for c in row.get("citations") or []]
-    slim["retrieved"] = [{k: v for k, v in p.items() if k != "text"} for p in row.get("retrieved") or []]
-    return slim
 
 
 def _generate(question: str, passages: list[dict], job: AnswerJob) -> dict:
@@ -148,7 +141,7 @@ def answer_batch(questions: list[dict], job: AnswerJob) -> list[dict]:
                 row = future.result()
                 with _write_lock, open(job.rows_file, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-                slim.append(_slim(row))
+                slim.append(without_text(row))  # what the flow keeps in memory
                 progress.advance(1, row.get("answer_source") or "")
     finally:
         if cache is not None:

@@ -65,12 +65,17 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def _row_record(row: dict) -> dict:
-    """A scored row for rows.jsonl: every field, passages and citations without their text."""
+def without_text(row: dict) -> dict:
+    """A row with every field, its passages and citations without their text."""
     record = {k: v for k, v in row.items() if k not in ("retrieved", "citations")}
     record["citations"] = [{k: v for k, v in c.items() if k != "text"} for c in row.get("citations") or []]
     record["retrieved"] = [{k: v for k, v in p.items() if k != "text"} for p in row.get("retrieved") or []]
-    return _jsonable(record)
+    return record
+
+
+def _row_record(row: dict) -> dict:
+    """A scored row for rows.jsonl: every field, passages and citations without their text, JSON-able."""
+    return _jsonable(without_text(row))
 
 
 def _has_expected(rows: list[dict]) -> bool:
