@@ -53,6 +53,7 @@ def declared(model: type, name: str, **changes) -> FieldInfo:
 # each is declared once (same default, same bounds) and the CLI takes its choices and help from here.
 CONFIG_FIELDS: dict[str, tuple[type, str]] = {
     "chroma_host": (StoreConfig, "chroma_host"),
+    "min_free_mb": (StoreConfig, "min_free_mb"),
     "chunk_size": (SplitOptions, "chunk_size"),
     "chunk_overlap": (SplitOptions, "chunk_overlap"),
     "max_file_mb": (SplitOptions, "max_file_mb"),
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
     chroma_token: SecretStr = Field(
         SecretStr(""), description="Bearer token sent to the Chroma server (for a reverse proxy that checks one)."
     )
+    min_free_mb: int = declared(StoreConfig, "min_free_mb")
     lock_timeout: float = Field(
         600.0, description="Seconds an ingest waits for another ingest on the same store before it gives up."
     )
@@ -209,6 +211,17 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Quiet time after the last file event before the watcher starts an ingest."
     )
 
+    # Prefect's API for CLI runs (when neither PREFECT_API_URL nor PREFECT_HOME is set)
+    prefect: Literal["background", "temporary"] = Field(
+        "background",
+        description="background: the first command that runs a flow starts the store's Prefect server (UI and API "
+        "on 127.0.0.1) and later commands reuse it; temporary: Prefect's temporary server in each command (3 to "
+        "11 s each).",
+    )
+    prefect_idle_minutes: float = Field(
+        30.0, gt=0, description="Minutes with no command running after which the background Prefect server stops."
+    )
+
     @model_validator(mode="after")
     def _api_key_from_named_variable(self) -> Settings:
         if not self.openai_api_key.get_secret_value() and self.openai_api_key_env:
@@ -222,6 +235,7 @@ class Settings(BaseSettings):
             collection=self.collection,
             chroma_host=self.chroma_host,
             chroma_token=self.chroma_token.get_secret_value(),
+            min_free_mb=self.min_free_mb,
         )
 
     def embedder_config(self, model: str | None = None) -> EmbedderConfig:

@@ -32,13 +32,15 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
-def disk_full(exc: BaseException) -> str | None:
-    """Where a run hit a full disk ('' when it cannot tell), None when that is not what happened."""
+def disk_full(exc: BaseException) -> tuple[str, str] | None:
+    """Where a run hit a full disk ('' when it cannot tell) and what kbflow's own check said about it ('' for a
+    plain ENOSPC); None when that is not what happened."""
     for e in _chain(exc):
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            return str(e.filename or "")
+            said = str(e.strerror or "").partition(": ")[2]
+            return str(e.filename or ""), said
         if "No space left on device" in str(e) or "database or disk is full" in str(e):
-            return ""
+            return "", ""
     return None
 
 
@@ -64,10 +66,14 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
 
     from flows.errors import ConfigError
     from tasks.answer.cache import CacheError
-    from tasks.store.base import StoreError
+    from tasks.store.base import StoreError, StoreUnavailable
 
     try:
         return func(args)
+    except StoreUnavailable as exc:  # a server gone: a fault (exit 3), said in one line
+        write_details(exc, getattr(args, "store", None))
+        print(f"kbflow: error: {exc}", file=sys.stderr)
+        return EXIT_FAULT
     except (UsageError, ConfigError, StoreError, CacheError) as exc:
         print(f"kbflow: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -80,11 +86,13 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except Exception as exc:  # noqa: BLE001 - the last resort: one line on the terminal, the traceback in the log
         store = getattr(args, "store", None)
         log = write_details(exc, store)
-        where = disk_full(exc)
-        if where is not None:
+        full = disk_full(exc)
+        if full is not None:
+            where, said = full
             place = Path(where).parent if where else Path(store or ".kbflow").resolve()
             print(
-                f"kbflow: error: no space left on {place}: free some space and run again (details: {log})",
+                f"kbflow: error: no space left on {place}{f' ({said})' if said else ''}: free some space and run "
+                f"again (details: {log})",
                 file=sys.stderr,
             )
         else:

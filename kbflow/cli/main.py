@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from flows.settings import apply_offline_env
-from kbflow.cli import ask, cache, dataset, demo, ingest, models, reports, status, watch
-from kbflow.cli.common import run_command
+from kbflow.cli import ask, cache, dataset, demo, ingest, models, reports, server, status, watch
+from kbflow.cli.common import EXIT_FAULT, run_command
 
-COMMANDS = [ingest, status, ask, cache, models, demo, watch, dataset, reports]
+COMMANDS = [ingest, status, ask, cache, models, demo, watch, dataset, reports, server]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,10 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _use_store_prefect(store: str | None) -> None:
-    from flows.settings import prefect_env
+# The commands that run a flow, and so need a Prefect API.
+FLOW_COMMANDS = {"ingest", "ask", "demo", "watch", "dataset"}
+
+
+def _use_store_prefect(store: str | None, command: str | None) -> None:
+    from flows.settings import load_settings, prefect_env
 
     prefect = prefect_env(store)
+    if "PREFECT_HOME" in prefect and "PREFECT_API_URL" not in prefect and command in FLOW_COMMANDS:
+        settings = load_settings(store_dir=store)
+        _room_for_prefect(Path(prefect["PREFECT_HOME"]), settings.min_free_mb)
+        if settings.prefect == "background":
+            prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None)
+            prefect.update(_background_server(settings.store_dir.resolve(), settings.prefect_idle_minutes))
     if down := prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None):
         print(
             f"kbflow: note: the project's Prefect server does not answer ({down}); this run goes to "
@@ -40,6 +50,45 @@ def _use_store_prefect(store: str | None) -> None:
         home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
         set_aside_damaged_prefect_db(home / "prefect.db")
     os.environ.update(prefect)
+
+
+class PrefectHomeFull(Exception):
+    """The disk of the store's Prefect home is full: its server could not start, so no run could."""
+
+
+def _room_for_prefect(home: Path, min_free_mb: int) -> None:
+    """Stop at once when Prefect's database has no room: its server would time out after 90 s instead."""
+    import shutil
+
+    folder = home
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < max(min_free_mb, 5):
+        raise PrefectHomeFull(
+            f"no space left on {home} (Prefect's database): {free_mb:.1f} MB free, kbflow keeps {min_free_mb} MB "
+            "(KBFLOW_MIN_FREE_MB); free some space and run again"
+        )
+
+
+def _background_server(store: Path, idle_minutes: float) -> dict[str, str]:
+    """The store's background Prefect server (started if none answers), held by this command until it exits."""
+    from kbflow import prefect_server
+
+    set_aside_damaged_prefect_db(prefect_server.state_dir(store) / "home" / "prefect.db")
+    try:
+        api, started = prefect_server.ensure_server(store, idle_minutes)
+    except (RuntimeError, OSError) as exc:
+        print(f"kbflow: note: {exc}; this run uses a temporary Prefect server", file=sys.stderr)
+        return {}
+    prefect_server.hold(store)
+    if started:
+        print(
+            f"kbflow: started the Prefect server for {store} in the background: UI at {api.removesuffix('/api')}; "
+            f"it stops after {idle_minutes:g} idle minutes, or now with `kbflow server stop`",
+            file=sys.stderr,
+        )
+    return {"PREFECT_API_URL": api}
 
 
 def set_aside_damaged_prefect_db(db: Path) -> None:
@@ -62,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--store")
     pre.add_argument("--verbose", "-v", action="store_true")
-    early = pre.parse_known_args(argv)[0]
-    _use_store_prefect(early.store)
+    early, rest = pre.parse_known_args(argv)
+    command = next((a for a in rest if not a.startswith("-")), None)
+    try:
+        _use_store_prefect(early.store, command)
+    except PrefectHomeFull as exc:
+        print(f"kbflow: error: {exc}", file=sys.stderr)
+        return EXIT_FAULT
     if not early.verbose:
         # Flow and task-run lines still reach the Prefect API (the UI); the terminal gets kbflow's own lines
         # (a failure is one line from run_command; its traceback goes to the log). The watcher shows warnings.

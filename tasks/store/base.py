@@ -28,6 +28,11 @@ class StoreBusyError(StoreError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The Chroma server stopped answering in the middle of a run: a fault, not a usage error. What was written
+    stays consistent (the ledger is committed after Chroma), and the next run, with the server back, repairs it."""
+
+
 class StoreConfig(BaseModel, frozen=True):
     """Where one knowledge base lives: a store folder (ledger, lock, embedded Chroma) and a collection."""
 
@@ -35,6 +40,12 @@ class StoreConfig(BaseModel, frozen=True):
     collection: str = Field(description="Chroma collection: one knowledge base.")
     chroma_host: str = Field("", description="host:port of a Chroma server; empty uses the embedded store.")
     chroma_token: str = Field("", repr=False, description="Bearer token sent to the Chroma server, if any.")
+    min_free_mb: int = Field(
+        50,
+        ge=0,
+        description="Megabytes an ingest leaves free on the store's disk: a write that would cut into them stops "
+        "the run with a clear message, before Chroma or SQLite meet a full disk.",
+    )
 
     @property
     def chroma_dir(self) -> str:

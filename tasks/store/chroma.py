@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Sequence
 from functools import lru_cache
@@ -16,6 +17,7 @@ from tasks.store.base import (
     StoreConfig,
     StoredChunk,
     StoreError,
+    StoreUnavailable,
 )
 
 logger = logging.getLogger("kbflow.tasks.store.chroma")
@@ -54,6 +56,40 @@ def _client(chroma_dir: str, host: str = "", token: str = ""):
     return chromadb.PersistentClient(path=chroma_dir, settings=chroma_settings)
 
 
+def _server_call(method):
+    """A Chroma server that stops answering in the middle of a call becomes StoreUnavailable, naming the server.
+
+    Prefect's task retries have already had their turn when this reaches the user."""
+
+    @functools.wraps(method)
+    def call(self_or_cls, *args, **kwargs):
+        try:
+            return method(self_or_cls, *args, **kwargs)
+        except Exception as exc:
+            config = getattr(self_or_cls, "config", None) or kwargs.get("config") or args[0]
+            host = config.chroma_host
+            if not host or not _transport_error(exc):
+                raise
+            raise StoreUnavailable(
+                f"the Chroma server at {host} stopped answering ({type(exc).__name__}): start it again and run the "
+                "same command; the next run repairs what this one left"
+            ) from exc
+
+    return call
+
+
+def _transport_error(exc: BaseException) -> bool:
+    import httpx
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, httpx.TransportError | ConnectionError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _batches(seq: Sequence, size: int):
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -78,11 +114,13 @@ class ChromaStore:
     # --- opening ---------------------------------------------------------------------------------
 
     @classmethod
+    @_server_call
     def collection_exists(cls, config: StoreConfig) -> bool:
         client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
         return config.collection in {c.name for c in client.list_collections()}
 
     @classmethod
+    @_server_call
     def open_existing(cls, config: StoreConfig) -> ChromaStore:
         """A collection an ingest has built, for reading; a StoreError that says what to run when there is none."""
         from tasks.ingest.ledger import ledger_path
@@ -103,6 +141,7 @@ class ChromaStore:
         return cls(config, coll)
 
     @classmethod
+    @_server_call
     def open_for_writing(cls, config: StoreConfig, embedding_model: str, dim: int, backend: str = "") -> ChromaStore:
         """Open (or create) the collection and refuse it if it was built with another embedding model."""
         client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
@@ -124,6 +163,7 @@ class ChromaStore:
         return cls(config, coll)
 
     @classmethod
+    @_server_call
     def drop(cls, config: StoreConfig) -> None:
         """Delete the collection; only "it does not exist" is passed over, any other failure is raised."""
         from chromadb.errors import NotFoundError
@@ -148,6 +188,7 @@ class ChromaStore:
 
     # --- VectorStore -----------------------------------------------------------------------------
 
+    @_server_call
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
         """Upsert chunks with their embeddings, in batches no larger than Chroma accepts."""
         for idx in _batches(range(len(chunks)), self._max_batch):
@@ -160,12 +201,14 @@ class ChromaStore:
             )
         return len(chunks)
 
+    @_server_call
     def delete(self, ids: Sequence[str]) -> int:
         ids = list(ids)
         for part in _batches(ids, self._max_batch):
             self._coll.delete(ids=list(part))
         return len(ids)
 
+    @_server_call
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         if not ids:
             return {}
@@ -175,6 +218,7 @@ class ChromaStore:
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
 
+    @_server_call
     def chunks_under(self, prefix: str) -> dict[str, str]:
         """chunk_id -> source of every chunk whose source path starts with `prefix`."""
         got = self._coll.get(include=["metadatas"])
@@ -184,6 +228,7 @@ class ChromaStore:
             if str(m.get("source", "")).startswith(prefix)
         }
 
+    @_server_call
     def query(self, vector: Sequence[float], n: int, sources: Collection[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks as (chunk_id, cosine similarity clipped to 0-1), best first; only from `sources` if given."""
         total = self._coll.count()
@@ -196,6 +241,7 @@ class ChromaStore:
         # cosine space: distance = 1 - cosine
         return [(cid, max(0.0, min(1.0, 1.0 - float(d)))) for cid, d in zip(res["ids"][0], res["distances"][0])]
 
+    @_server_call
     def all_ids(self) -> set[str]:
         """Every chunk id in the collection, read in pages."""
         out: set[str] = set()
@@ -207,5 +253,6 @@ class ChromaStore:
                 return out
             offset += page
 
+    @_server_call
     def count(self) -> int:
         return int(self._coll.count())

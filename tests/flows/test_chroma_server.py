@@ -18,25 +18,22 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA, KBFLOW, assert_store_matches_folder, free_port, stop_process
-from tests.flows.test_ingest_processes import kill_ingest_midway, make_folder
+from tests.flows.test_ingest_processes import ledger_docs, make_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    """`chroma run` on a free port of 127.0.0.1, with its data in a folder of its own; yields host:port."""
-    port = free_port()
-    log = tmp_path / "chroma-server.log"
-    with log.open("wb") as out:
+def start_chroma(data: Path, port: int, log: Path) -> subprocess.Popen:
+    """`chroma run` on 127.0.0.1:PORT with its data in DATA, once it answers its heartbeat."""
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "chroma"),
                 "run",
                 "--path",
-                str(tmp_path / "chroma-server"),
+                str(data),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -50,15 +47,41 @@ def chroma_server(tmp_path):
         try:
             with NO_PROXY.open(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as resp:
                 if resp.status == 200:
-                    break
+                    return proc
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
             stop_process(proc)
             pytest.fail("chroma run did not answer its heartbeat:\n" + log.read_text(errors="replace")[-2000:])
         time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
-    stop_process(proc)
+
+
+class ChromaServer:
+    """A real `chroma run` that a test can stop and start again, on the same port and data."""
+
+    def __init__(self, tmp_path: Path):
+        self.port, self.data, self.log = free_port(), tmp_path / "chroma-server", tmp_path / "chroma-server.log"
+        self.host = f"127.0.0.1:{self.port}"
+        self.proc = start_chroma(self.data, self.port, self.log)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def start(self) -> None:
+        self.proc = start_chroma(self.data, self.port, self.log)
+
+
+@pytest.fixture
+def server(tmp_path):
+    running = ChromaServer(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def chroma_server(server) -> str:
+    """host:port of a `chroma run` on a free port of 127.0.0.1, with its data in a folder of its own."""
+    return server.host
 
 
 def assert_server_matches_folder(host: str, store: Path, folder: Path) -> dict:
@@ -92,15 +115,33 @@ def test_ingest_rerun_edit_and_delete_through_a_chroma_server(docs_dir, store_di
     assert ["orange widget" in c["text"] for c in after["by_source"]["notes.txt"]] == [True]
 
 
-def test_a_killed_run_is_repaired_and_questions_find_their_documents(tmp_path, store_dir, chroma_server, cli_env):
+def test_a_server_stopped_mid_ingest_fails_in_one_line_and_the_next_run_repairs_the_store(
+    tmp_path, store_dir, server, cli_env
+):
     src = make_folder(tmp_path / "many", 40)
     for name in ("notes.txt", "guide.md", "policy.docx", "manual.pdf"):
         shutil.copy(DATA / "docs" / name, src / name)
     total = len(list(src.iterdir()))
-    env = {**cli_env, "KBFLOW_CHROMA_HOST": chroma_server}
-    done_before = kill_ingest_midway(src, store_dir, env)
-    assert 0 < done_before < total, "the run was not killed in the middle"
+    env = {**cli_env, "KBFLOW_CHROMA_HOST": server.host}
+    run = subprocess.Popen(
+        [KBFLOW, "ingest", str(src), "--store", str(store_dir)],
+        env={**env, "KBFLOW_INGEST_BATCH_DOCS": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while ledger_docs(store_dir) < 6 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    server.stop()
+    out, err = run.communicate(timeout=300)
+    done_before = ledger_docs(store_dir)
+    assert 0 < done_before < total, "the server was not stopped in the middle of the run"
+    assert run.returncode == 3, err[-3000:]
+    assert f"the Chroma server at {server.host} stopped answering" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("kbflow: error")]) == 1
 
+    server.start()
     (src / "doc000.txt").write_text("Edited after the crash: the answer is forty-two.")
     (src / "doc001.txt").unlink()
     run = subprocess.run(
@@ -114,7 +155,7 @@ def test_a_killed_run_is_repaired_and_questions_find_their_documents(tmp_path, s
     out = json.loads(run.stdout)
     assert out["failed"] == [] and out["deleted"] == 1
     assert out["added"] + out["updated"] + out["unchanged"] == total - 1
-    state = assert_server_matches_folder(chroma_server, store_dir, src)
+    state = assert_server_matches_folder(server.host, store_dir, src)
     assert "forty-two" in state["by_source"]["doc000.txt"][0]["text"]
 
     questions = tmp_path / "questions.jsonl"

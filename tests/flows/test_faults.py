@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tasks.answer.models import bundled_gguf
-from tests.conftest import KBFLOW, assert_store_matches_folder
+from tests.conftest import DATA, KBFLOW, assert_store_matches_folder, store_state
 
 pytestmark = pytest.mark.slow
 
@@ -139,9 +139,14 @@ def mount_tmpfs(path: Path, size: str) -> bool:
 
 
 def test_a_full_disk_stops_with_one_line_and_the_next_run_completes_the_store(tmp_path, cli_env):
-    """A real full disk: the store on a 2 MB tmpfs (sessions and CI run as root), grown after the failure."""
+    """A real full disk: the store on a 6 MB tmpfs (sessions and CI run as root), grown after the failure.
+
+    kbflow stops a write that would leave less than KBFLOW_MIN_FREE_MB (1 MB here) on the store's disk: Chroma's
+    embedded engine meeting ENOSPC itself was seen to hang. 150 notes need about 6.3 MB."""
+    from tests.flows.test_ingest_processes import ledger_docs
+
     disk = tmp_path / "disk"
-    if not mount_tmpfs(disk, "2m"):
+    if not mount_tmpfs(disk, "6m"):
         pytest.fail("cannot mount a tmpfs here (this test needs root, as sessions and CI have)")
     try:
         docs = tmp_path / "docs"
@@ -150,13 +155,40 @@ def test_a_full_disk_stops_with_one_line_and_the_next_run_completes_the_store(tm
         for i in range(150):
             (docs / f"note_{i:03d}.txt").write_text(f"Note {i}. " + words * 25)
         store = disk / "store"
-        full = kbflow("ingest", str(docs), "--store", str(store), "--json", env=cli_env)
+        env = {**cli_env, "KBFLOW_MIN_FREE_MB": "1", "KBFLOW_INGEST_BATCH_DOCS": "20"}
+        full = kbflow("ingest", str(docs), "--store", str(store), "--json", env=env)
         assert full.returncode == 3, full.stderr[-2000:]
-        assert "no space left on" in full.stderr and "free some space and run again" in full.stderr
+        assert f"no space left on {store} (" in full.stderr and "KBFLOW_MIN_FREE_MB" in full.stderr
+        assert "free some space and run again" in full.stderr
         one_clear_line(full.stderr)
+        done = ledger_docs(store)
+        assert 0 < done < 150, "the disk did not fill in the middle of the run"
+        state = store_state(store)  # what was written is consistent: Chroma holds exactly the ledger's chunks
+        assert state["ids"] == state["ledger_ids"] and len(state["by_source"]) == done
+
         subprocess.run(["mount", "-o", "remount,size=256m", str(disk)], check=True)
-        healed = kbflow("ingest", str(docs), "--store", str(store), "--json", env=cli_env)
+        healed = kbflow("ingest", str(docs), "--store", str(store), "--json", env=env)
         assert healed.returncode == 0, healed.stderr[-2000:]
+        summary = json.loads(healed.stdout)
+        assert (summary["unchanged"], summary["added"]) == (done, 150 - done)
         assert_store_matches_folder(store, docs)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_a_full_disk_under_prefects_home_stops_before_its_server_would_time_out(tmp_path, cli_env):
+    """Without a Prefect API the store's Prefect home holds Prefect's database: on a full disk its server cannot
+    start, and a temporary one would time out after 90 s. kbflow says so at once."""
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "2m"):
+        pytest.fail("cannot mount a tmpfs here (this test needs root, as sessions and CI have)")
+    try:
+        env = {k: v for k, v in cli_env.items() if not k.startswith("PREFECT_")}
+        store = disk / "store"
+        full = kbflow("ingest", str(DATA / "docs"), "--store", str(store), env=env)
+        assert full.returncode == 3, full.stderr[-2000:]
+        assert f"no space left on {store / 'prefect' / 'home'} (Prefect's database)" in full.stderr
+        one_clear_line(full.stderr)
+        assert not (store / "ledger.sqlite").exists()  # nothing was started, nothing half-written
     finally:
         subprocess.run(["umount", "-l", str(disk)])

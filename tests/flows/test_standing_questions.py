@@ -270,3 +270,36 @@ def test_one_question_from_the_command_line_is_answered_and_printed_without_a_re
         timeout=120,
     )
     assert missing.returncode == 2 and "no-such-file.csv: no such file" in missing.stderr
+
+
+def test_a_full_report_disk_stops_in_one_line_and_the_answers_stay_in_the_cache(kb, cli_env):
+    """The report folder on a real full disk (a tmpfs filled up); the cache, in the store, keeps every answer."""
+    from tests.flows.test_faults import mount_tmpfs, one_clear_line
+
+    disk = kb / "disk"
+    if not mount_tmpfs(disk, "256k"):
+        pytest.fail("cannot mount a tmpfs here (this test needs root, as sessions and CI have)")
+    try:
+        (disk / "report").mkdir()
+        with (disk / "filler").open("wb", buffering=0) as fh:  # fill it to the last byte
+            try:
+                while fh.write(b"\0" * 4096):
+                    pass
+            except OSError:
+                pass
+        full = kbflow(kb, "--out", str(disk / "report"), env=cli_env)
+        _, err = full.communicate(timeout=600)
+        assert full.returncode == 3, err[-3000:]
+        assert f"no space left on {disk / 'report'}" in err and "free some space and run again" in err
+        one_clear_line(err)
+        assert cached_answers(kb) == len(ANSWERABLE)  # generated before the report was written, and kept
+
+        (disk / "filler").unlink()
+        again = kbflow(kb, "--out", str(disk / "report"), "--json", env=cli_env)
+        out, err = again.communicate(timeout=600)
+        assert again.returncode == 0, err[-3000:]
+        summary = json.loads(out)
+        assert (summary["answers_generated"], summary["answers_reused"]) == (0, len(ANSWERABLE))
+        assert (disk / "report" / "report.html").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])

@@ -1,0 +1,58 @@
+"""`kbflow server [status|start|stop]`: the store's Prefect server that commands start in the background."""
+
+from __future__ import annotations
+
+import argparse
+
+from kbflow.cli.common import EXIT_OK, print_json, setting_option
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.settings import load_settings
+    from kbflow import prefect_server
+
+    cfg = load_settings(store_dir=args.store)
+    store = cfg.store_dir.resolve()
+    if args.action == "stop":
+        pid = prefect_server.stop_server(store)
+        state = {"stopped": pid is not None, "pid": pid}
+        line = (
+            f"Stopped the Prefect server of {store} (pid {pid})" if pid else f"No background Prefect server for {store}"
+        )
+    else:
+        started = False
+        if args.action == "start":
+            _, started = prefect_server.ensure_server(store, cfg.prefect_idle_minutes)
+        api = prefect_server.recorded_api(store)
+        up = bool(api) and prefect_server.answering(api)
+        pid = prefect_server.supervisor_pid(store)
+        state = {"running": up, "api_url": api if up else None, "pid": pid, "started": started}
+        if not up:
+            line = f"No Prefect server for {store}: the next `kbflow ingest` or `kbflow ask` starts one"
+        else:
+            owner = (
+                f"in the background (pid {pid}); stops after {cfg.prefect_idle_minutes:g} idle minutes or with "
+                "`kbflow server stop`"
+                if pid
+                else "started by `make server`; `make stop` stops it"
+            )
+            line = f"Prefect server for {store}: UI at {api.removesuffix('/api')}, {owner}"
+    if args.json:
+        print_json(state)
+    else:
+        print(line)
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser("server", help="the store's Prefect server (UI and API) that commands start and reuse")
+    sp.add_argument(
+        "action",
+        nargs="?",
+        choices=["status", "start", "stop"],
+        default="status",
+        help="status (the default), start it now, or stop it now",
+    )
+    setting_option(sp, "--store", "store_dir", dest="store")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.set_defaults(func=run)

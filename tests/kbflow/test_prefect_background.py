@@ -1,0 +1,79 @@
+"""The store's Prefect server in the background: started by the first command, reused by the next, stopped by
+`kbflow server stop`; `KBFLOW_PREFECT=temporary` keeps a temporary server per command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+
+from kbflow.prefect_server import answering
+from tests.conftest import KBFLOW, NO_MODELS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def no_prefect_env() -> dict:
+    """A user's shell: no PREFECT_* settings at all (so commands use the store's own Prefect), offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "KBFLOW_"))}
+    env.update({"KBFLOW_MODELS_DIR": str(NO_MODELS), "PREFECT_LOGGING_LEVEL": "WARNING"})
+    return env
+
+
+def kbflow(*args, env) -> subprocess.CompletedProcess:
+    return subprocess.run([KBFLOW, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def flow_runs(api: str) -> list[str]:
+    """The names of the flow runs the server recorded."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(
+        f"{api}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with opener.open(req, timeout=10) as resp:
+        return sorted(r["name"] for r in json.loads(resp.read()))
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A store folder whose background server, if a failing test left one, is stopped at the end."""
+    from kbflow.prefect_server import stop_server
+
+    yield tmp_path / "store"
+    stop_server(tmp_path / "store")
+
+
+def test_the_first_command_starts_the_server_the_next_reuses_it_and_server_stop_stops_it(docs_dir, store):
+    env = no_prefect_env()
+    state = store / "prefect"
+    first = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "started the Prefect server" in first.stderr and "kbflow server stop" in first.stderr
+    api, pid = (state / "api_url").read_text().strip(), int((state / "background.pid").read_text())
+    assert api.startswith("http://127.0.0.1:") and answering(api)
+    assert flow_runs(api) == ["refresh-docs"]
+
+    second = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads(second.stdout)["unchanged"] == len(list(docs_dir.iterdir()))
+    assert "started the Prefect server" not in second.stderr
+    assert int((state / "background.pid").read_text()) == pid and flow_runs(api) == ["refresh-docs"] * 2
+
+    status = json.loads(kbflow("server", "--store", str(store), "--json", env=env).stdout)
+    assert status == {"running": True, "api_url": api, "pid": pid, "started": False}
+
+    stop = kbflow("server", "stop", "--store", str(store), env=env)
+    assert stop.returncode == 0 and f"pid {pid}" in stop.stdout
+    assert not answering(api) and not (state / "api_url").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+    # Today's behaviour on request: a temporary server inside the command, nothing left running.
+    temporary = kbflow(
+        "ingest", str(docs_dir), "--store", str(store), "--json", env={**env, "KBFLOW_PREFECT": "temporary"}
+    )
+    assert temporary.returncode == 0, temporary.stderr[-3000:]
+    assert "started the Prefect server" not in temporary.stderr and not (state / "api_url").exists()
