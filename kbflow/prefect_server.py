@@ -97,15 +97,18 @@ def hold(store: Path) -> None:
     atexit.register(release)
 
 
-def ensure_server(store: Path, idle_minutes: float) -> tuple[str, bool]:
+def ensure_server(store: Path, idle_minutes: float, before_start=None) -> tuple[str, bool]:
     """The API URL of the store's Prefect server, started in the background when none answers; and whether this
-    call started it. Raises RuntimeError (with the log's tail) when it cannot start."""
+    call started it. before_start() runs first when a server is to be started (nothing holds its database open
+    then). Raises RuntimeError (with the log's tail) when it cannot start."""
     state = state_dir(store)
     (state / "home").mkdir(parents=True, exist_ok=True)
     with _exclusive(state / "server.lock"):
         api = recorded_api(store)
         if api and answering(api):
             return api, False
+        if before_start is not None:
+            before_start()
         port = _free_port()
         log = state / "background.log"
         with log.open("ab") as out:

@@ -132,8 +132,13 @@ def stop_process(proc, timeout: float = 20) -> None:
 
 
 @pytest.fixture
-def cli_env(tmp_path) -> dict:
+def cli_env(prefect_harness) -> dict:
     """Environment for `kbflow` subprocesses: the session's Prefect API, offline, sockets as the tests."""
+    return kbflow_env()
+
+
+def kbflow_env() -> dict:
+    """cli_env's value, for a fixture of wider scope (the session's Prefect harness must be running)."""
     from prefect.settings import PREFECT_API_URL
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KBFLOW_")}

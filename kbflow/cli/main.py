@@ -48,7 +48,8 @@ def _use_store_prefect(store: str | None, command: str | None) -> None:
     if "PREFECT_HOME" in prefect:
         home = Path(prefect["PREFECT_HOME"])
         home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
-        set_aside_damaged_prefect_db(home / "prefect.db")
+        if "PREFECT_API_URL" not in prefect:  # a temporary server will open it (a running one holds it open)
+            set_aside_damaged_prefect_db(home / "prefect.db")
     os.environ.update(prefect)
 
 
@@ -75,9 +76,9 @@ def _background_server(store: Path, idle_minutes: float) -> dict[str, str]:
     """The store's background Prefect server (started if none answers), held by this command until it exits."""
     from kbflow import prefect_server
 
-    set_aside_damaged_prefect_db(prefect_server.state_dir(store) / "home" / "prefect.db")
+    db = prefect_server.state_dir(store) / "home" / "prefect.db"
     try:
-        api, started = prefect_server.ensure_server(store, idle_minutes)
+        api, started = prefect_server.ensure_server(store, idle_minutes, lambda: set_aside_damaged_prefect_db(db))
     except (RuntimeError, OSError) as exc:
         print(f"kbflow: note: {exc}; this run uses a temporary Prefect server", file=sys.stderr)
         return {}

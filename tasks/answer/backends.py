@@ -17,11 +17,6 @@ LLMBackend = Literal["llama-cpp", "openai"]
 AnswerStyle = Literal["sentence", "short"]
 
 
-def default_threads() -> int:
-    """cores - 1: a machine that also serves other work keeps a core for it."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
 def default_models_dir() -> str:
     """$XDG_DATA_HOME/kbflow/models, else ~/.local/share/kbflow/models."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -41,7 +36,12 @@ class LLMConfig(BaseModel, frozen=True):
         default_factory=default_models_dir, description="Folder where `kbflow models pull` puts models."
     )
     n_ctx: int = Field(2048, gt=256, description="Context window in tokens.")
-    threads: int = Field(default_factory=default_threads, gt=0, description="CPU threads for generation (cores - 1).")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads for generation; 0: the fastest count, measured on this machine at a model's first "
+        "load and cached (tasks/answer/threads.py).",
+    )
     max_tokens: int = Field(256, gt=0, description="Most tokens generated per answer.")
     temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
     seed: int = Field(0, description="Sampling seed: with it, the same prompt gives the same answer.")
@@ -115,6 +115,8 @@ class LlamaCppBackend:
 
         check_cpu_support()
         self.model_path, self.lora, self.lora_scale, self.seed = model_path, lora, lora_scale, seed
+        measure = threads == 0
+        threads = threads or max(1, (os.cpu_count() or 2) - 1)
         try:
             self.llm = Llama(
                 model_path=model_path,
@@ -133,6 +135,14 @@ class LlamaCppBackend:
                 f"llama.cpp cannot load {model_path}{f' with adapter {lora}' if lora else ''} ({exc}): replace it "
                 "with a complete copy (`kbflow models pull NAME` for a pulled model, `kbflow models verify`)"
             ) from None
+        if measure:
+            from tasks.answer.threads import fastest_threads
+
+            threads = fastest_threads(self.llm, model_path)
+            self.llm._ctx.set_n_threads(threads, threads)
+            self.llm.n_threads = self.llm.n_threads_batch = threads
+            self.llm.context_params.n_threads = self.llm.context_params.n_threads_batch = threads
+        self.threads = threads
         self.n_ctx = self.llm.n_ctx()
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
@@ -233,10 +243,10 @@ def load_llama(
 ) -> LlamaCppBackend:
     """Load a GGUF (and its LoRA adapter, if any) once per process (keyed on its settings)."""
     logger.info(
-        "Loading GGUF model %s (n_ctx %d, %d threads)%s",
+        "Loading GGUF model %s (n_ctx %d, %s threads)%s",
         model_path,
         n_ctx,
-        threads,
+        threads or "the fastest measured",
         f" with LoRA adapter {lora} (scale {lora_scale})" if lora else "",
     )
     return LlamaCppBackend(model_path, n_ctx, threads, seed=seed, lora=lora, lora_scale=lora_scale)

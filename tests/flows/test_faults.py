@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tasks.answer.models import bundled_gguf
-from tests.conftest import DATA, KBFLOW, assert_store_matches_folder, store_state
+from tests.conftest import DATA, KBFLOW, assert_store_matches_folder, kbflow_env, store_state
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,20 @@ def damage(path: Path) -> None:
         fh.write(b"\xde\xad" * 4096)
 
 
-@pytest.fixture
-def indexed(docs_dir, store_dir, cli_env):
-    done = kbflow("ingest", str(docs_dir), "--store", str(store_dir), "--json", env=cli_env)
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory, prefect_harness):
+    """The test documents indexed once through the CLI; each test damages its own copy of the store."""
+    root = tmp_path_factory.mktemp("faults")
+    docs = shutil.copytree(DATA / "docs", root / "docs")
+    done = kbflow("ingest", str(docs), "--store", str(root / "store"), "--json", env=kbflow_env())
     assert done.returncode == 0, done.stderr[-2000:]
-    return docs_dir, store_dir, json.loads(done.stdout)
+    return docs, root / "store", json.loads(done.stdout)
+
+
+@pytest.fixture
+def indexed(pristine, tmp_path):
+    docs, store, first = pristine
+    return docs, shutil.copytree(store, tmp_path / "store"), first
 
 
 def one_clear_line(stderr: str) -> None:
@@ -107,6 +116,7 @@ def test_rebuild_works_however_damaged_the_store_is(indexed, cli_env):
 
 def test_a_damaged_prefect_database_is_set_aside_and_the_refresh_runs(docs_dir, store_dir, cli_env):
     env = {k: v for k, v in cli_env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}  # the store's own home
+    env["KBFLOW_PREFECT"] = "temporary"  # a server that holds the database open is not what this test damages
     first = kbflow("ingest", str(docs_dir), "--store", str(store_dir), "--json", env=env)
     assert first.returncode == 0, first.stderr[-2000:]
     db = store_dir / "prefect" / "home" / "prefect.db"

@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +63,29 @@ def test_cli_json_summary_and_status(docs_dir, store_dir, cli_env):
     assert status["last_refresh"]
     text = kbflow("status", "--store", str(store_dir), env=cli_env, check=0).stdout
     assert f"documents {n}" in text
+
+    # A command costs what its work costs: none of these loads a model, a parser or an ML runtime.
+    for args in (
+        ["--help"],
+        ["status", "--store", str(store_dir)],
+        ["ingest", str(docs_dir), "--store", str(store_dir)],
+    ):
+        assert heavy_modules_loaded_by(args, cli_env) == [], args
+
+
+HEAVY = ("torch", "openvino", "onnxruntime", "llama_cpp", "unstructured", "sentence_transformers", "jieba", "pandas")
+
+
+def heavy_modules_loaded_by(args: list[str], env: dict) -> list[str]:
+    """The heavy modules a kbflow command imports (run in a fresh interpreter)."""
+    code = (
+        "import sys\nfrom kbflow.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"import json\nprint('HEAVY', json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("HEAVY ")]
+    assert line, proc.stderr[-2000:]
+    return json.loads(line[-1].removeprefix("HEAVY "))
 
 
 def test_cli_usage_errors_exit_2_with_what_to_fix(tmp_path, store_dir, cli_env):

@@ -105,6 +105,7 @@ def test_cli_runs_land_in_the_store_prefect_home_that_make_server_serves(tmp_pat
     (docs / "zebra.txt").write_text("The zebra enclosure opens at noon every day.")
     env = base_env(tmp_path / "unused-home")
     del env["PREFECT_HOME"]  # as a newcomer's shell: neither PREFECT_HOME nor PREFECT_API_URL
+    env["KBFLOW_PREFECT"] = "temporary"  # the first run in a temporary server (the background one has its own test)
     first = subprocess.run(
         [KBFLOW, "ingest", str(docs), "--store", str(store), "--json"],
         env=env,
@@ -113,6 +114,7 @@ def test_cli_runs_land_in_the_store_prefect_home_that_make_server_serves(tmp_pat
         timeout=600,
     )
     assert first.returncode == 0, first.stderr[-2000:]
+    assert "started the Prefect server" not in first.stderr and not (store / "prefect" / "api_url").exists()
     home = store / "prefect" / "home"
     assert (home / "prefect.db").exists()
 

@@ -37,6 +37,21 @@ QUESTIONS = (
 ANSWERABLE = {"en-03", "en-07", "zh-02"}
 
 
+# Short answers: these tests are about which answers are generated or reused, not their wording.
+SHORT = {"KBFLOW_MAX_TOKENS": "48"}
+
+
+@pytest.fixture(autouse=True)
+def _short_answers(monkeypatch):
+    for key, value in SHORT.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def cli_env(cli_env) -> dict:
+    return {**cli_env, **SHORT}
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The demo corpus ingested once; each test copies the store (and corpus) so it can change them."""

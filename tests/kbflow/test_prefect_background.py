@@ -1,5 +1,6 @@
 """The store's Prefect server in the background: started by the first command, reused by the next, stopped by
-`kbflow server stop`; `KBFLOW_PREFECT=temporary` keeps a temporary server per command."""
+`kbflow server stop`. (`KBFLOW_PREFECT=temporary`, a temporary server per command, runs in test_reports and
+test_faults.)"""
 
 from __future__ import annotations
 
@@ -71,9 +72,15 @@ def test_the_first_command_starts_the_server_the_next_reuses_it_and_server_stop_
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
-    # Today's behaviour on request: a temporary server inside the command, nothing left running.
-    temporary = kbflow(
-        "ingest", str(docs_dir), "--store", str(store), "--json", env={**env, "KBFLOW_PREFECT": "temporary"}
-    )
-    assert temporary.returncode == 0, temporary.stderr[-3000:]
-    assert "started the Prefect server" not in temporary.stderr and not (state / "api_url").exists()
+    # A damaged database under a stopped server: set aside, and a fresh server started on a new one.
+    db = state / "home" / "prefect.db"
+    for extra in ("prefect.db-wal", "prefect.db-shm"):
+        (db.parent / extra).unlink(missing_ok=True)
+    with db.open("r+b") as fh:
+        fh.write(b"\xde\xad" * 4096)
+    healed = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env=env)
+    assert healed.returncode == 0, healed.stderr[-3000:]
+    assert "Prefect's database" in healed.stderr and "was damaged" in healed.stderr
+    assert "started the Prefect server" in healed.stderr and len(list(db.parent.glob("prefect.db.damaged-*"))) == 1
+    assert flow_runs((state / "api_url").read_text().strip()) == ["refresh-docs"]
+    assert kbflow("server", "stop", "--store", str(store), env=env).returncode == 0

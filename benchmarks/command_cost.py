@@ -1,0 +1,101 @@
+"""The fixed cost of a command, from the shell: what a user waits for when there is little or no work.
+
+    .venv/bin/python benchmarks/command_cost.py --files 848 --name command-cost
+
+Builds a folder of N files (the CMRC paragraphs in Chinese plus English notes), ingests it once, then times
+from the shell, as a user would, with no PREFECT_* setting (so each command uses the store's own Prefect):
+- `kbflow --help` and `kbflow status`;
+- a no-change `kbflow ingest` with KBFLOW_PREFECT=temporary (Prefect's temporary server per command, the old
+  default) and with the background server (the first command starts it, the next ones reuse it);
+- an ingest after one edited file, and `kbflow ask "ONE QUESTION" --retrieval-only`, with the background server.
+Each figure is the median of --repeat runs (wall seconds). The background server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import save, write_mixed_folder  # noqa: E402 - run as a script
+from flows.settings import OFFLINE_ENV  # noqa: E402
+
+KBFLOW = str(Path(sys.executable).parent / "kbflow")
+
+
+def shell_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "KBFLOW_"))}
+    return {**env, **OFFLINE_ENV, **extra}
+
+
+def timed(*args: str, env: dict) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([KBFLOW, *args], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"kbflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall
+
+
+def median(n: int, *args: str, env: dict, before=None) -> dict:
+    walls = []
+    for _ in range(n):
+        if before:
+            before()
+        walls.append(timed(*args, env=env))
+    return {"median_s": round(statistics.median(walls), 2), "runs_s": [round(w, 2) for w in walls]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=848)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--name", default="command-cost")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kbflow-cost-"))
+    store, folder = work / "store", work / "docs"
+    write_mixed_folder(folder, args.files)
+    background, temporary = shell_env(), shell_env(KBFLOW_PREFECT="temporary")
+    ingest = ("ingest", str(folder), "--store", str(store), "--json")
+    try:
+        result: dict = {"files": args.files, "repeat": args.repeat, "cpus": os.cpu_count()}
+        result["first_ingest_temporary_s"] = round(timed(*ingest, env=temporary), 2)
+        result["help"] = median(args.repeat, "--help", env=background)
+        result["status"] = median(args.repeat, "status", "--store", str(store), env=background)
+        result["nochange_ingest_temporary"] = median(args.repeat, *ingest, env=temporary)
+        result["nochange_ingest_background_first_s"] = round(timed(*ingest, env=background), 2)
+        result["nochange_ingest_background"] = median(args.repeat, *ingest, env=background)
+        edited = folder / "en_0300.txt"
+        original = edited.read_text(encoding="utf-8")
+
+        def edit() -> None:
+            edited.write_text(original + f" Edited at {time.time()}.", encoding="utf-8")
+
+        result["one_edited_file_background"] = median(args.repeat, *ingest, env=background, before=edit)
+        result["ask_one_question_retrieval_only_background"] = median(
+            args.repeat,
+            "ask",
+            "What does the service center repair?",
+            "--store",
+            str(store),
+            "--retrieval-only",
+            env=background,
+        )
+        for name, value in result.items():
+            print(f"{name}: {value}")
+        print(f"saved {save(args.name, result)}")
+    finally:
+        subprocess.run([KBFLOW, "server", "stop", "--store", str(store)], env=background, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
