@@ -60,7 +60,7 @@ lint: install
 	$(PY) -m ruff check .
 
 # Two workers, one test file each at a time (module fixtures stay shared): much of the suite waits on
-# servers and subprocesses, so two files at once fill the 2 cores (27 min -> see README, Development).
+# servers and subprocesses, so two files at once fill the 2 cores (27 min in one process, 14 in two).
 test: lint
 	.ci/offline $(PY) -m pytest -q -n 2 --dist loadfile
 
