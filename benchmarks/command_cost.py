@@ -25,10 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import save, write_mixed_folder  # noqa: E402 - run as a script
+from benchmarks.common import KBFLOW, run_kbflow, save, write_mixed_folder  # noqa: E402 - run as a script
 from flows.settings import OFFLINE_ENV  # noqa: E402
-
-KBFLOW = str(Path(sys.executable).parent / "kbflow")
 
 
 def shell_env(**extra: str) -> dict:
@@ -37,12 +35,7 @@ def shell_env(**extra: str) -> dict:
 
 
 def timed(*args: str, env: dict) -> float:
-    started = time.perf_counter()
-    proc = subprocess.run([KBFLOW, *args], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        sys.exit(f"kbflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return wall
+    return run_kbflow(*args, env=env)[0]
 
 
 def median(n: int, *args: str, env: dict, before=None) -> dict:

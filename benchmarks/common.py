@@ -5,12 +5,33 @@ from __future__ import annotations
 import json
 import random
 import resource
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # The evaluation data lives beside the repository, never in it (benchmarks take --cmrc to point elsewhere).
 CMRC = REPO.parent / "shared" / "data" / "cmrc2018_trial.json"
 RESULTS = REPO / "benchmarks" / "results"
+KBFLOW = str(Path(sys.executable).parent / "kbflow")
+
+
+def run_kbflow(*args: str, env: dict) -> tuple[float, str]:
+    """A `kbflow` command from the shell, as a user runs it: its wall seconds and stdout; the benchmark stops,
+    with the command's stderr, if it fails."""
+    started = time.perf_counter()
+    proc = subprocess.run([KBFLOW, *args], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"kbflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, proc.stdout
+
+
+def timed_ingest(folder: Path, store: Path, env: dict) -> tuple[float, dict]:
+    """`kbflow ingest FOLDER --store STORE --json`: wall seconds and its summary."""
+    wall, out = run_kbflow("ingest", str(folder), "--store", str(store), "--json", env=env)
+    return wall, json.loads(out)
 
 
 def load_cmrc(path: Path = CMRC) -> tuple[dict[str, str], list[dict]]:

@@ -14,32 +14,18 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import save
+from benchmarks.common import save, timed_ingest
 from flows.settings import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
-
-KBFLOW = str(Path(sys.executable).parent / "kbflow")
 
 
 def run(folder: Path, store: Path) -> tuple[float, dict]:
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [KBFLOW, "ingest", str(folder), "--store", str(store), "--json"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **OFFLINE_ENV},
-    )
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        sys.exit(f"kbflow ingest failed: {proc.stderr[-2000:]}")
-    return wall, json.loads(proc.stdout)
+    return timed_ingest(folder, store, {**os.environ, **OFFLINE_ENV})
 
 
 def main() -> None:

@@ -26,15 +26,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, RESULTS, load_cmrc, save  # noqa: E402 - run as a script
+from benchmarks.common import KBFLOW, REPO, RESULTS, load_cmrc, save, timed_ingest  # noqa: E402 - run as a script
 from flows.settings import OFFLINE_ENV  # noqa: E402
-
-KBFLOW = str(Path(sys.executable).parent / "kbflow")
 
 
 def build_folder(folder: Path, chunks: int, seed: int = 11) -> int:
@@ -70,17 +67,8 @@ def shell_env() -> dict:
 
 
 def ingest(folder: Path, store: Path) -> tuple[float, dict]:
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [KBFLOW, "ingest", str(folder), "--store", str(store), "--json"],
-        capture_output=True,
-        text=True,
-        env=shell_env(),
-    )
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        sys.exit(f"kbflow ingest failed: {proc.stderr[-2000:]}")
-    return round(wall, 2), json.loads(proc.stdout)
+    wall, summary = timed_ingest(folder, store, shell_env())
+    return round(wall, 2), summary
 
 
 RETRIEVE = """

@@ -23,19 +23,12 @@ class UsageError(Exception):
     """The command line asks for something that cannot be done; the message says what to give instead."""
 
 
-def _chain(exc: BaseException):
-    """The exception and its causes and contexts."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
 def disk_full(exc: BaseException) -> tuple[str, str] | None:
     """Where a run hit a full disk ('' when it cannot tell) and what kbflow's own check said about it ('' for a
     plain ENOSPC); None when that is not what happened."""
-    for e in _chain(exc):
+    from tasks.faults import exception_chain
+
+    for e in exception_chain(exc):
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             said = str(e.strerror or "").partition(": ")[2]
             return str(e.filename or ""), said

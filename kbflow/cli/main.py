@@ -59,12 +59,9 @@ class PrefectHomeFull(Exception):
 
 def _room_for_prefect(home: Path, min_free_mb: int) -> None:
     """Stop at once when Prefect's database has no room: its server would time out after 90 s instead."""
-    import shutil
+    from tasks.faults import free_bytes
 
-    folder = home
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    free_mb = shutil.disk_usage(folder).free / 2**20
+    free_mb = free_bytes(home) / 2**20
     if free_mb < max(min_free_mb, 5):
         raise PrefectHomeFull(
             f"no space left on {home} (Prefect's database): {free_mb:.1f} MB free, kbflow keeps {min_free_mb} MB "

@@ -115,8 +115,10 @@ class LlamaCppBackend:
 
         check_cpu_support()
         self.model_path, self.lora, self.lora_scale, self.seed = model_path, lora, lora_scale, seed
+        from tasks.answer.threads import cpu_count, fastest_threads
+
         measure = threads == 0
-        threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        threads = threads or max(1, cpu_count() - 1)  # the count to load with, before the measurement
         try:
             self.llm = Llama(
                 model_path=model_path,
@@ -136,8 +138,6 @@ class LlamaCppBackend:
                 "with a complete copy (`kbflow models pull NAME` for a pulled model, `kbflow models verify`)"
             ) from None
         if measure:
-            from tasks.answer.threads import fastest_threads
-
             threads = fastest_threads(self.llm, model_path)
             self.llm._ctx.set_n_threads(threads, threads)
             self.llm.n_threads = self.llm.n_threads_batch = threads

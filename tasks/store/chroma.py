@@ -81,13 +81,9 @@ def _server_call(method):
 def _transport_error(exc: BaseException) -> bool:
     import httpx
 
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, httpx.TransportError | ConnectionError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    from tasks.faults import exception_chain
+
+    return any(isinstance(e, httpx.TransportError | ConnectionError) for e in exception_chain(exc))
 
 
 def _batches(seq: Sequence, size: int):

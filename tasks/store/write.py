@@ -23,22 +23,19 @@ def ensure_room(store: StoreConfig, chunks: list[Chunk], dim: int) -> None:
     Seen with chromadb 1.x on a 1 MB tmpfs: an upsert fails ("database or disk is full"), the next ones report
     success, and a later one blocks forever inside the Rust engine."""
     import os
-    import shutil
     from pathlib import Path
 
-    folder = Path(store.store_dir)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    from tasks.faults import free_bytes
+
     # Measured: 750 chunks of 500 characters, 384-d, took 5.7 MB in Chroma and 0.6 MB in the ledger; twice that.
     local = 0 if store.chroma_host else sum(2 * (3 * 4 * dim + 6 * len(c.text.encode()) + 1024) for c in chunks)
-    need = store.min_free_mb * 2**20 + local + 512 * len(chunks)
-    free = shutil.disk_usage(folder).free
-    if free < need:
+    batch = local + 512 * len(chunks)  # the ledger's rows
+    free = free_bytes(store.store_dir)
+    if free < store.min_free_mb * 2**20 + batch:
         raise OSError(
             errno.ENOSPC,
-            f"{os.strerror(errno.ENOSPC)}: {free / 2**20:.1f} MB free, this batch needs about "
-            f"{(need - store.min_free_mb * 2**20) / 2**20:.1f} MB and kbflow keeps {store.min_free_mb} MB free "
-            "(KBFLOW_MIN_FREE_MB)",
+            f"{os.strerror(errno.ENOSPC)}: {free / 2**20:.1f} MB free, this batch needs about {batch / 2**20:.1f} MB "
+            f"and kbflow keeps {store.min_free_mb} MB free (KBFLOW_MIN_FREE_MB)",
             str(Path(store.store_dir) / "chroma"),
         )
 
