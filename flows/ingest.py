@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
@@ -24,11 +25,12 @@ from tasks.ingest.index import index_batch, list_documents
 from tasks.ingest.ledger import Ledger, LedgerEntry
 from tasks.ingest.plan import ChangePlan, plan_changes
 from tasks.ingest.summary import IngestSummary
+from tasks.store import keyword
 from tasks.store.base import EmbeddingMismatchError
 from tasks.store.chroma import ChromaStore
 from tasks.store.lock import store_lock
 from tasks.store.recover import heal_store
-from tasks.store.write import delete_documents, drop_collection, reconcile_store, write_batch
+from tasks.store.write import delete_documents, drop_collection, reconcile_store, update_keyword_index, write_batch
 
 
 def _run_name() -> str:
@@ -81,8 +83,26 @@ def open_store(cfg: Settings, rebuild: bool) -> tuple[ChromaStore, dict]:
         raise ConfigError(str(exc)) from exc
 
 
+LOCAL_LANES = 2  # with task_runner=local: one batch partitions (Python, one core) while the other embeds
+
+
+def lanes(cfg: Settings) -> int:
+    """How many batches run at once."""
+    return LOCAL_LANES if cfg.task_runner == "local" else cfg.workers
+
+
+def batch_size(cfg: Settings, documents: int) -> int:
+    """Documents per batch: at most KBFLOW_INGEST_BATCH_DOCS, and small enough that each lane gets two batches (a
+    100-document folder was one batch, and one of two workers idled), but not below 8 (a batch's fixed cost)."""
+    return max(8, min(cfg.ingest_batch_docs, math.ceil(documents / (2 * lanes(cfg)))))
+
+
 def task_runner(cfg: Settings):
-    """None runs batches in the flow's process; otherwise the Prefect task runner that runs them elsewhere."""
+    """The Prefect task runner for the batches: threads of the flow's process (local), processes or Dask."""
+    if cfg.task_runner == "local":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=LOCAL_LANES)
     if cfg.task_runner == "processes":
         from prefect.task_runners import ProcessPoolTaskRunner
 
@@ -102,27 +122,23 @@ def task_runner(cfg: Settings):
                 "dashboard_address": "127.0.0.1:0",
             }
         )
-    return None
+    raise ConfigError(f"unknown task runner {cfg.task_runner!r}")
 
 
 def batch_results(cfg: Settings, source: Source, batches: list[list[dict]]) -> Iterator[dict]:
-    """index_batch's result for each batch, in order. On a task runner, a few batches are submitted
-    ahead (workers stay busy, memory and API load stay bounded); a batch that still fails after a
-    retry (a worker died) comes back as failed documents, and the run goes on."""
+    """index_batch's result for each batch, in order. A few batches are submitted ahead (every lane stays busy,
+    memory and API load stay bounded); a batch that still fails after a retry (a worker died) comes back as failed
+    documents, and the run goes on."""
     args = (source.to_config(), cfg.split_options(), cfg.embedder_config())
     runner = task_runner(cfg)
-    if runner is None:
-        for batch in batches:
-            yield index_batch(args[0], batch, *args[1:])
-        return
     task = index_batch.with_options(retries=1, retry_delay_seconds=2)
 
     def submit(batch):
         return runner.submit(task, {"source_config": args[0], "refs": batch, "split": args[1], "embedder": args[2]})
 
     with runner:
-        ahead = deque((b, submit(b)) for b in batches[: 2 * cfg.workers])
-        rest = iter(batches[2 * cfg.workers :])
+        ahead = deque((b, submit(b)) for b in batches[: 2 * lanes(cfg)])
+        rest = iter(batches[2 * lanes(cfg) :])
         while ahead:
             batch, future = ahead.popleft()
             if (following := next(rest, None)) is not None:
@@ -154,11 +170,15 @@ def index_documents(
         key=artifact_key("ingest-progress", cfg.collection),
         description=f"Documents prepared, embedded and written ({len(todo)} to do)",
     )
-    step = cfg.ingest_batch_docs
+    step = batch_size(cfg, len(todo))
     batches = [todo[i : i + step] for i in range(0, len(todo), step)]
     progress.start(len(todo), "indexing")
     started, chunks = time.monotonic(), 0
+    seconds: dict[str, float] = {}
     for n, (batch, got) in enumerate(zip(batches, batch_results(cfg, source, batches)), start=1):
+        for stage, took in got.get("seconds", {}).items():
+            seconds[stage] = seconds.get(stage, 0.0) + took
+        write_started = time.monotonic()
         done["failed"].update(got["failed"])
         done["vanished"] += got["vanished"]
         ok = [r for r in batch if r["path"] not in got["failed"] and r["path"] not in got["vanished"]]
@@ -167,6 +187,7 @@ def index_documents(
         wrote = write_batch(
             store, embedding, quote(ok), quote(got["chunks"]), quote(got["vectors"]), quote(got["terms"]), quote(old)
         )
+        seconds["write"] = seconds.get("write", 0.0) + time.monotonic() - write_started
         done["written"] += wrote["written"]
         done["deleted"] += wrote["deleted"]
         chunks += len(got["chunks"])
@@ -174,6 +195,11 @@ def index_documents(
         if artifact:
             update_progress_artifact(artifact, progress=100.0 * n / len(batches))
     progress.finish()
+    get_run_logger().info(
+        "Where the time went (summed over %d lanes): %s",
+        lanes(cfg),
+        ", ".join(f"{stage.replace('_', ' ')} {took:.1f} s" for stage, took in seconds.items()),
+    )
     return done
 
 
@@ -286,6 +312,10 @@ def ingest_flow(
             # A document deleted while the run read it: not a failure, and its old chunks go.
             plan = plan.vanish(done["vanished"])
             chunks_deleted += forget(cfg, embedding, src.source_id, [p for p in plan.vanished if p in known], entries)
+        if plan.deleted or plan.to_index or orphans or broken or not keyword.is_current(cfg.store_config()):
+            # Not fatal: a process that answers makes the index itself when it finds none for the ledger's state.
+            if update_keyword_index(cfg.store_config(), return_state=True).is_failed():
+                get_run_logger().warning("The keyword index was not updated; the next question makes it (slower)")
         failed = {**plan.unreadable, **done["failed"]}
         ledger.record_failures(src.source_id, failed)
         ledger.clear_failures(src.source_id, keep=failed)

@@ -129,15 +129,15 @@ class Settings(BaseSettings):
     ingest_batch_docs: int = Field(
         128,
         gt=0,
-        description="Documents read, embedded (in one length-sorted pass) and written per ingest batch; a batch is "
-        "one task run.",
+        description="Most documents read, embedded (in one length-sorted pass) and written per ingest batch; a batch "
+        "is one task run. A smaller folder is cut into smaller batches, so that every worker gets some.",
     )
 
     # Where the per-batch work (read, partition, split, embed) runs
     task_runner: Literal["local", "processes", "dask"] = Field(
         "local",
-        description="local: batches one after another in the flow's process; processes: Prefect's "
-        "ProcessPoolTaskRunner; dask: prefect-dask's DaskTaskRunner (a cluster).",
+        description="local: two threads of the flow's process (one batch is read and partitioned while another is "
+        "embedded); processes: Prefect's ProcessPoolTaskRunner; dask: prefect-dask's DaskTaskRunner (a cluster).",
     )
     dask_address: str = Field(
         "",

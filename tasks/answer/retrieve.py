@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 from prefect import task
 
 from tasks.answer.options import Mode, RetrievalOptions
 from tasks.embed.embedder import Embedder, EmbedderConfig, get_embedder
-from tasks.ingest.ledger import Ledger, ledger_path
+from tasks.ingest.ledger import Ledger
+from tasks.store import keyword
 from tasks.store.base import StoreConfig, StoredChunk, VectorStore
 from tasks.store.chroma import ChromaStore
+from tasks.store.keyword import KeywordIndex
 from tasks.text import tokenize
 
 RRF_K = 60
@@ -38,68 +38,10 @@ class Passage:
         return asdict(self)
 
 
-@dataclass
-class KeywordIndex:
-    """BM25 over the chunks' stored jieba/English tokens, with each chunk's token set for coverage."""
-
-    ids: list[str]
-    token_sets: list[frozenset[str]]
-    bm25: object = None
-    idf: dict[str, float] = field(default_factory=dict)
-    position: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, ids: list[str], terms: list[list[str]]) -> KeywordIndex:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build
-        index = cls(ids=ids, token_sets=[frozenset(t) for t in terms], position={cid: i for i, cid in enumerate(ids)})
-        if ids:
-            index.bm25 = bm25s.BM25()
-            # An empty token list would break bm25s; a placeholder matches no query token.
-            index.bm25.index([t or ["\x00"] for t in terms], show_progress=False)
-        df: dict[str, int] = {}
-        for tokens in index.token_sets:
-            for t in tokens:
-                df[t] = df.get(t, 0) + 1
-        n = len(ids)
-        index.idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
-        return index
-
-    def idf_of(self, token: str) -> float:
-        return self.idf.get(token, math.log(1 + (len(self.ids) + 0.5) / 0.5))
-
-    def coverage(self, query_tokens: list[str], chunk_id: str) -> float:
-        """IDF-weighted share of the query's tokens that the chunk contains (0-1; 0 for an unknown chunk)."""
-        i = self.position.get(chunk_id)
-        q = set(query_tokens)
-        total = sum(self.idf_of(t) for t in q)
-        if i is None or not total:
-            return 0.0
-        return sum(self.idf_of(t) for t in q if t in self.token_sets[i]) / total
-
-    def search(self, query_tokens: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top n chunks as (chunk_id, bm25 score), best first; only chunks with a matching token."""
-        if not self.ids or not query_tokens:
-            return []
-        import numpy as np
-
-        scores = np.asarray(self.bm25.get_scores(query_tokens))
-        out = []
-        for i in np.argsort(-scores, kind="stable"):
-            if scores[i] <= 0 or len(out) >= n:
-                break
-            if allowed is None or self.ids[i] in allowed:
-                out.append((self.ids[i], float(scores[i])))
-        return out
-
-
 @lru_cache(maxsize=4)
-def load_keyword_index(ledger_file: str, collection: str, generation: int) -> KeywordIndex:
-    """Build the keyword index from the ledger once per store version (the generation changes on every write)."""
-    with Ledger(ledger_file, collection) as ledger:
-        ids, terms = ledger.chunk_terms()
-    return KeywordIndex.build(ids, terms)
+def load_keyword_index(store: StoreConfig, key: str) -> KeywordIndex:
+    """The store's keyword index for one ledger state (the key changes on every write), memory-mapped from disk."""
+    return keyword.refresh(store)[0]
 
 
 def fuse(
@@ -236,8 +178,8 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
             "retrieval_ms": round((time.perf_counter() - started) * 1000, 1),
         }
     with Ledger.of_store(store.store_dir, store.collection) as ledger:
-        generation = ledger.generation()
-    index = load_keyword_index(str(ledger_path(store.store_dir)), store.collection, generation)
+        key = ledger.index_key()
+    index = load_keyword_index(store, key)
     passages = retrieve(
         question,
         store=vectors,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prefect import task
 from prefect.cache_policies import NONE
 
@@ -62,6 +64,7 @@ def prepare_document(source, ref: DocumentRef, split: SplitOptions) -> list[dict
 def index_batch(source_config: dict, refs: list[dict], split: SplitOptions, embedder: EmbedderConfig) -> dict:
     """Read, partition, split and embed a batch of documents; a document that fails or vanished is reported, not
     raised."""
+    started = time.perf_counter()
     source = source_from_config(source_config)
     chunks: list[dict] = []
     failed: dict[str, str] = {}
@@ -74,10 +77,24 @@ def index_batch(source_config: dict, refs: list[dict], split: SplitOptions, embe
             vanished.append(ref.path)
         except (PartitionError, SourceError) as exc:
             failed[ref.path] = str(exc)
+    prepared = time.perf_counter()
     vectors = get_embedder(embedder).embed([c["text"] for c in chunks]) if chunks else []
+    embedded = time.perf_counter()
     # Keyword tokens (jieba for Chinese) are made here too, on the worker, not by the single writer.
     terms = [tokenize(c["text"]) for c in chunks]
-    return {"chunks": chunks, "vectors": vectors, "terms": terms, "failed": failed, "vanished": vanished}
+    seconds = {
+        "read_partition_split": prepared - started,
+        "embed": embedded - prepared,
+        "keyword_tokens": time.perf_counter() - embedded,
+    }
+    return {
+        "chunks": chunks,
+        "vectors": vectors,
+        "terms": terms,
+        "failed": failed,
+        "vanished": vanished,
+        "seconds": seconds,
+    }
 
 
 @task(name="list-documents", retries=2, retry_delay_seconds=[1, 5])

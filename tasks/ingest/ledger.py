@@ -111,6 +111,15 @@ class Ledger:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every read inside sees one state of the ledger, whatever a writer commits meanwhile."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
     # Reads
     def documents(self, source_id: str | None = None) -> dict[str, LedgerEntry]:
         """Indexed documents by path (of one source, or all sources keyed by 'source_id|path')."""
@@ -135,6 +144,19 @@ class Ledger:
             "SELECT chunk_id, terms FROM chunk_terms WHERE collection=? ORDER BY chunk_id", (self.collection,)
         ).fetchall()
         return [r[0] for r in rows], [json.loads(r[1]) for r in rows]
+
+    def terms_of(self, chunk_ids: list[str], page: int = 500) -> dict[str, list[str]]:
+        """The keyword tokens of these chunks (those the ledger holds)."""
+        out: dict[str, list[str]] = {}
+        for start in range(0, len(chunk_ids), page):
+            part = chunk_ids[start : start + page]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT chunk_id, terms FROM chunk_terms WHERE collection=? AND chunk_id IN ({marks})",
+                (self.collection, *part),
+            )
+            out.update((cid, json.loads(terms)) for cid, terms in rows)
+        return out
 
     def counts(self) -> tuple[int, int]:
         docs = self._db.execute("SELECT COUNT(*) FROM documents WHERE collection=?", (self.collection,)).fetchone()[0]
@@ -171,6 +193,11 @@ class Ledger:
     def generation(self) -> int:
         """A number that changes whenever the indexed chunks change (keys keyword-index caches)."""
         return int(self.get_meta("generation", "0") or 0)
+
+    def index_key(self) -> str:
+        """Names the ledger's state for indexes derived from it: its epoch (new with a new or dropped ledger) and its
+        generation."""
+        return f"{self.get_meta('epoch', '0')}-{self.generation()}"
 
     # Writes
     def commit_documents(self, writes: Iterable[DocumentWrite]) -> None:
@@ -241,6 +268,7 @@ class Ledger:
                 db.execute(f"DELETE FROM {table} WHERE collection=?", (self.collection,))
 
     def _bump(self, db: sqlite3.Connection) -> None:
+        db.execute("INSERT OR IGNORE INTO meta VALUES (?, 'epoch', ?)", (self.collection, f"{time.time_ns():x}"))
         db.execute(
             "INSERT INTO meta VALUES (?, 'generation', '1') ON CONFLICT(collection, key) "
             "DO UPDATE SET value = CAST(value AS INTEGER) + 1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import time
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -123,3 +124,17 @@ def drop_collection(store: StoreConfig) -> None:
     ChromaStore.drop(store)
     with Ledger.of_store(store.store_dir, store.collection) as ledger:
         ledger.drop_collection()
+
+
+@task(name="keyword-index", cache_policy=NONE)
+def update_keyword_index(store: StoreConfig) -> str:
+    """Bring the saved keyword index up to the ledger's state (the chunk ids that came and went), so the next process
+    that answers maps it from disk instead of making it."""
+    from prefect import get_run_logger
+
+    from tasks.store import keyword
+
+    started = time.perf_counter()
+    index, done = keyword.refresh(store)
+    get_run_logger().info("keyword index %s: %d chunks (%.2f s)", done, index.n, time.perf_counter() - started)
+    return done

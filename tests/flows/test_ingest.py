@@ -11,6 +11,7 @@ from flows.errors import ConfigError, DocumentsFailed
 from flows.ingest import ingest_flow
 from tasks.embed.embedder import ExportedEmbedder, SentenceTransformerEmbedder
 from tasks.ingest.ledger import Ledger
+from tasks.store import keyword
 from tasks.store.base import StoreConfig
 from tasks.store.chroma import ChromaStore
 from tests.conftest import assert_store_matches_folder, store_state
@@ -68,6 +69,13 @@ def test_edit_delete_and_rename_keep_the_store_exact(docs_dir, store_dir):
     for path in set(before) & set(after) - {"notes.txt"}:
         assert [c["id"] for c in after[path]] == [c["id"] for c in before[path]]
     assert not {c["id"] for c in before["notes.txt"]} & {c["id"] for c in after["notes.txt"]}
+    # The run left the keyword index saved for the new state: the edit's words are found, the deleted file's not.
+    config = StoreConfig(store_dir=str(store_dir), collection="knowledge")
+    assert keyword.is_current(config)
+    index, done = keyword.refresh(config)
+    assert done == "current" and index.chunk_ids() == store_state(store_dir)["ids"]
+    assert index.search(["green", "widget"], 3)[0][0] == after["notes.txt"][0]["id"]
+    assert {cid for cid, _ in index.search(["lisbon"], 10)} == {c["id"] for c in after["hours.html"]}
 
 
 def test_bad_inputs_are_reported_by_name_and_the_good_files_indexed(docs_dir, store_dir):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.answer.retrieve import KeywordIndex, fuse, relevance
+from tasks.answer.retrieve import fuse, relevance
 from tasks.embed.embedder import dense_weight
+from tasks.store.keyword import KeywordIndex
 from tasks.text import tokenize
 
 pytestmark = pytest.mark.unit
