@@ -198,7 +198,8 @@ times = []
 first = None
 for q in questions:
     t = time.perf_counter()
-    retrieve_context(q, cfg.store_config(), cfg.embedder_config(), cfg.retrieval_options())
+    # .fn: as `kbflow ask` retrieves, inside its batch task (not one Prefect task run per question)
+    retrieve_context.fn(q, cfg.store_config(), cfg.embedder_config(), cfg.retrieval_options())
     times.append((time.perf_counter() - t) * 1000)
     if first is None:
         first = time.perf_counter() - started

@@ -102,6 +102,7 @@ def retrieve(
     ids = [cid for cid, _ in ranked[:top_k]]
     rows = store.get(ids)
     dense_sim, bm25 = dict(dense), dict(keyword)
+    covered = keyword_index.coverages(q_tokens, [cid for cid in ids if cid in rows])
     passages = []
     for rank, cid in enumerate(ids, start=1):
         if cid not in rows:
@@ -109,7 +110,7 @@ def retrieve(
         chunk = rows[cid]
         d = dense_sim.get(cid)
         w_passage = embedder.can_read(chunk.text) if use_dense and mode == "hybrid" else 0.0
-        score = relevance(mode, d, keyword_index.coverage(q_tokens, cid), w_question, w_passage)
+        score = relevance(mode, d, covered[cid], w_question, w_passage)
         page = chunk.metadata.get("page")
         passages.append(
             Passage(

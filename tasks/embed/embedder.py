@@ -121,6 +121,8 @@ class SentenceTransformerEmbedder:
         return sum(1 for i in ids if i == unk) / len(ids)
 
     def can_read(self, text: str) -> float:
+        if self.english_only and dense_weight(text) == 0.0:
+            return 0.0  # mostly Chinese: blind to it, whatever the word pieces say (no need to tokenize)
         return dense_weight(text, self.unknown_token_share(text), english_only=self.english_only)
 
 

@@ -170,25 +170,38 @@ class KeywordIndex:
         return [(self.ids[i].decode("utf-8"), float(scores[i])) for i in top]
 
     def idf_of(self, token: str) -> float:
-        col = self._columns([token])[0]
-        df = 0 if col < 0 else int(self.indptr[col + 1] - self.indptr[col])
-        return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
+        return float(self._token_idf([token])[0])
+
+    def _token_idf(self, tokens: list[str]) -> np.ndarray:
+        """Each token's IDF (an unknown token's is the highest: document frequency 0)."""
+        cols = self._columns(tokens)
+        indptr = np.asarray(self.indptr)
+        df = np.where(cols >= 0, indptr[cols + 1] - indptr[np.maximum(cols, 0)], 0) if len(cols) else cols
+        return self._idf(df.astype(np.float64))
 
     def coverage(self, query_tokens: list[str], chunk_id: str) -> float:
         """IDF-weighted share of the query's tokens that the chunk contains (0-1; 0 for an unknown chunk)."""
+        return self.coverages(query_tokens, [chunk_id])[chunk_id]
+
+    def coverages(self, query_tokens: list[str], chunk_ids: list[str]) -> dict[str, float]:
+        """coverage() of several chunks, the query's columns and IDFs looked up once."""
         unique = sorted(set(query_tokens))
-        row = _find(self.ids, _as_bytes([chunk_id]))[0] if self.n else -1
-        total = sum(self.idf_of(t) for t in unique)
-        if row < 0 or not total:
-            return 0.0
-        held = 0.0
-        for token, col in zip(unique, self._columns(unique)):
-            if col >= 0:
-                postings = self.rows[self.indptr[col] : self.indptr[col + 1]]
-                at = np.searchsorted(postings, row)
-                if at < len(postings) and postings[at] == row:
-                    held += self.idf_of(token)
-        return held / total
+        idf = self._token_idf(unique)
+        total = float(idf.sum())
+        rows = _find(self.ids, _as_bytes(chunk_ids)) if self.n and chunk_ids else np.full(len(chunk_ids), -1)
+        cols = self._columns(unique)
+        out = {}
+        for chunk_id, row in zip(chunk_ids, rows):
+            held = 0.0
+            if row >= 0 and total:
+                for weight, col in zip(idf, cols):
+                    if col >= 0:
+                        postings = self.rows[self.indptr[col] : self.indptr[col + 1]]
+                        at = np.searchsorted(postings, row)
+                        if at < len(postings) and postings[at] == row:
+                            held += weight
+            out[chunk_id] = held / total if total and row >= 0 else 0.0
+        return out
 
     # ------------------------------------------------------------ on disk
 
