@@ -34,6 +34,7 @@ def main() -> None:
         "--rows", type=Path, help="also write every question's row (answer, expected, F1) to this JSONL file"
     )
     ap.add_argument("--keep-ratio", type=float, default=0.0, help="KBFLOW_CONTEXT_KEEP_RATIO for this run")
+    ap.add_argument("--window", type=int, default=0, help="KBFLOW_CONTEXT_WINDOW for this run (0: whole passages)")
     args = ap.parse_args()
 
     import logging
@@ -44,7 +45,7 @@ def main() -> None:
     from tasks.answer.backends import make_backend
     from tasks.answer.generate import answer_question
     from tasks.answer.options import RetrievalOptions
-    from tasks.answer.retrieve import retrieve_context, select_context
+    from tasks.answer.retrieve import narrow, retrieve_context, select_context
     from tasks.report.metrics import answer_correct, f1_score
 
     store = Path(args.store)
@@ -72,6 +73,7 @@ def main() -> None:
         "top_k": args.top_k,
         "threads": llm.threads,
         "keep_ratio": args.keep_ratio,
+        "window": args.window,
         "order": "file" if args.in_file_order else "shuffled (seed 7)",
         "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode(),
         "n_ctx": llm.n_ctx,
@@ -88,7 +90,8 @@ def main() -> None:
                 RetrievalOptions(top_k=args.top_k, mode="hybrid"),
             )
             retrieval = time.perf_counter() - t
-            relevant = select_context(got["passages"], cfg.min_score, args.keep_ratio)
+            kept = select_context(got["passages"], cfg.min_score, args.keep_ratio)
+            relevant = narrow(kept, q["question"], args.window)
             t = time.perf_counter()
             out = (
                 answer_question(

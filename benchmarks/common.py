@@ -61,13 +61,34 @@ def write_cmrc_folder(folder: Path, cmrc: Path = CMRC) -> int:
     return len(paragraphs)
 
 
-def write_mixed_folder(folder: Path, n: int, seed: int = 7, cmrc: Path = CMRC) -> int:
-    """n text files: the CMRC paragraphs (Chinese) plus English files made of demo-corpus sentences."""
-    count = write_cmrc_folder(folder, cmrc)
+def demo_sentences() -> list[str]:
+    """The English sentences of the demo corpus's text files (the material of the benchmarks' English notes)."""
     sentences = []
     for p in (REPO / "docs" / "demo" / "corpus").rglob("*"):
         if p.suffix in {".txt", ".md"}:
             sentences += [s.strip() + "." for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 30]
+    return sentences
+
+
+def write_cmrc_questions(path: Path, limit: int, seed: int = 7, cmrc: Path = CMRC) -> int:
+    """A question set (CSV: question, expected_answer, expected_source) of `limit` CMRC questions drawn with a seed;
+    a question's reference answers are joined with " | " (kbflow accepts any of them)."""
+    import csv
+
+    _, questions = load_cmrc(cmrc)
+    picked = random.Random(seed).sample([q for q in questions if q["question"].strip()], limit)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["question", "expected_answer", "expected_source"])
+        for q in picked:
+            writer.writerow([q["question"], " | ".join(dict.fromkeys(q["answers"])), q["source"]])
+    return len(picked)
+
+
+def write_mixed_folder(folder: Path, n: int, seed: int = 7, cmrc: Path = CMRC) -> int:
+    """n text files: the CMRC paragraphs (Chinese) plus English files made of demo-corpus sentences."""
+    count = write_cmrc_folder(folder, cmrc)
+    sentences = demo_sentences()
     rng = random.Random(seed)
     for i in range(count, n):
         body = " ".join(rng.choice(sentences) for _ in range(rng.randint(4, 14)))

@@ -1,7 +1,12 @@
 """Side by side: the naive LangChain-tutorial pipeline (benchmarks/naive.py) against `kbflow ingest`.
 
     .venv/bin/python benchmarks/compare.py FOLDER [--name NAME] [--keep] [--kbflow-env KEY=VALUE ...]
-    .venv/bin/python benchmarks/compare.py --build-cmrc-folder DIR [--cmrc PATH]
+        [--questions QUESTIONS.csv [--model qwen2.5-1.5b]]
+    .venv/bin/python benchmarks/compare.py --build-cmrc-folder DIR [--cmrc PATH] [--cmrc-questions N]
+
+With --questions, both then answer the question set from their own store: the naive side as LangChain's
+RetrievalQA tutorial does (benchmarks/naive_answer.py: dense top 4, the "stuff" prompt, llama-cpp-python's
+defaults), kbflow with `kbflow ask` and its defaults; the same GGUF, the same answer_correct.
 
 Both run as subprocesses on one private copy of FOLDER, in the same offline environment, step by step:
 a first ingest, a no-change re-run, and a re-run after one sentence is appended to one text-like file.
@@ -28,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, save, write_mixed_folder
+from benchmarks.common import REPO, save, write_cmrc_questions, write_mixed_folder
 from flows.settings import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 VENV_PY = REPO / ".venv" / "bin" / "python"
@@ -212,6 +217,95 @@ def run_kbflow(folder: Path, store: Path, env: dict, work: Path, label: str) -> 
     return r
 
 
+NAIVE_ANSWER = REPO / "benchmarks" / "naive_answer.py"
+
+
+def model_file(model: str, env: dict) -> Path:
+    """The GGUF file kbflow answers with for --model (a name it knows, or a path)."""
+    code = (
+        "import sys\nfrom flows.settings import load_settings\nfrom tasks.answer.models import resolve_gguf\n"
+        "llm = load_settings(llm_model=sys.argv[1]).llm_config()\n"
+        "print(resolve_gguf(llm.model, __import__('pathlib').Path(llm.models_dir)))"
+    )
+    out = subprocess.run([str(VENV_PY), "-c", code, model], env=env, cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise SystemExit(f"no GGUF for --model {model}: {out.stderr[-1000:]} (run `kbflow models pull {model}`)")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def answer_both(questions: Path, model: str, work: Path, env: dict, kb_env: dict) -> dict:
+    """Each side answers the question set from its own store: per-question seconds (after loading), accuracy,
+    prompt tokens, and each command's wall time."""
+    gguf = model_file(model, kb_env)
+    naive = run_measured(
+        [str(VENV_PY), str(NAIVE_ANSWER), str(work / "naive-store"), str(questions), str(gguf)],
+        env,
+        work,
+        work / "logs",
+        "naive-answer",
+    )
+    _check(naive, "naive-answer")
+    naive_result = _last_json(naive.pop("stdout"))
+    report = work / "kbflow-report"
+    kb = run_measured(
+        [
+            str(KBFLOW),
+            "ask",
+            str(questions),
+            "--store",
+            str(work / "kbflow-store"),
+            "--model",
+            model,
+            "--no-cache",
+            "--out",
+            str(report),
+            "--json",
+        ],
+        kb_env,
+        work,
+        work / "logs",
+        "kbflow-answer",
+    )
+    _check(kb, "kbflow-answer")
+    summary = _last_json(kb.pop("stdout"))
+    rows = [json.loads(line) for line in (report / "rows.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    seconds = [r["latency_ms"] / 1000 for r in rows if r.get("latency_ms") is not None]
+    prompt = [r["prompt_tokens"] for r in rows if r.get("prompt_tokens")]
+    kb_result = {
+        "questions": len(rows),
+        "accuracy": summary.get("accuracy"),
+        "s_per_question_mean": round(sum(seconds) / len(seconds), 2) if seconds else None,
+        "prompt_tokens_mean": round(sum(prompt) / len(prompt), 1) if prompt else None,
+        "completion_tokens_mean": round(sum(r.get("completion_tokens") or 0 for r in rows) / max(1, len(prompt)), 1),
+        "refused": summary.get("refused"),
+        "rows": [
+            {k: r.get(k) for k in ("question", "expected_answer", "answer", "correct", "latency_ms", "prompt_tokens")}
+            for r in rows
+        ],
+    }
+    for r, res in ((naive, naive_result), (kb, kb_result)):
+        res["command_wall_s"] = r["wall_s"]
+        res["peak_rss_mb"] = r["peak_rss_mb_wait4"]
+    ratio = (
+        round(kb_result["s_per_question_mean"] / naive_result["s_per_question_mean"], 2)
+        if kb_result["s_per_question_mean"] and naive_result["s_per_question_mean"]
+        else None
+    )
+    return {
+        "questions_file": str(questions),
+        "model": model,
+        "gguf": str(gguf),
+        "naive": naive_result,
+        "kbflow": kb_result,
+        "seconds_per_question_ratio": ratio,
+        "accuracy_gain": (
+            round(kb_result["accuracy"] - naive_result["accuracy"], 3)
+            if None not in (kb_result["accuracy"], naive_result["accuracy"])
+            else None
+        ),
+    }
+
+
 def edit_one_file(folder: Path) -> Path:
     """Append a sentence to the first text-like file (by path); the same edit both pipelines then see."""
     candidates = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_LIKE)
@@ -336,7 +430,9 @@ def _redacted_kbflow_env() -> dict:
     return {k: ("<set>" if secret.search(k) else v) for k, v in os.environ.items() if k.startswith("KBFLOW_")}
 
 
-def compare(folder: Path, name: str, keep: bool, kbflow_env: dict[str, str]) -> dict:
+def compare(
+    folder: Path, name: str, keep: bool, kbflow_env: dict[str, str], questions: Path | None = None, model: str = ""
+) -> dict:
     env = {**os.environ, **OFFLINE_ENV}
     kb_env = {**env, **kbflow_env}
     work = Path(tempfile.mkdtemp(prefix="kbflow-compare-"))
@@ -368,6 +464,10 @@ def compare(folder: Path, name: str, keep: bool, kbflow_env: dict[str, str]) -> 
             steps_n[step] = run_naive(copy, work / "naive-store", env, work, f"naive-{step}")
             print(f"{step}: kbflow ...", file=sys.stderr)
             steps_k[step] = run_kbflow(copy, work / "kbflow-store", kb_env, work, f"kbflow-{step}")
+        answering = None
+        if questions is not None:
+            print("answering: naive, then kbflow ...", file=sys.stderr)
+            answering = answer_both(questions.resolve(), model, work, env, kb_env)
     finally:
         if keep:
             print(f"kept {work}", file=sys.stderr)
@@ -408,8 +508,22 @@ def compare(folder: Path, name: str, keep: bool, kbflow_env: dict[str, str]) -> 
         "table": [
             {"step": s, "naive": a, "kbflow": b, "ratio": _ratio(a, b)} for s, a, b in summary_rows(steps_n, steps_k)
         ],
-        "table_markdown": table(summary_rows(steps_n, steps_k)),
+        "table_markdown": table(summary_rows(steps_n, steps_k) + answer_rows(answering)),
+        "answering": answering,
     }
+
+
+def answer_rows(a: dict | None) -> list[tuple[str, object, object]]:
+    if not a:
+        return []
+    n, k = a["naive"], a["kbflow"]
+    return [
+        ("answering: seconds per question (after loading)", n["s_per_question_mean"], k["s_per_question_mean"]),
+        ("answering: accuracy (answer_correct)", n["accuracy"], k["accuracy"]),
+        ("answering: prompt tokens per question", n["prompt_tokens_mean"], k["prompt_tokens_mean"]),
+        ("answering: completion tokens per question", n["completion_tokens_mean"], k["completion_tokens_mean"]),
+        ("answering: command wall, load included (s)", n["command_wall_s"], k["command_wall_s"]),
+    ]
 
 
 def main() -> None:
@@ -436,6 +550,15 @@ def main() -> None:
         default=REPO.parent / "shared" / "data" / "cmrc2018_trial.json",
         help="CMRC 2018 trial JSON for --build-cmrc-folder (default: %(default)s).",
     )
+    ap.add_argument("--questions", type=Path, help="Then answer this question set (CSV) on both sides.")
+    ap.add_argument("--model", default="qwen2.5-1.5b", help="GGUF both sides answer with (default: %(default)s).")
+    ap.add_argument(
+        "--cmrc-questions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="With --build-cmrc-folder: also write N of its CMRC questions to DIR.questions.csv.",
+    )
     ap.add_argument(
         "--files", type=int, default=1000, help="Files in the --build-cmrc-folder folder (default: %(default)s)."
     )
@@ -446,6 +569,10 @@ def main() -> None:
             ap.error(f"{args.build_cmrc_folder} exists and is not empty")
         n = write_mixed_folder(args.build_cmrc_folder, args.files, cmrc=args.cmrc)
         print(f"wrote {n} files to {args.build_cmrc_folder}")
+        if args.cmrc_questions:
+            csv_path = args.build_cmrc_folder.with_name(args.build_cmrc_folder.name + ".questions.csv")
+            write_cmrc_questions(csv_path, args.cmrc_questions, cmrc=args.cmrc)
+            print(f"wrote {args.cmrc_questions} questions to {csv_path}")
         return
     if args.folder is None or not args.folder.is_dir():
         ap.error("give a FOLDER of documents (or --build-cmrc-folder DIR)")
@@ -459,7 +586,7 @@ def main() -> None:
         raise SystemExit(f"{KBFLOW} not found: run `make install` first")
 
     name = args.name or args.folder.resolve().name
-    result = compare(args.folder, name, args.keep, extra)
+    result = compare(args.folder, name, args.keep, extra, args.questions, args.model)
     print(result["table_markdown"])
     print(f"saved to {save(f'compare-{name}', result)}")
 

@@ -37,18 +37,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import KBFLOW, REPO, RESULTS, load_cmrc, save, timed_ingest  # noqa: E402 - run as a script
+from benchmarks.common import KBFLOW, REPO, RESULTS, demo_sentences, load_cmrc, save, timed_ingest  # noqa: E402 - run as a script
 from flows.settings import OFFLINE_ENV  # noqa: E402
+
+
+def material() -> tuple[list[str], list[str]]:
+    """The Chinese paragraphs (CMRC 2018) and English sentences (the demo corpus) the documents are made of."""
+    paragraphs, _ = load_cmrc()
+    return list(paragraphs.values()), demo_sentences()
 
 
 def build_folder(folder: Path, chunks: int, seed: int = 11) -> int:
     """Documents until about `chunks` chunks (500-character chunks); the number of documents."""
-    paragraphs, _ = load_cmrc()
-    chinese = list(paragraphs.values())
-    sentences = []
-    for p in (REPO / "docs" / "demo" / "corpus").rglob("*"):
-        if p.suffix in {".txt", ".md"}:
-            sentences += [s.strip() + "." for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 30]
+    chinese, sentences = material()
     rng = random.Random(seed)
     total_chars, n = 0, 0
     # Measured: a target of 10,000 at 420 characters a chunk gave 17,205 chunks (Chinese chunks end at sentence
@@ -70,12 +71,7 @@ def build_folder(folder: Path, chunks: int, seed: int = 11) -> int:
 
 def texts(chunks: int, seed: int = 11):
     """The chunk texts build_folder's documents would give, one per document (for --stand-in), about 245 characters."""
-    paragraphs, _ = load_cmrc()
-    chinese = list(paragraphs.values())
-    sentences = []
-    for p in (REPO / "docs" / "demo" / "corpus").rglob("*"):
-        if p.suffix in {".txt", ".md"}:
-            sentences += [s.strip() + "." for s in p.read_text(encoding="utf-8").split(".") if len(s.strip()) > 30]
+    chinese, sentences = material()
     rng = random.Random(seed)
     for n in range(chunks):
         if n % 2 == 0:

@@ -294,6 +294,7 @@ def answer_flow(
         llm=llm,
         min_score=cfg.min_score,
         keep_ratio=cfg.context_keep_ratio,
+        window=cfg.context_window,
         concurrency=cfg.llm_concurrency if llm is not None and llm.backend == "openai" else 1,
         cache_file=str(cache_path(cfg.store_dir)) if cache else None,
         setup=setup,

@@ -21,7 +21,7 @@ from flows.errors import ConfigError, DocumentsFailed
 from flows.settings import Settings, load_settings
 from tasks import progress
 from tasks.embed.embedder import get_embedder, resolve_backend
-from tasks.ingest.index import index_batch, list_documents
+from tasks.ingest.index import index_batch, list_documents, warm_up
 from tasks.ingest.ledger import Ledger, LedgerEntry
 from tasks.ingest.plan import ChangePlan, plan_changes
 from tasks.ingest.summary import IngestSummary
@@ -93,8 +93,9 @@ def lanes(cfg: Settings) -> int:
 
 def batch_size(cfg: Settings, documents: int) -> int:
     """Documents per batch: at most KBFLOW_INGEST_BATCH_DOCS, and small enough that each lane gets two batches (a
-    100-document folder was one batch, and one of two workers idled), but not below 8 (a batch's fixed cost)."""
-    return max(8, min(cfg.ingest_batch_docs, math.ceil(documents / (2 * lanes(cfg)))))
+    100-document folder was one batch, and one of two workers idled), but not below 8 unless asked (a batch's fixed
+    cost)."""
+    return min(cfg.ingest_batch_docs, max(8, math.ceil(documents / (2 * lanes(cfg)))))
 
 
 def task_runner(cfg: Settings):
@@ -170,6 +171,8 @@ def index_documents(
         key=artifact_key("ingest-progress", cfg.collection),
         description=f"Documents prepared, embedded and written ({len(todo)} to do)",
     )
+    if cfg.task_runner == "local":
+        warm_up(cfg.embedder_config())
     step = batch_size(cfg, len(todo))
     batches = [todo[i : i + step] for i in range(0, len(todo), step)]
     progress.start(len(todo), "indexing")

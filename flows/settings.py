@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         description="A retrieved passage goes into the prompt only if its relevance is at least this share of the "
         "best passage's (0 keeps all top_k). 0.9 cut prefill by a third at equal accuracy on CMRC.",
     )
+    context_window: int = Field(
+        0,
+        ge=0,
+        description="Within a long passage, only the sentences that match the question's keywords best, with this "
+        "many sentences on each side, go into the prompt (the rest is left out, marked …); 0 gives whole passages.",
+    )
     min_score: float = Field(
         0.3,
         ge=0,

@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--verbose", "-v", action="store_true")
     early, rest = pre.parse_known_args(argv)
     command = next((a for a in rest if not a.startswith("-")), None)
+    if "-h" in rest or "--help" in rest:
+        command = None  # `kbflow ask --help` prints and exits: no Prefect server for it
     try:
         _use_store_prefect(early.store, command)
     except PrefectHomeFull as exc:

@@ -26,7 +26,7 @@ from tasks.answer.generate import generate_answer
 from tasks.answer.models import ModelError
 from tasks.answer.options import RetrievalOptions
 from tasks.answer.prompts import refusal
-from tasks.answer.retrieve import retrieve_context, select_context
+from tasks.answer.retrieve import narrow, retrieve_context, select_context
 from tasks.embed.embedder import EmbedderConfig
 from tasks.report.metrics import score_rows
 from tasks.report.tables import without_text
@@ -48,6 +48,7 @@ class AnswerJob(BaseModel, frozen=True):
     llm: LLMConfig | None
     min_score: float
     keep_ratio: float
+    window: int = 0  # sentences each side of the best-matching ones (0: whole passages)
     concurrency: int = 1
     cache_file: str | None = None  # None: no answer cache (--no-cache, or retrieval only)
     setup: str = ""  # the generation setup's fingerprint (part of the cache key)
@@ -93,7 +94,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
     try:
         got = retrieve_context.fn(q["question"], job.store, job.embedder, job.options)
         row["retrieved"], row["retrieval_ms"] = got["passages"], got["retrieval_ms"]
-        relevant = select_context(got["passages"], job.min_score, job.keep_ratio)
+        relevant = narrow(select_context(got["passages"], job.min_score, job.keep_ratio), q["question"], job.window)
         if not relevant:
             row["refused"], row["answer"], row["warning"] = True, refusal(q["question"]), None
         elif job.llm is not None:

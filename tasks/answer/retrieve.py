@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -165,6 +166,45 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float) ->
         return []
     best = max(p["score"] for p in relevant)
     return [p for p in relevant if p["score"] >= keep_ratio * best]
+
+
+# A sentence: up to Chinese or English end punctuation (an English period only before a space: not 3.5), or the
+# line's end. Headings and list items are lines of their own.
+_SENTENCE = re.compile(r"[^\n]+?(?:[。！？；!?;]+|\.(?=\s)|$)", re.MULTILINE)
+
+
+def sentence_window(text: str, question_tokens: list[str], window: int) -> str:
+    """The sentences of text that best match the question (those scoring at least half the best: the summed length
+    of the question's keywords they hold), each with `window` sentences around it; the rest left out and marked
+    with "…". The whole text when window is 0, the text is short, or no sentence matches."""
+    spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
+    if window <= 0 or len(spans) <= 2 * window + 1:
+        return text
+    wanted = set(question_tokens)
+    scores = [sum(len(t) for t in set(tokenize(text[a:b])) & wanted) for a, b in spans]
+    best = max(scores)
+    if not best:
+        return text
+    keep = sorted(
+        {j for i, s in enumerate(scores) if s >= best / 2 for j in range(max(0, i - window), i + window + 1)}
+        & set(range(len(spans)))
+    )
+    runs: list[list[int]] = []
+    for i in keep:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts = [text[spans[r[0]][0] : spans[r[-1]][1]].strip() for r in runs]
+    return ("… " if keep[0] > 0 else "") + " … ".join(parts) + (" …" if keep[-1] < len(spans) - 1 else "")
+
+
+def narrow(passages: list[dict], question: str, window: int) -> list[dict]:
+    """The passages with only their sentences around what the question asks (sentence_window); unchanged for 0."""
+    if window <= 0:
+        return passages
+    tokens = tokenize(question)
+    return [{**p, "text": sentence_window(p["text"], tokens, window)} for p in passages]
 
 
 @task(name="retrieve-context")

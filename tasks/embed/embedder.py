@@ -147,9 +147,17 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
             return self.model.encode(texts, batch_size=self.config.batch_size).tolist()
 
 
-@lru_cache(maxsize=2)
+_loading = threading.Lock()
+
+
 def get_embedder(config: EmbedderConfig) -> Embedder:
-    """The embedder for these settings, built once per process."""
+    """The embedder for these settings, built once per process (threads that ask at once wait for the one load)."""
+    with _loading:
+        return _load_embedder(config)
+
+
+@lru_cache(maxsize=2)
+def _load_embedder(config: EmbedderConfig) -> Embedder:
     backend = resolve_backend(config)
     if backend in ("openvino", "onnxruntime"):
         return ExportedEmbedder(config, backend)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from prefect import task
@@ -57,6 +58,22 @@ def prepare_document(source, ref: DocumentRef, split: SplitOptions) -> list[dict
             "raise it, or split the document"
         )
     return [c.to_dict() for c in chunks]
+
+
+def warm_up(embedder: EmbedderConfig) -> threading.Thread:
+    """Load the embedding model and jieba's dictionary in a background thread, while the first batch imports and
+    loads unstructured and spaCy: an edited file's refresh waits for the longest of them, not for their sum."""
+
+    def load() -> None:
+        try:
+            get_embedder(embedder)
+            tokenize("预热")
+        except Exception:  # noqa: BLE001 - the batch loads them itself and reports what fails
+            pass
+
+    thread = threading.Thread(target=load, name="kbflow-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 # Vectors are results, never cache keys: Prefect must not hash them (cache_policy=NONE).

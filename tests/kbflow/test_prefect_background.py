@@ -50,6 +50,10 @@ def store(tmp_path):
 def test_the_first_command_starts_the_server_the_next_reuses_it_and_server_stop_stops_it(docs_dir, store):
     env = no_prefect_env()
     state = store / "prefect"
+    # Help runs no flow: it starts no server (it did, for `kbflow ask --help`).
+    helped = kbflow("ask", "--help", "--store", str(store), env=env)
+    assert helped.returncode == 0 and "questions" in helped.stdout
+    assert "Prefect server" not in helped.stderr and not (state / "background.pid").exists()
     first = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "started the Prefect server" in first.stderr and "kbflow server stop" in first.stderr

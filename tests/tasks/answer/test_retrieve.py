@@ -67,3 +67,27 @@ def test_select_context_keeps_relevant_passages_close_to_the_best():
     assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.85)] == ["a", "b"]
     assert [p["chunk_id"] for p in select_context(ps, 0.3, 1.0)] == ["a"]
     assert select_context(ps, 0.95, 0.0) == []  # nothing relevant: the question is refused
+
+
+def test_sentence_window_keeps_the_sentences_around_what_the_question_asks():
+    from tasks.answer.retrieve import narrow, sentence_window
+
+    text = (
+        "《战国无双3》是由光荣和ω-force开发的正统续作。本作以三大故事为主轴。游戏于2009年在日本发售。"
+        "另外本作还有新的角色。价格是3.5万日元。"
+    )
+    got = sentence_window(text, tokenize("游戏是哪一年发售的？"), 1)
+    assert got == "… 本作以三大故事为主轴。游戏于2009年在日本发售。另外本作还有新的角色。 …"
+    assert "3.5万日元" in sentence_window(text, tokenize("价格是多少日元"), 1)  # 3.5 is not a sentence end
+    english = "The S7 has a 5200 mAh battery. It mops. It vacuums. It docks. The warranty lasts 2 years."
+    assert (
+        sentence_window(english, tokenize("How long does the warranty last?"), 1)
+        == "… It docks. The warranty lasts 2 years."
+    )
+    # Off, too short to cut, or nothing matches: the passage is kept whole.
+    assert sentence_window(text, tokenize("游戏是哪一年发售的？"), 0) == text
+    assert sentence_window("One. Two. Three.", tokenize("two"), 1) == "One. Two. Three."
+    assert sentence_window(english, tokenize("zebra"), 1) == english
+    passages = [{"chunk_id": "a", "text": english}]
+    assert narrow(passages, "zebra?", 0) is passages
+    assert narrow(passages, "warranty?", 1)[0]["text"].endswith("2 years.")
