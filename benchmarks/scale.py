@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -82,6 +84,16 @@ def texts(chunks: int, seed: int = 11):
             yield f"en_{n:07d}.txt", f"Note {n}. " + " ".join(rng.choice(sentences) for _ in range(rng.randint(1, 3)))
 
 
+BUCKETS = 1 << 15
+
+
+@lru_cache(maxsize=1)
+def projection(dim: int):
+    import numpy as np
+
+    return np.random.default_rng(7).standard_normal((BUCKETS, dim)).astype(np.float32)
+
+
 def stand_in_vectors(terms: list[list[str]], dim: int = 384):
     """Unit vectors from hashed tokens through a fixed random projection (a cheap stand-in for an embedding model)."""
     import zlib
@@ -89,12 +101,11 @@ def stand_in_vectors(terms: list[list[str]], dim: int = 384):
     import numpy as np
     import scipy.sparse as sp
 
-    buckets = 1 << 15
-    projection = np.random.default_rng(7).standard_normal((buckets, dim)).astype(np.float32)
+    buckets = BUCKETS
     rows = np.repeat(np.arange(len(terms)), [len(t) for t in terms])
     cols = np.array([zlib.crc32(t.encode()) % buckets for ts in terms for t in ts], dtype=np.int64)
     bag = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(terms), buckets))
-    vectors = bag @ projection + 1e-3
+    vectors = bag @ projection(dim) + 1e-3
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
@@ -116,12 +127,14 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000) -> dict:
     took = {"tokenize_s": 0.0, "vectors_s": 0.0, "chroma_upsert_s": 0.0, "ledger_s": 0.0}
     pending: list[tuple[str, str]] = []
 
+    pool = multiprocessing.get_context("fork").Pool(os.cpu_count() or 1)  # jieba is the slow part: all cores
+
     def flush() -> None:
         t = time.perf_counter()
-        terms = [tokenize(text) for _, text in pending]
+        terms = pool.map(tokenize, [text for _, text in pending], chunksize=250)
         took["tokenize_s"] += time.perf_counter() - t
         t = time.perf_counter()
-        vectors = stand_in_vectors(terms)
+        vectors = stand_in_vectors(terms).tolist()
         took["vectors_s"] += time.perf_counter() - t
         objs, writes = [], []
         for (path, text), toks in zip(pending, terms):
@@ -146,6 +159,7 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000) -> dict:
             print(f"{i} chunks written", file=sys.stderr, flush=True)
     if pending:
         flush()
+    pool.close()
     t = time.perf_counter()
     index, _ = keyword.refresh(config)
     took["keyword_index_build_s"] = time.perf_counter() - t
