@@ -37,6 +37,7 @@ from tasks.ingest.ledger import Ledger
 from tasks.store.base import StoreConfig
 
 K1, B = 1.5, 0.75  # bm25s's and Lucene's defaults
+STEP = 200_000  # chunks whose tokens are read from the ledger at a time
 FILES = ("ids", "vocab", "indptr", "rows", "tf", "lengths")
 log = logging.getLogger(__name__)
 
@@ -281,8 +282,11 @@ def refresh(store: StoreConfig, save: bool = True) -> tuple[KeywordIndex, str]:
             now = ledger.all_chunk_ids()
             held = base.chunk_ids()
             removed, added = held - now, sorted(now - held)
-            added_terms = ledger.terms_of(added)
-    index = base.updated(removed, added, [added_terms[i] for i in added])
+            index = base.updated(removed, [], [])
+            for start in range(0, len(added), STEP):  # in steps: a million chunks' token lists would take gigabytes
+                part = added[start : start + STEP]
+                terms = ledger.terms_of(part)
+                index = index.updated(set(), part, [terms[i] for i in part])
     done = f"updated +{len(added)} -{len(removed)}" if base.n else f"built {index.n}"
     if save and not _save(index, home, key, store.min_free_mb):
         log.warning("keyword index not saved under %s: the next process makes it again", home)

@@ -59,7 +59,8 @@ def write(path: str, ids: list[str], terms: list[list[str]]) -> DocumentWrite:
     return DocumentWrite(DocumentRef("local:/d", path, 5, 2.0, path + "-sha"), ids, terms)
 
 
-def test_saved_with_the_ledger_state_and_brought_up_to_date_by_a_reader(tmp_path):
+def test_saved_with_the_ledger_state_and_brought_up_to_date_by_a_reader(tmp_path, monkeypatch):
+    monkeypatch.setattr(keyword, "STEP", 2)  # the ledger's tokens read in steps of 2 chunks
     store = StoreConfig(store_dir=str(tmp_path), collection="kb", min_free_mb=0)
     with Ledger.of_store(tmp_path, "kb") as ledger:
         ledger.commit_documents([write("a.txt", ["a1", "a2"], [["refund", "window"], ["travel"]])])
