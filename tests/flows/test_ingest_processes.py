@@ -71,9 +71,22 @@ def test_cli_json_summary_and_status(docs_dir, store_dir, cli_env):
         ["ingest", str(docs_dir), "--store", str(store_dir)],
     ):
         assert heavy_modules_loaded_by(args, cli_env) == [], args
+    # A question answered from retrieval alone loads its embedder's runtime and jieba, and nothing it does not need.
+    retrieval_only = ["ask", "--question", "How long is the warranty?", "--retrieval-only", "--store", str(store_dir)]
+    assert set(heavy_modules_loaded_by(retrieval_only, cli_env)) <= {"openvino", "onnxruntime", "jieba", "pandas"}
 
 
-HEAVY = ("torch", "openvino", "onnxruntime", "llama_cpp", "unstructured", "sentence_transformers", "jieba", "pandas")
+HEAVY = (
+    "torch",
+    "transformers",
+    "openvino",
+    "onnxruntime",
+    "llama_cpp",
+    "unstructured",
+    "sentence_transformers",
+    "jieba",
+    "pandas",
+)
 
 
 def heavy_modules_loaded_by(args: list[str], env: dict) -> list[str]:
