@@ -61,22 +61,25 @@ def main(store: Path, questions_csv: Path, model: Path) -> dict:
         retrieval_s = time.perf_counter() - t
         out = llm(PROMPT.format(context="\n\n".join(docs), question=q["question"]))
         answer = out["choices"][0]["text"].strip()
+        expected = expected_answers(q.get("expected_answer"))
         rows.append(
             {
                 "question": q["question"],
                 "expected": q.get("expected_answer", ""),
                 "answer": answer,
-                "correct": answer_correct(answer, expected_answers(q.get("expected_answer"))),
+                # None: nothing expected (an unanswerable question), as kbflow's report scores it
+                "correct": answer_correct(answer, expected) if expected else None,
                 "seconds": time.perf_counter() - t,
                 "retrieval_s": retrieval_s,
                 "prompt_tokens": out["usage"]["prompt_tokens"],
                 "completion_tokens": out["usage"]["completion_tokens"],
             }
         )
+    judged = [r["correct"] for r in rows if r["correct"] is not None]
     return {
         "load_s": round(load_s, 2),
         "questions": len(rows),
-        "accuracy": round(statistics.mean(r["correct"] for r in rows), 3) if rows else None,
+        "accuracy": round(statistics.mean(judged), 3) if judged else None,
         "s_per_question_mean": round(statistics.mean(r["seconds"] for r in rows), 2) if rows else None,
         "s_per_question_p50": round(statistics.median(r["seconds"] for r in rows), 2) if rows else None,
         "prompt_tokens_mean": round(statistics.mean(r["prompt_tokens"] for r in rows), 1) if rows else None,
