@@ -328,6 +328,8 @@ def plot() -> Path:
             if stand_in:  # hollow markers: stand-in vectors
                 ax.plot(*zip(*stand_in), "o", mfc="white", color=line.get_color())
         ax.set_xscale("log")
+        if unit.startswith("seconds"):
+            ax.set_yscale("log")  # a first ingest takes an hour where a refresh takes seconds
         ax.set_xlabel("chunks (hollow: stand-in vectors)")
         ax.set_ylabel(unit)
         ax.legend(fontsize=7)
