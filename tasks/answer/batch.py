@@ -94,7 +94,9 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
     try:
         got = retrieve_context.fn(q["question"], job.store, job.embedder, job.options)
         row["retrieved"], row["retrieval_ms"] = got["passages"], got["retrieval_ms"]
-        relevant = narrow(select_context(got["passages"], job.min_score, job.keep_ratio), q["question"], job.window)
+        relevant = select_context(got["passages"], job.min_score, job.keep_ratio)
+        if job.options.mode != "all":  # the whole knowledge base is given uncut, or the question refused
+            relevant = narrow(relevant, q["question"], job.window)
         if not relevant:
             row["refused"], row["answer"], row["warning"] = True, refusal(q["question"]), None
         elif job.llm is not None:

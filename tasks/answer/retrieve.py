@@ -89,14 +89,10 @@ def retrieve(
         allowed, sources = set(under), set(under.values())
 
     use_dense = mode != "keyword" and embedder is not None
-    w_question = embedder.can_read(question) if use_dense else 0.0
-    if mode == "hybrid" and not w_question:
-        # The fusion gives the dense ranking no weight for a question the embedder cannot read (Chinese with the
-        # English model): neither embed it nor query the vectors.
-        use_dense = False
     dense = store.query(embedder.embed([question])[0], n_candidates, sources) if use_dense else []
     q_tokens = tokenize(question)
     keyword = keyword_index.search(q_tokens, n_candidates, allowed) if mode != "dense" else []
+    w_question = embedder.can_read(question) if use_dense else 0.0
 
     if mode == "dense":
         ranked = dense
