@@ -170,11 +170,10 @@ class KeywordIndex:
         return [(self.ids[i].decode("utf-8"), float(scores[i])) for i in top]
 
     def idf_of(self, token: str) -> float:
-        return float(self._token_idf([token])[0])
+        return float(self._column_idf(self._columns([token]))[0])
 
-    def _token_idf(self, tokens: list[str]) -> np.ndarray:
-        """Each token's IDF (an unknown token's is the highest: document frequency 0)."""
-        cols = self._columns(tokens)
+    def _column_idf(self, cols: np.ndarray) -> np.ndarray:
+        """Each column's IDF (-1, an unknown token, gets the highest: document frequency 0)."""
         indptr = np.asarray(self.indptr)
         df = np.where(cols >= 0, indptr[cols + 1] - indptr[np.maximum(cols, 0)], 0) if len(cols) else cols
         return self._idf(df.astype(np.float64))
@@ -185,11 +184,10 @@ class KeywordIndex:
 
     def coverages(self, query_tokens: list[str], chunk_ids: list[str]) -> dict[str, float]:
         """coverage() of several chunks, the query's columns and IDFs looked up once."""
-        unique = sorted(set(query_tokens))
-        idf = self._token_idf(unique)
+        cols = self._columns(sorted(set(query_tokens)))
+        idf = self._column_idf(cols)
         total = float(idf.sum())
         rows = _find(self.ids, _as_bytes(chunk_ids)) if self.n and chunk_ids else np.full(len(chunk_ids), -1)
-        cols = self._columns(unique)
         out = {}
         for chunk_id, row in zip(chunk_ids, rows):
             held = 0.0
