@@ -27,7 +27,7 @@ from tasks.ingest.plan import ChangePlan, plan_changes
 from tasks.ingest.summary import IngestSummary
 from tasks.store import keyword
 from tasks.store.base import EmbeddingMismatchError
-from tasks.store.chroma import ChromaStore
+from tasks.store.chroma import ChromaStore, state_token
 from tasks.store.lock import store_lock
 from tasks.store.recover import heal_store
 from tasks.store.write import delete_documents, drop_collection, reconcile_store, update_keyword_index, write_batch
@@ -299,9 +299,15 @@ def ingest_flow(
         healed(cfg, rebuild),
         Ledger.of_store(cfg.store_dir, cfg.collection) as ledger,
     ):
-        _, embedding = open_store(cfg, rebuild)
-        repaired = reconcile_store(cfg.store_config(), embedding)
-        orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}
+        embedding, made_with = None, None
+        orphans, broken = 0, set()
+        # Chroma as the last finished run left it holds what the ledger lists: reconcile has nothing to repair,
+        # and a refresh that finds no changed document never opens it (nor imports chromadb: a third of its time).
+        if rebuild or not ledger.store_as_left(state_token(cfg.store_config(), cfg.embedding_model)):
+            vectors, embedding = open_store(cfg, rebuild)
+            made_with = vectors.embedding_record()
+            repaired = reconcile_store(cfg.store_config(), embedding)
+            orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}
         entries = ledger.documents(src.source_id)
         known = {p: e.ref for p, e in entries.items()}
         # quote(): the known refs (one per indexed file) are data, not something for Prefect to walk.
@@ -309,6 +315,9 @@ def ingest_flow(
         listing = Listing([DocumentRef.from_dict(r) for r in listed["refs"]], listed["errors"])
         plan = plan_changes(listing, known, {p for s, p in broken if s == src.source_id})
         log_plan(plan, orphans, src)
+        if embedding is None and (plan.deleted or plan.to_index):
+            vectors, embedding = open_store(cfg, rebuild=False)
+            made_with = vectors.embedding_record()
         with ledger.writing() if plan.deleted or plan.to_index else nullcontext():
             chunks_deleted = forget(cfg, embedding, src.source_id, plan.deleted, entries)
             done = index_documents(plan, src, cfg, embedding, entries)
@@ -323,6 +332,7 @@ def ingest_flow(
         ledger.record_failures(src.source_id, failed)
         ledger.clear_failures(src.source_id, keep=failed)
         ledger.set_meta("last_refresh", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        ledger.record_store_as_left(state_token(cfg.store_config(), cfg.embedding_model), made_with)
     summary = IngestSummary(
         source=src.describe(),
         store=str(cfg.store_dir),

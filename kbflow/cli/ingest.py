@@ -18,8 +18,6 @@ def ingest(
     quiet: bool = False,
 ) -> int:
     """Run the ingest flow on PATH and print its summary; EXIT_PARTIAL when some documents failed."""
-    import chromadb  # noqa: F401 - the store's client library, imported like the rest before the collector settles
-
     from connectors.base import SourceError, source_config_from_spec
     from flows.errors import DocumentsFailed
     from flows.ingest import ingest_flow

@@ -11,24 +11,28 @@ from kbflow.cli.common import EXIT_OK, print_json, store_options
 def store_status(settings) -> dict:
     """Documents, chunks, embedding model and last refresh of a collection."""
     from tasks.ingest.ledger import Ledger
-    from tasks.store.base import META_BACKEND
-    from tasks.store.chroma import ChromaStore
+    from tasks.store.chroma import ChromaStore, state_token
     from tasks.store.recover import check_readable
 
     check_readable(settings.store_config())  # a damaged store is reported in words (exit 2), never a traceback
-    store = ChromaStore.open_existing(settings.store_config())
     with Ledger.of_store(settings.store_dir, settings.collection) as ledger:
-        docs, _ = ledger.counts()
+        docs, chunks = ledger.counts()
         failures = ledger.failures()
         last = ledger.get_meta("last_refresh")
+        embedding = ledger.recorded_embedding()
+        token = state_token(settings.store_config(), embedding["embedding_model"]) if embedding else ""
+        as_left = ledger.store_as_left(token)
+    if not as_left:  # changed since the last run (or a Chroma server): ask Chroma itself
+        store = ChromaStore.open_existing(settings.store_config())
+        chunks, embedding = store.count(), store.embedding_record()
     return {
         "store": str(settings.store_dir),
         "collection": settings.collection,
         "documents": docs,
-        "chunks": store.count(),
-        "embedding_model": store.embedding_model,
-        "embedding_dim": store.embedding_dim,
-        "embedding_backend": store.metadata.get(META_BACKEND) or "torch",
+        "chunks": chunks,
+        "embedding_model": embedding["embedding_model"],
+        "embedding_dim": embedding["dim"],
+        "embedding_backend": embedding["backend"],
         "last_refresh": last,
         "failed": [{"path": p, "reason": r} for p, r in failures.items()],
         "answer_cache": cache_stats(settings.store_dir),

@@ -190,6 +190,22 @@ class Ledger:
         """The store and the ledger agree (a run finished writing, or reconcile compared them in full)."""
         self.set_meta("writing", "0")
 
+    def store_as_left(self, token: str) -> bool:
+        """Whether the vector store is exactly as the last finished run left it (token: chroma.state_token, empty
+        when it cannot be told) and no run was interrupted since: then it holds what the ledger lists."""
+        return bool(token) and not self.interrupted() and self.get_meta("store_as_left") == token
+
+    def record_store_as_left(self, token: str, embedding: dict | None) -> None:
+        """At the end of a run: the store's state token, and the collection's embedding (model, dim, backend) when
+        the run opened it."""
+        self.set_meta("store_as_left", token)
+        if embedding is not None:
+            self.set_meta("embedding", json.dumps(embedding, sort_keys=True))
+
+    def recorded_embedding(self) -> dict | None:
+        recorded = self.get_meta("embedding")
+        return json.loads(recorded) if recorded else None
+
     def generation(self) -> int:
         """A number that changes whenever the indexed chunks change (keys keyword-index caches)."""
         return int(self.get_meta("generation", "0") or 0)

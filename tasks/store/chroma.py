@@ -23,6 +23,38 @@ from tasks.store.base import (
 logger = logging.getLogger("kbflow.tasks.store.chroma")
 
 
+def content_fingerprint(config: StoreConfig) -> str | None:
+    """Where the embedded Chroma database's write log stands, as one short hash, read from its SQLite file without
+    importing chromadb. Every upsert and delete is logged with a new sequence number, each segment records the last
+    one it applied, and a collection made again has new ids; opening and reading change none of these, although
+    chromadb writes a row each time a process opens the file and may rewrite the vector index files from the log.
+    None for a Chroma server, no database yet, or a database this code cannot read (the caller takes the long way)."""
+    import hashlib
+    import sqlite3
+    from contextlib import closing
+
+    db = Path(config.chroma_dir) / "chroma.sqlite3"
+    if config.chroma_host or not db.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            state = [
+                conn.execute("SELECT MAX(seq_id) FROM embeddings_queue").fetchone(),
+                conn.execute("SELECT segment_id, seq_id FROM max_seq_id ORDER BY segment_id").fetchall(),
+                conn.execute("SELECT id, name FROM collections ORDER BY id").fetchall(),
+            ]
+    except sqlite3.Error:
+        return None
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:24]
+
+
+def state_token(config: StoreConfig, embedding_model: str) -> str:
+    """The collection's content fingerprint with the embedding model asked for ('' when it cannot be told): what the
+    ledger records as the state a run left (Ledger.record_store_as_left)."""
+    fingerprint = content_fingerprint(config)
+    return f"{embedding_model}|{fingerprint}" if fingerprint else ""
+
+
 @lru_cache(maxsize=4)
 def _client(chroma_dir: str, host: str = "", token: str = ""):
     """One Chroma client per store per process: embedded (PersistentClient) or a Chroma server (host:port)."""
@@ -181,6 +213,14 @@ class ChromaStore:
     def embedding_dim(self) -> int | None:
         dim = self.metadata.get(META_DIM)
         return int(dim) if dim else None
+
+    def embedding_record(self) -> dict:
+        """The embedding the collection was made with, as `kbflow status` shows it (and the ledger keeps it)."""
+        return {
+            "embedding_model": self.embedding_model,
+            "dim": self.embedding_dim,
+            "backend": self.metadata.get(META_BACKEND) or "torch",
+        }
 
     # --- VectorStore -----------------------------------------------------------------------------
 

@@ -154,14 +154,21 @@ def test_a_run_that_dies_after_the_ledger_but_before_deleting_old_chunks_is_repa
 
 
 def test_chunks_lost_from_chroma_are_re_indexed(docs_dir, store_dir):
+    from flows.settings import load_settings
+    from kbflow.cli.status import store_status
+
     run(docs_dir, store_dir)
+    settings = load_settings(store_dir=str(store_dir))
+    chunks = store_status(settings)["chunks"]  # from the ledger: Chroma is as the run left it
 
     store = ChromaStore.open_existing(StoreConfig(store_dir=str(store_dir), collection="knowledge"))
     lost = [c["id"] for c in store_state(store_dir)["by_source"]["guide.md"]]
     store.delete(lost[:1])
+    assert store_status(settings)["chunks"] == chunks - 1  # Chroma changed behind the ledger: counted in Chroma
     summary = run(docs_dir, store_dir)
     assert summary["repaired"] == 1 and summary["updated"] == 1
     assert_store_matches_folder(store_dir, docs_dir)
+    assert store_status(settings)["chunks"] == chunks
 
 
 def test_opening_with_another_embedding_model_is_a_clear_error(docs_dir, store_dir):

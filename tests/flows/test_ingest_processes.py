@@ -64,7 +64,7 @@ def test_cli_json_summary_and_status(docs_dir, store_dir, cli_env):
     text = kbflow("status", "--store", str(store_dir), env=cli_env, check=0).stdout
     assert f"documents {n}" in text
 
-    # A command costs what its work costs: none of these loads a model, a parser or an ML runtime.
+    # A command costs what its work costs: none of these loads a model, a parser, an ML runtime or Chroma's client.
     for args in (
         ["--help"],
         ["status", "--store", str(store_dir)],
@@ -76,10 +76,23 @@ def test_cli_json_summary_and_status(docs_dir, store_dir, cli_env):
     edited = sorted(p for p in docs_dir.iterdir() if p.suffix == ".txt")[0]
     edited.write_text(edited.read_text() + "\nEdited: the warranty now lasts three years.\n")
     loaded = set(heavy_modules_loaded_by(["ingest", str(docs_dir), "--store", str(store_dir)], cli_env))
-    assert "unstructured" in loaded and loaded <= {"unstructured", "openvino", "onnxruntime", "jieba", "pandas"}
+    assert "unstructured" in loaded and loaded <= {
+        "unstructured",
+        "openvino",
+        "onnxruntime",
+        "jieba",
+        "pandas",
+        "chromadb",
+    }
     # A question answered from retrieval alone loads its embedder's runtime and jieba, and nothing it does not need.
     retrieval_only = ["ask", "--question", "How long is the warranty?", "--retrieval-only", "--store", str(store_dir)]
-    assert set(heavy_modules_loaded_by(retrieval_only, cli_env)) <= {"openvino", "onnxruntime", "jieba", "pandas"}
+    assert set(heavy_modules_loaded_by(retrieval_only, cli_env)) <= {
+        "openvino",
+        "onnxruntime",
+        "jieba",
+        "pandas",
+        "chromadb",
+    }
 
 
 HEAVY = (
@@ -92,6 +105,7 @@ HEAVY = (
     "sentence_transformers",
     "jieba",
     "pandas",
+    "chromadb",  # status and a no-change refresh read the ledger while Chroma is as the last run left it
 )
 
 
