@@ -26,7 +26,8 @@ from tasks.answer.cache import AnswerCache, cache_path, prune_store_cache, setup
 from tasks.answer.facts import ModelFacts, deterministic, generation_setup, model_facts
 from tasks.answer.models import ModelError, model_languages
 from tasks.answer.questions import Question, QuestionFileError, load_questions
-from tasks.embed.embedder import EmbedderConfig, get_embedder
+from tasks.answer.retrieve import preload, recorded_embedding_model
+from tasks.embed.embedder import EmbedderConfig
 from tasks.report.compare import comparison_markdown, find_previous_report, history_of
 from tasks.report.figures import summary_markdown
 from tasks.report.links import report_link
@@ -60,7 +61,10 @@ def load(questions_path: str | None, question: str | None) -> list[Question]:
 
 def prepare(cfg: Settings, retrieval_only: bool) -> tuple[EmbedderConfig, LLMConfig | None, dict | None]:
     """Check the store and the model before the first question: the embedder, the LLM config and its adapter."""
-    # Queries must use the embedding model the collection was built with.
+    # Queries must use the embedding model the collection was built with. The ledger's record of it (no chromadb
+    # needed) lets the model load in the background while chromadb is imported and the store opened.
+    if cfg.mode != "all" and (recorded := recorded_embedding_model(cfg.store_config())):
+        preload(cfg.embedder_config(model=recorded) if cfg.mode != "keyword" else None)
     embedder = cfg.embedder_config(model=ChromaStore.open_existing(cfg.store_config()).embedding_model)
     if retrieval_only:
         return embedder, None, None
@@ -115,16 +119,18 @@ def estimate(questions: list[Question], cache: AnswerCache | None, setup: str) -
 
 
 def warm_up(embedder: EmbedderConfig, llm: LLMConfig | None, mode: str) -> None:
-    """Load the models once, before the clock starts for the first question."""
+    """Load the models once, before the clock starts for the first question: the embedding model and jieba in a
+    background thread (OpenVINO compiles outside the GIL) while llama.cpp maps the answering model here, and while
+    the first question opens the store; that question waits for whichever is still loading."""
     started = time.perf_counter()
-    if mode not in ("keyword", "all"):
-        get_embedder(embedder)
+    if mode != "all":
+        preload(embedder if mode != "keyword" else None)
     if llm is not None:
         try:
             make_backend(llm)
         except ModelError as exc:  # a damaged model file: one clear line, not a llama.cpp abort
             raise ConfigError(str(exc)) from None
-    get_run_logger().info("Models ready in %.1f s", time.perf_counter() - started)
+        get_run_logger().info("Answering model ready in %.1f s", time.perf_counter() - started)
 
 
 def answer_questions(questions: list[Question], job: AnswerJob) -> list[dict]:

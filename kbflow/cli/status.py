@@ -10,11 +10,13 @@ from kbflow.cli.common import EXIT_OK, print_json, store_options
 
 def store_status(settings) -> dict:
     """Documents, chunks, embedding model and last refresh of a collection."""
-    from tasks.ingest.ledger import Ledger
+    from tasks.ingest.ledger import Ledger, ledger_path
     from tasks.store.chroma import ChromaStore, state_token
     from tasks.store.recover import check_readable
 
     check_readable(settings.store_config())  # a damaged store is reported in words (exit 2), never a traceback
+    if not ledger_path(settings.store_dir).exists():
+        ChromaStore.open_existing(settings.store_config())  # says what to run; status never makes a ledger
     with Ledger.of_store(settings.store_dir, settings.collection) as ledger:
         docs, chunks = ledger.counts()
         failures = ledger.failures()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -11,7 +12,7 @@ from prefect import task
 
 from tasks.answer.options import Mode, RetrievalOptions
 from tasks.embed.embedder import Embedder, EmbedderConfig, get_embedder
-from tasks.ingest.ledger import Ledger
+from tasks.ingest.ledger import Ledger, ledger_path
 from tasks.store import keyword
 from tasks.store.base import StoreConfig, StoredChunk, VectorStore
 from tasks.store.chroma import ChromaStore
@@ -207,10 +208,47 @@ def narrow(passages: list[dict], question: str, window: int) -> list[dict]:
     return [{**p, "text": sentence_window(p["text"], tokens, window)} for p in passages]
 
 
+_preloaded: set[EmbedderConfig | None] = set()
+
+
+def recorded_embedding_model(store: StoreConfig) -> str | None:
+    """The embedding model the ledger says the collection was made with (None when it has no record), read without
+    opening Chroma."""
+    if not ledger_path(store.store_dir).exists():
+        return None
+    try:
+        with Ledger.of_store(store.store_dir, store.collection) as ledger:
+            recorded = ledger.recorded_embedding()
+    except Exception:  # noqa: BLE001 - only a head start: a damaged ledger is reported where the store is opened
+        return None
+    return recorded["embedding_model"] if recorded else None
+
+
+def preload(embedder: EmbedderConfig | None) -> None:
+    """Once per process: load the embedding model (OpenVINO compiles it outside the GIL) and jieba's dictionary in a
+    background thread while this one imports chromadb and opens the store; the first question waits for the longer
+    of them, not for their sum. Errors surface where the question asks for the model itself."""
+
+    def load() -> None:
+        try:
+            if embedder is not None:
+                get_embedder(embedder)
+            tokenize("预热")
+        except Exception:  # noqa: BLE001 - get_embedder raises it again, in the question's own thread
+            pass
+
+    if embedder not in _preloaded:
+        _preloaded.add(embedder)
+        # Not a daemon: a command that stops on an error waits for the load to end rather than exit under it.
+        threading.Thread(target=load, name="kbflow-preload").start()
+
+
 @task(name="retrieve-context")
 def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig, options: RetrievalOptions) -> dict:
     """Retrieve the top passages for one question (dense, keyword or hybrid), or every passage (all)."""
     started = time.perf_counter()
+    if options.mode != "all" and ledger_path(store.store_dir).exists():  # not for a store that is not there
+        preload(embedder if options.mode != "keyword" else None)
     vectors = ChromaStore.open_existing(store)
     if options.mode == "all":
         passages = all_passages(vectors, options.source_prefix)
