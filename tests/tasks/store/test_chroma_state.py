@@ -58,7 +58,9 @@ def test_the_fingerprint_moves_with_every_write_and_not_with_opening_or_reading(
 
 
 def test_no_fingerprint_for_a_chroma_server_or_an_unreadable_database(tmp_path):
-    assert content_fingerprint(StoreConfig(store_dir=str(tmp_path), collection="k", chroma_host="127.0.0.1:8000")) is None
+    assert (
+        content_fingerprint(StoreConfig(store_dir=str(tmp_path), collection="k", chroma_host="127.0.0.1:8000")) is None
+    )
     (tmp_path / "chroma").mkdir()
     (tmp_path / "chroma" / "chroma.sqlite3").write_bytes(b"not a database")
     assert content_fingerprint(StoreConfig(store_dir=str(tmp_path), collection="k")) is None
