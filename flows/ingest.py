@@ -299,13 +299,12 @@ def ingest_flow(
         healed(cfg, rebuild),
         Ledger.of_store(cfg.store_dir, cfg.collection) as ledger,
     ):
-        embedding, made_with = None, None
+        vectors, embedding = None, None
         orphans, broken = 0, set()
         # Chroma as the last finished run left it holds what the ledger lists: reconcile has nothing to repair,
         # and a refresh that finds no changed document never opens it (nor imports chromadb: a third of its time).
         if rebuild or not ledger.store_as_left(state_token(cfg.store_config(), cfg.embedding_model)):
             vectors, embedding = open_store(cfg, rebuild)
-            made_with = vectors.embedding_record()
             repaired = reconcile_store(cfg.store_config(), embedding)
             orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}
         entries = ledger.documents(src.source_id)
@@ -317,7 +316,6 @@ def ingest_flow(
         log_plan(plan, orphans, src)
         if embedding is None and (plan.deleted or plan.to_index):
             vectors, embedding = open_store(cfg, rebuild=False)
-            made_with = vectors.embedding_record()
         with ledger.writing() if plan.deleted or plan.to_index else nullcontext():
             chunks_deleted = forget(cfg, embedding, src.source_id, plan.deleted, entries)
             done = index_documents(plan, src, cfg, embedding, entries)
@@ -332,7 +330,9 @@ def ingest_flow(
         ledger.record_failures(src.source_id, failed)
         ledger.clear_failures(src.source_id, keep=failed)
         ledger.set_meta("last_refresh", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        ledger.record_store_as_left(state_token(cfg.store_config(), cfg.embedding_model), made_with)
+        ledger.record_store_as_left(
+            state_token(cfg.store_config(), cfg.embedding_model), vectors and vectors.embedding_record()
+        )
     summary = IngestSummary(
         source=src.describe(),
         store=str(cfg.store_dir),

@@ -10,10 +10,9 @@ import pytest
 from tasks.ingest.split import Chunk
 from tasks.store.base import StoreConfig
 from tasks.store.chroma import ChromaStore, content_fingerprint, state_token
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
 
 def chunk(cid: str) -> Chunk:
