@@ -127,6 +127,18 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def preload(args: argparse.Namespace) -> list:
+    """What a question loads first, to load while the store's Prefect server starts (kbflow.cli.main)."""
+
+    def flow_modules() -> None:
+        import flows.answer  # noqa: F401
+
+    def store_client() -> None:
+        import chromadb  # noqa: F401
+
+    return [flow_modules, store_client]
+
+
 def _first_row(report_dir: str) -> dict:
     import json
 
@@ -162,4 +174,4 @@ def add_parser(sub) -> None:
     setting_option(sp, "--answer-style", "answer_style")
     setting_option(sp, "--lora", "llm_lora", metavar="PATH")
     setting_option(sp, "--lora-scale", "llm_lora_scale")
-    sp.set_defaults(func=run)
+    sp.set_defaults(func=run, preload=preload)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kbflow.cli.ask import ask, print_answer_summary
 from kbflow.cli.common import UsageError, setting_option
-from kbflow.cli.ingest import ingest
+from kbflow.cli.ingest import ingest, preload
 
 DEMO = Path(__file__).resolve().parents[2] / "docs" / "demo"
 
@@ -29,4 +29,4 @@ def add_parser(sub) -> None:
     setting_option(sp, "--store", "store_dir", dest="store")
     setting_option(sp, "--collection", "collection")
     setting_option(sp, "--model", "llm_model")
-    sp.set_defaults(func=run)
+    sp.set_defaults(func=run, preload=preload, rebuild=False)

@@ -46,6 +46,34 @@ def ingest(
     return code
 
 
+def preload(args: argparse.Namespace) -> list:
+    """What a refresh loads first, to load while the store's Prefect server starts (kbflow.cli.main): the flow's
+    modules; and for a new store, where every document is to be indexed, unstructured and the embedding model."""
+
+    def flow_modules() -> None:
+        import flows.ingest  # noqa: F401
+
+    steps = [flow_modules]
+    from flows.settings import load_settings
+    from tasks.ingest.ledger import ledger_path
+
+    cfg = load_settings(store_dir=args.store)
+    if not args.rebuild and ledger_path(cfg.store_dir).exists():
+        return steps
+
+    def unstructured() -> None:
+        from tasks.ingest.partition import partition_document
+
+        partition_document(b"Warm up. Two sentences.", "warm-up.txt")
+
+    def embedder() -> None:
+        from tasks.embed.embedder import get_embedder
+
+        get_embedder(cfg.embedder_config())
+
+    return [*steps, unstructured, embedder]
+
+
 def run(args: argparse.Namespace) -> int:
     return ingest(
         args.path,
@@ -63,4 +91,4 @@ def add_parser(sub) -> None:
     store_options(sp)
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar: print the summary only")
     sp.add_argument("--rebuild", action="store_true", help="drop the collection and index everything again")
-    sp.set_defaults(func=run)
+    sp.set_defaults(func=run, preload=preload)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from flows.settings import apply_offline_env
@@ -70,17 +70,26 @@ def _room_for_prefect(home: Path, min_free_mb: int) -> None:
         )
 
 
+# The background server this command started (or found starting): (store, api), waited for before the first flow
+# run, so that the command imports what it needs while the server starts on the other core.
+_starting: list[tuple[Path, str]] = []
+
+
 def _background_server(store: Path, idle_minutes: float) -> dict[str, str]:
     """The store's background Prefect server (started if none answers), held by this command until it exits."""
     from kbflow import prefect_server
 
     db = prefect_server.state_dir(store) / "home" / "prefect.db"
     try:
-        api, started = prefect_server.ensure_server(store, idle_minutes, lambda: set_aside_damaged_prefect_db(db))
+        api, started = prefect_server.ensure_server(
+            store, idle_minutes, lambda: set_aside_damaged_prefect_db(db), wait=False
+        )
     except (RuntimeError, OSError) as exc:
         print(f"kbflow: note: {exc}; this run uses a temporary Prefect server", file=sys.stderr)
         return {}
     prefect_server.hold(store)
+    if started or not prefect_server.answering(api):
+        _starting.append((store, api))
     if started:
         print(
             f"kbflow: started the Prefect server for {store} in the background: UI at {api.removesuffix('/api')}; "
@@ -88,6 +97,36 @@ def _background_server(store: Path, idle_minutes: float) -> dict[str, str]:
             file=sys.stderr,
         )
     return {"PREFECT_API_URL": api}
+
+
+@contextmanager
+def _server_ready(args: argparse.Namespace):
+    """Wait for the background server this command is starting, importing the command's own modules meanwhile
+    (its `preload`); when the server fails, the command runs on a temporary one instead, as before."""
+    if not _starting:
+        yield
+        return
+    from kbflow import prefect_server
+
+    store, api = _starting.pop()
+    for step in args.preload(args) if hasattr(args, "preload") else []:
+        if prefect_server.answering(api, timeout=0.2):
+            break
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - only a head start: the command meets the same error and reports it
+            break
+    try:
+        log = prefect_server.state_dir(store) / "background.log"
+        prefect_server.wait_ready(api, prefect_server.supervisor_pid(store), log)
+    except RuntimeError as exc:
+        print(f"kbflow: note: {exc}; this run uses a temporary Prefect server", file=sys.stderr)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: None}):
+            yield
+        return
+    yield
 
 
 def set_aside_damaged_prefect_db(db: Path) -> None:
@@ -126,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", quiet)
     args = build_parser().parse_args(argv)
-    with no_heartbeats() if command in FLOW_COMMANDS else nullcontext():
+    with ExitStack() as stack:
+        if command in FLOW_COMMANDS:
+            stack.enter_context(_server_ready(args))
+            stack.enter_context(no_heartbeats())
         return run_command(args.func, args)
 
 
