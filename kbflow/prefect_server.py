@@ -138,7 +138,7 @@ def make_template(dest: Path) -> int:
     work.mkdir(parents=True)
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kbflow.prefect_server", "serve", str(port)],
+        [sys.executable, "-P", "-m", "kbflow.prefect_server", "serve", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         env={**os.environ, "PREFECT_HOME": str(work)},
@@ -185,6 +185,7 @@ def ensure_server(store: Path, idle_minutes: float, before_start=None, *, wait: 
                 proc = subprocess.Popen(
                     [
                         sys.executable,
+                        "-P",
                         "-m",
                         "kbflow.prefect_server",
                         "supervise",
@@ -290,7 +291,7 @@ def _idle(store: Path, idle_s: float) -> bool:
 def supervise(store: Path, port: int, idle_minutes: float) -> int:
     """Run the Prefect server on 127.0.0.1:PORT and stop it when idle or on SIGTERM."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "kbflow.prefect_server", "serve", str(port)], stdin=subprocess.DEVNULL
+        [sys.executable, "-P", "-m", "kbflow.prefect_server", "serve", str(port)], stdin=subprocess.DEVNULL
     )
     stopping: list[str] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("kbflow server stop"))

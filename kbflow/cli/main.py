@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from contextlib import ExitStack, contextmanager
@@ -30,16 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
 FLOW_COMMANDS = {"ingest", "ask", "demo", "watch", "dataset"}
 
 
-def _use_store_prefect(store: str | None, command: str | None) -> None:
+def _use_store_prefect(store: str | None, command: str | None):
+    """Set this command's Prefect environment; the settings when it uses the store's background server."""
     from flows.settings import load_settings, prefect_env
 
-    prefect = prefect_env(store)
+    prefect, background = prefect_env(store), None
     if "PREFECT_HOME" in prefect and "PREFECT_API_URL" not in prefect and command in FLOW_COMMANDS:
         settings = load_settings(store_dir=store)
         _room_for_prefect(Path(prefect["PREFECT_HOME"]), settings.min_free_mb)
         if settings.prefect == "background":
             prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None)
             prefect.update(_background_server(settings.store_dir.resolve(), settings.prefect_idle_minutes))
+    if "PREFECT_HOME" in prefect and "PREFECT_API_URL" in prefect and command in FLOW_COMMANDS:
+        settings = load_settings(store_dir=store)  # the store's own server: held while this command runs
+        if settings.prefect == "background":
+            from kbflow import prefect_server
+
+            prefect_server.hold(settings.store_dir.resolve())
+            background = settings
     if down := prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None):
         print(
             f"kbflow: note: the project's Prefect server does not answer ({down}); this run goes to "
@@ -52,6 +61,7 @@ def _use_store_prefect(store: str | None, command: str | None) -> None:
         if "PREFECT_API_URL" not in prefect:  # a temporary server will open it (a running one holds it open)
             set_aside_damaged_prefect_db(home / "prefect.db")
     os.environ.update(prefect)
+    return background
 
 
 class PrefectHomeFull(Exception):
@@ -154,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in rest or "--help" in rest:
         command = None  # `kbflow ask --help` prints and exits: no Prefect server for it
     try:
-        _use_store_prefect(early.store, command)
+        background = _use_store_prefect(early.store, command)
     except PrefectHomeFull as exc:
         print(f"kbflow: error: {exc}", file=sys.stderr)
         return EXIT_FAULT
@@ -164,12 +174,39 @@ def main(argv: list[str] | None = None) -> int:
         quiet = "WARNING" if "watch" in (argv if argv is not None else sys.argv[1:]) else "CRITICAL"
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", quiet)
+    warm = None
+    if background is not None and command in WARM_COMMANDS and not os.environ.get("KBFLOW_WARM_CHILD"):
+        from kbflow import warm
+
+        if warm.enabled():
+            env, cwd = dict(os.environ), os.getcwd()
+            if (
+                not _starting
+                and (code := warm.run_warm(list(sys.argv[1:] if argv is None else argv), env, cwd)) is not None
+            ):
+                return code
+            atexit.register(_launch_warm, background, env, cwd)
     args = build_parser().parse_args(argv)
     with ExitStack() as stack:
         if command in FLOW_COMMANDS:
             stack.enter_context(_server_ready(args))
             stack.enter_context(no_heartbeats())
         return run_command(args.func, args)
+
+
+# The commands a warm process may run (kbflow.warm): what loads Prefect, chromadb and unstructured.
+WARM_COMMANDS = {"ingest", "ask", "demo", "dataset"}
+
+
+def _launch_warm(settings, env: dict, cwd: str) -> None:
+    """After this command: a warm process for the next one, with this command's environment."""
+    from kbflow import prefect_server, warm
+
+    state = prefect_server.state_dir(settings.store_dir.resolve())
+    try:
+        warm.launch(env, cwd, state / "warm.log", settings.prefect_idle_minutes * 60, state / "api_url")
+    except OSError:
+        pass
 
 
 HEARTBEAT_SETTINGS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")

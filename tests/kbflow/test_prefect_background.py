@@ -88,3 +88,54 @@ def test_the_first_command_starts_the_server_the_next_reuses_it_and_server_stop_
     assert "started the Prefect server" in healed.stderr and len(list(db.parent.glob("prefect.db.damaged-*"))) == 1
     assert flow_runs((state / "api_url").read_text().strip()) == ["refresh-docs"]
     assert kbflow("server", "stop", "--store", str(store), env=env).returncode == 0
+
+
+def wait_for(predicate, timeout: float = 90.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_warm_process_runs_the_next_commands_as_the_shell_would_and_stops_with_the_server(docs_dir, store):
+    env = no_prefect_env()
+    log = store / "prefect" / "warm.log"
+
+    def warm_lines() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    first = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # After a command on the background server, a warm process loads kbflow's modules for the next one.
+    assert wait_for(lambda: any("ready in" in line for line in warm_lines())), warm_lines()
+
+    (docs_dir / "notes.txt").write_text("Meeting notes. The green widget ships in October.\n")
+    edited = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env=env)
+    assert edited.returncode == 0, edited.stderr[-3000:]
+    assert json.loads(edited.stdout)["updated"] == 1
+    assert sum("child" in line for line in warm_lines()) == 1  # the warm process ran it
+
+    asked = kbflow(
+        "ask", "When does the green widget ship?", "--store", str(store), "--retrieval-only", "--json", env=env
+    )
+    assert asked.returncode == 0, asked.stderr[-3000:]
+    assert json.loads(asked.stdout)["retrieved"][0]["source"] == "notes.txt"
+    assert sum("child" in line for line in warm_lines()) == 2
+
+    # The command's own exit code and error line come back from the warm process.
+    missing = kbflow("ingest", str(docs_dir / "no-such-folder"), "--store", str(store), env=env)
+    assert missing.returncode == 2 and "no-such-folder is not a folder" in missing.stderr
+
+    socket_files = [line.rsplit(" at ", 1)[1] for line in warm_lines() if "ready in" in line]
+    assert kbflow("server", "stop", "--store", str(store), env=env).returncode == 0
+    assert wait_for(lambda: any("its Prefect server stopped" in line for line in warm_lines()), 30), warm_lines()
+    assert not any(os.path.exists(path) for path in socket_files)
+
+    # With no server, the next command runs in its own process again (and starts both anew).
+    again = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env={**env, "KBFLOW_WARM": "off"})
+    assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == len(list(docs_dir.iterdir()))
+    assert sum("child" in line for line in warm_lines()) == 3  # the missing-folder command, not this one

@@ -1,0 +1,297 @@
+"""Warm starts: a process with kbflow's modules already loaded forks one child per command.
+
+Most of what a small refresh waits for is Python loading Prefect, chromadb, unstructured and spaCy (about 5 s of
+an edited file's 7 s). So, as Rails' Spring or Android's zygote do, after a command that used the store's
+background Prefect server, a warm process starts detached, loads those modules once (no model, no thread), and
+waits on a Unix socket. The next command (`kbflow ingest`, `ask`, `demo`, `dataset`) connects, passes its
+arguments, environment, working folder and its stdin, stdout and stderr, and a forked child runs the command
+exactly as the shell would have; signals are forwarded and the exit code comes back.
+
+A warm process serves only commands whose environment, working folder and kbflow code and packages are the ones
+it loaded with (they are hashed into its socket's name), because Prefect reads its settings when it is imported.
+It exits after the server's idle time, when its store's background server stops (`kbflow server stop`), or when
+anything goes wrong before a child runs. `KBFLOW_WARM=off` turns it off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Variables that differ between two shells without changing what a command does.
+_VOLATILE = {"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "KBFLOW_WARM_CHILD"}
+_PACKAGES = ("flows", "tasks", "connectors", "kbflow")
+READY_TIMEOUT_S = 20.0
+
+
+def enabled() -> bool:
+    return os.environ.get("KBFLOW_WARM", "on").lower() not in {"off", "0", "false", "no"}
+
+
+def _code_stamp() -> list:
+    """What a warm process's loaded code depends on: kbflow's own sources and the installed packages."""
+    root = Path(__file__).resolve().parents[1]
+    stamps = []
+    for package in _PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            st = path.stat()
+            stamps.append((str(path.relative_to(root)), st.st_mtime_ns, st.st_size))
+    site = Path(json.__file__).parent  # the stdlib, then the venv's packages (pip changes its folder's time)
+    stamps.append((str(site), site.stat().st_mtime_ns))
+    for entry in sys.path:
+        if entry.endswith("site-packages") and os.path.isdir(entry):
+            stamps.append((entry, os.stat(entry).st_mtime_ns))
+    return stamps
+
+
+def key(env: dict, cwd: str) -> str:
+    wanted = {k: v for k, v in env.items() if k not in _VOLATILE}
+    blob = json.dumps([sorted(wanted.items()), cwd, sys.executable, _code_stamp()])
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def socket_path(warm_key: str) -> Path:
+    """A short path (Unix socket paths are limited to 108 bytes) in a folder only this user can enter."""
+    folder = Path(tempfile.gettempdir()) / f"kbflow-warm-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        raise OSError(f"{folder} is not private to this user")
+    return folder / f"{warm_key}.sock"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command's side
+
+
+def run_warm(argv: list[str], env: dict, cwd: str) -> int | None:
+    """Run the command in a warm process of this environment: its exit code, or None when there is none ready (the
+    command then runs here, as usual). Nothing has run when this returns None."""
+    try:
+        path = socket_path(key(env, cwd))
+    except OSError:
+        return None
+    if not path.exists():
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        conn.settimeout(READY_TIMEOUT_S)
+        conn.connect(str(path))
+        if conn.recv(64) != b"ready":  # the child's hello: before it, nothing runs
+            return None
+        request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()
+        socket.send_fds(conn, [request], [0, 1, 2])
+        child = int(conn.recv(64))
+    except (OSError, ValueError):
+        conn.close()
+        return None
+    conn.settimeout(None)
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except OSError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            answer = conn.recv(64)
+            break
+        except InterruptedError:
+            continue
+    conn.close()
+    if not answer:
+        print(f"kbflow: error: the warm process (pid {child}) ended without an exit code", file=sys.stderr)
+        return 1
+    return int(answer)
+
+
+def launch(env: dict, cwd: str, log: Path, idle_s: float, api_file: Path) -> None:
+    """Start a warm process for this environment in the background, unless one is there."""
+    try:
+        path = socket_path(key(env, cwd))
+    except OSError:
+        return
+    if path.exists() and _answers(path):
+        return
+    with log.open("ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-P", "-m", "kbflow.warm", str(path), str(idle_s), str(api_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env={**env, "KBFLOW_WARM_CHILD": "1"},
+            start_new_session=True,
+        )
+
+
+def _answers(path: Path) -> bool:
+    """Whether a warm process listens at path (a socket file whose process was killed refuses)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The warm process
+
+
+def preload() -> None:
+    """Load what the commands load first: no model and no thread (a fork copies one thread only)."""
+    import chromadb  # noqa: F401
+
+    import flows.answer  # noqa: F401
+    import flows.ingest  # noqa: F401
+    import kbflow.cli.main  # noqa: F401
+    from tasks.ingest.partition import partition_document
+    from tasks.text import tokenize
+
+    partition_document(b"Warm up. Two sentences.", "warm-up.txt")  # unstructured, spaCy's model
+    tokenize("预热")  # jieba's dictionary
+
+
+def serve(path: Path, idle_s: float, api_file: Path) -> int:
+    api = os.environ.get("PREFECT_API_URL", "")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        if path.exists() and not _answers(path):
+            path.unlink()  # left by a warm process that was killed
+        listener.bind(str(path))
+        bound = os.stat(path).st_ino
+    except OSError:  # another warm process has it
+        return 0
+    stop: list[str] = []
+    try:
+        listener.listen(8)
+        started = time.monotonic()
+        preload()
+        import threading
+
+        if threading.active_count() != 1:
+            names = [t.name for t in threading.enumerate()]
+            print(f"kbflow warm: not serving: threads {names} would not survive a fork", flush=True)
+            return 1
+        print(f"kbflow warm: ready in {time.monotonic() - started:.1f} s at {path}", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
+        listener.settimeout(1.0)
+        last = time.monotonic()
+        while not stop:
+            _reap()
+            if time.monotonic() - last > idle_s:
+                stop.append(f"idle for {idle_s:g} s")
+            elif _read(api_file) != api:
+                stop.append("its Prefect server stopped")
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                continue
+            last = time.monotonic()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                _child(conn)  # never returns
+            conn.close()
+            print(f"kbflow warm: child {pid}", flush=True)
+        return 0
+    finally:
+        try:
+            if os.stat(path).st_ino == bound:  # not a newer warm process's socket
+                path.unlink()
+        except OSError:
+            pass
+        listener.close()
+        print(f"kbflow warm: exiting: {stop[0] if stop else 'an error'}", flush=True)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _child(conn: socket.socket) -> None:
+    """Run one command for the connected client, then exit: the exit code goes back over the connection."""
+    code = 1
+    try:
+        os.setsid()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        conn.settimeout(READY_TIMEOUT_S)
+        conn.sendall(b"ready")
+        msg, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+        if len(fds) != 3 or not msg:
+            os._exit(1)
+        conn.settimeout(None)
+        request = json.loads(msg)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=stream.isatty())
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ["KBFLOW_WARM_CHILD"] = "1"  # this command runs here: it hands over to no other
+        sys.argv = ["kbflow", *request["argv"]]
+        conn.sendall(str(os.getpid()).encode())
+        from kbflow.cli.main import main
+
+        try:
+            code = main(request["argv"])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except KeyboardInterrupt:
+            code = 130
+        atexit._run_exitfuncs()
+    except BaseException:  # noqa: BLE001 - the client must hear an exit code whatever happened
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        try:
+            conn.sendall(str(int(code or 0)).encode())
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(int(code or 0))
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Path(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3])))
