@@ -48,6 +48,8 @@ $(STAMP): pyproject.toml Makefile
 	# The bundled embedding model exported once to ONNX (torch is here already), into the venv's own
 	# share/ folder, for the fast backends (KBFLOW_EMBEDDING_BACKEND=auto). Skipped when current.
 	$(PY) -m tasks.embed.exported export --out $(VENV)/share/kbflow/all-MiniLM-L6-v2-onnx
+	# The precision OpenVINO embeds fastest in on this CPU (f32 or bf16), measured once and cached.
+	$(PY) -m tasks.embed.precision
 	# A Prefect home with its database migrated and blocks registered, copied into each new store's own
 	# home: the first command's background server then answers in about 5 s instead of 17. Skipped when current.
 	$(PY) -m kbflow.prefect_server template $(VENV)/share/kbflow/prefect-home

@@ -7,7 +7,10 @@ from the shell, as a user would, with no PREFECT_* setting (so each command uses
 - `kbflow --help` and `kbflow status`;
 - a no-change `kbflow ingest` with KBFLOW_PREFECT=temporary (Prefect's temporary server per command, the old
   default) and with the background server (the first command starts it, the next ones reuse it);
-- an ingest after one edited file, and `kbflow ask "ONE QUESTION" --retrieval-only`, with the background server;
+- the same with warm starts off (KBFLOW_WARM=off: each command loads its modules itself), then with the warm process
+  the first background command launched (waited for until ready, as it is seconds after a user's command);
+- an ingest after one edited file (warm and not), and `kbflow ask "ONE QUESTION" --retrieval-only`, with the
+  background server;
 - a no-change `kbflow ingest` and `kbflow status` again after those asks.
 Each figure is the median of --repeat runs (wall seconds). The background server is stopped at the end.
 """
@@ -48,6 +51,18 @@ def median(n: int, *args: str, env: dict, before=None) -> dict:
     return {"median_s": round(statistics.median(walls), 2), "runs_s": [round(w, 2) for w in walls]}
 
 
+def wait_warm(store: Path, timeout: float = 120.0) -> bool:
+    """Wait until the warm process that the first background command launched is ready (as it is a few seconds
+    after a user's command); whether it got ready."""
+    log = store / "prefect" / "warm.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and "ready in" in log.read_text(encoding="utf-8"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=848)
@@ -66,6 +81,9 @@ def main() -> None:
         result["status"] = median(args.repeat, "status", "--store", str(store), env=background)
         result["nochange_ingest_temporary"] = median(args.repeat, *ingest, env=temporary)
         result["nochange_ingest_background_first_s"] = round(timed(*ingest, env=background), 2)
+        cold = shell_env(KBFLOW_WARM="off")
+        result["nochange_ingest_background_no_warm"] = median(args.repeat, *ingest, env=cold)
+        result["warm_process_ready"] = wait_warm(store)
         result["nochange_ingest_background"] = median(args.repeat, *ingest, env=background)
         edited = folder / "en_0300.txt"
         original = edited.read_text(encoding="utf-8")
@@ -73,6 +91,7 @@ def main() -> None:
         def edit() -> None:
             edited.write_text(original + f" Edited at {time.time()}.", encoding="utf-8")
 
+        result["one_edited_file_background_no_warm"] = median(args.repeat, *ingest, env=cold, before=edit)
         result["one_edited_file_background"] = median(args.repeat, *ingest, env=background, before=edit)
         result["ask_one_question_retrieval_only_background"] = median(
             args.repeat,

@@ -135,7 +135,13 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
 
         self.config, self.name, self.english_only, self.backend = config, config.model, True, runtime
         logger.info("Loading embedding model %s (%s, export in %s)", config.model, runtime, config.export_dir)
-        self.model = OnnxEmbedder(config.export_dir, runtime, threads=config.threads or os.cpu_count() or 1)
+        threads = config.threads or os.cpu_count() or 1
+        precision = "default"
+        if runtime == "openvino":
+            from tasks.embed.precision import fastest_precision
+
+            precision = fastest_precision(config.export_dir, threads)
+        self.model = OnnxEmbedder(config.export_dir, runtime, threads=threads, precision=precision)
         self.dimension = self.model.dimension
         # One inference request: questions answered concurrently take turns (OpenVINO raises "busy").
         self._lock = threading.Lock()

@@ -150,3 +150,24 @@ def test_tokenizer_counts_unknown_chinese_characters(export_dir):
     ids = embedder.tokenizer(CHINESE[10], add_special_tokens=False)["input_ids"]
     assert embedder.tokenizer.unk_token_id in ids
     assert embedder.encode([]).shape == (0, 384)
+
+
+def test_the_embedding_precision_is_measured_once_per_machine_and_cached(export_dir, tmp_path, monkeypatch):
+    from tasks.embed import precision
+
+    cache = tmp_path / "embed-precision.json"
+    monkeypatch.setattr(precision, "cache_file", lambda: cache)
+    pick = precision.fastest_precision(export_dir, threads=2)
+    assert pick in ("f32", "default")
+    (entry,) = json.loads(cache.read_text()).values()
+    assert entry["precision"] == pick
+    rates = entry["probe_texts_per_s"]
+    if rates:  # a bf16 CPU: both were timed, and bf16 kept only when clearly faster
+        bf16 = next(v for k, v in rates.items() if k != "f32")
+        assert (pick == "default") == (bf16 >= precision.BF16_MARGIN * rates["f32"])
+
+    def measure_again(_embedder):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(precision, "_rate", measure_again)
+    assert precision.fastest_precision(export_dir, threads=2) == pick
