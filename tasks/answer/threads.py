@@ -11,12 +11,12 @@ and model file. About 2 s once for Qwen 1.5B on 2 cores, well under a second for
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
+
+from tasks.machine import cpu_count, cpu_model, read_measured, write_measured
 
 logger = logging.getLogger("kbflow.tasks.answer.threads")
 
@@ -31,14 +31,6 @@ def cache_file() -> Path:
     return Path(sys.prefix) / "share" / "kbflow" / "threads.json"
 
 
-def cpu_count() -> int:
-    """The CPUs this process may run on (a container's limit, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def candidates(cpus: int) -> list[int]:
     """The counts worth timing: every one on a small machine, else half, all but one, and all."""
     if cpus <= 4:
@@ -49,41 +41,16 @@ def candidates(cpus: int) -> list[int]:
 def machine_key(model_path: str) -> str:
     import llama_cpp
 
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     model = Path(model_path)
     size = model.stat().st_size if model.exists() else 0
     return f"{cpu} | {cpu_count()} cpus | llama-cpp-python {llama_cpp.__version__} | {model.name} {size}"
 
 
-def _read() -> dict:
-    try:
-        return json.loads(cache_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write(entries: dict) -> None:
-    path = cache_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)  # atomic: two processes measuring at once leave one whole file
-    except OSError as exc:  # a read-only venv: measured again next time, nothing else lost
-        logger.info("Could not cache the measured thread count in %s: %s", path, exc)
-
-
 def fastest_threads(llm, model_path: str) -> int:
     """The thread count with the fastest prefill for this model on this machine, measured on `llm` once."""
     key = machine_key(model_path)
-    entries = _read()
+    entries = read_measured(cache_file())
     if key in entries:
         return int(entries[key]["threads"])
     counts = candidates(cpu_count())
@@ -103,6 +70,6 @@ def fastest_threads(llm, model_path: str) -> int:
     llm.reset()
     pick = max(rates, key=rates.get)
     entries[key] = {"threads": pick, "prefill_tok_s": {str(n): round(r, 1) for n, r in rates.items()}}
-    _write(entries)
+    write_measured(cache_file(), entries)
     logger.info("Measured prefill on %d-token prompt: %s tok/s; answering with %d threads", len(tokens), rates, pick)
     return pick

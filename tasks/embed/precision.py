@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from tasks.machine import cpu_count, cpu_model, read_measured, write_measured
+
 logger = logging.getLogger("kbflow.tasks.embed.precision")
 
 # A fixed probe: the same texts on every machine, long and short, Chinese and English, as chunks are.
@@ -38,37 +40,11 @@ def machine_key(export_dir: Path) -> str:
 
     openvino = _import_openvino()
 
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         weights = json.loads((export_dir / MANIFEST_FILE).read_text(encoding="utf-8")).get("weights_sha256", "")
     except (OSError, ValueError):
         weights = ""
-    return f"{cpu} | {os.cpu_count()} cpus | openvino {openvino.__version__} | {weights[:16]}"
-
-
-def _read() -> dict:
-    try:
-        return json.loads(cache_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write(entries: dict) -> None:
-    path = cache_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:  # a read-only venv: measured again next time, nothing else lost
-        logger.info("Could not cache the embedding precision in %s: %s", path, exc)
+    return f"{cpu_model()} | {cpu_count()} cpus | openvino {openvino.__version__} | {weights[:16]}"
 
 
 def _rate(embedder) -> float:
@@ -87,7 +63,7 @@ def fastest_precision(export_dir: str | Path, threads: int) -> str:
 
     export_dir = Path(export_dir)
     key = machine_key(export_dir)
-    entries = _read()
+    entries = read_measured(cache_file())
     if key in entries:
         return entries[key]["precision"]
     default = OnnxEmbedder(export_dir, "openvino", threads=threads)
@@ -98,7 +74,7 @@ def fastest_precision(export_dir: str | Path, threads: int) -> str:
         rates = {"f32": _rate(exact), default.inference_precision: _rate(default)}
         pick = "default" if rates[default.inference_precision] >= BF16_MARGIN * rates["f32"] else "f32"
     entries[key] = {"precision": pick, "probe_texts_per_s": {k: round(v, 1) for k, v in rates.items()}}
-    _write(entries)
+    write_measured(cache_file(), entries)
     logger.info("Measured embedding speed by precision: %s texts/s; embedding in %s", rates, pick)
     return pick
 
