@@ -228,6 +228,11 @@ class Settings(BaseSettings):
     prefect_idle_minutes: float = Field(
         30.0, gt=0, description="Minutes with no command running after which the background Prefect server stops."
     )
+    warm: bool = Field(
+        True,
+        description="With the background server: after a command, a process with kbflow's modules loaded waits "
+        "for the next one and forks it (kbflow/warm.py); off: each command loads them itself.",
+    )
 
     @model_validator(mode="after")
     def _api_key_from_named_variable(self) -> Settings:

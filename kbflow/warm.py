@@ -10,7 +10,7 @@ exactly as the shell would have; signals are forwarded and the exit code comes b
 A warm process serves only commands whose environment, working folder and kbflow code and packages are the ones
 it loaded with (they are hashed into its socket's name), because Prefect reads its settings when it is imported.
 It exits after the server's idle time, when its store's background server stops (`kbflow server stop`), or when
-anything goes wrong before a child runs. `KBFLOW_WARM=off` turns it off.
+anything goes wrong before a child runs. `KBFLOW_WARM=off` turns it off (flows/settings.py).
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ from pathlib import Path
 _VOLATILE = {"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "KBFLOW_WARM_CHILD"}
 _PACKAGES = ("flows", "tasks", "connectors", "kbflow")
 READY_TIMEOUT_S = 20.0
-
-
-def enabled() -> bool:
-    return os.environ.get("KBFLOW_WARM", "on").lower() not in {"off", "0", "false", "no"}
 
 
 def _code_stamp() -> list:

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if background is not None and command in WARM_COMMANDS and not os.environ.get("KBFLOW_WARM_CHILD"):
         from kbflow import warm
 
-        if warm.enabled():
+        if background.warm:
             env, cwd = dict(os.environ), os.getcwd()
             if (
                 not _starting
