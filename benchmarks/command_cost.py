@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import KBFLOW, run_kbflow, save, write_mixed_folder  # noqa: E402 - run as a script
+from benchmarks.common import KBFLOW, run_kbflow, save, wait_warm, write_mixed_folder  # noqa: E402 - run as a script
 from flows.settings import OFFLINE_ENV  # noqa: E402
 
 
@@ -49,18 +49,6 @@ def median(n: int, *args: str, env: dict, before=None) -> dict:
             before()
         walls.append(timed(*args, env=env))
     return {"median_s": round(statistics.median(walls), 2), "runs_s": [round(w, 2) for w in walls]}
-
-
-def wait_warm(store: Path, timeout: float = 120.0) -> bool:
-    """Wait until the warm process that the first background command launched is ready (as it is a few seconds
-    after a user's command); whether it got ready."""
-    log = store / "prefect" / "warm.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.exists() and "ready in" in log.read_text(encoding="utf-8"):
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def main() -> None:

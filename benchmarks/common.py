@@ -28,6 +28,18 @@ def run_kbflow(*args: str, env: dict) -> tuple[float, str]:
     return wall, proc.stdout
 
 
+def wait_warm(store: Path, timeout: float = 120.0) -> bool:
+    """Wait until the warm process that the first background command launched is ready (as it is a few seconds
+    after a user's command); whether it got ready."""
+    log = store / "prefect" / "warm.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and "ready in" in log.read_text(encoding="utf-8"):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def timed_ingest(folder: Path, store: Path, env: dict) -> tuple[float, dict]:
     """`kbflow ingest FOLDER --store STORE --json`: wall seconds and its summary."""
     wall, out = run_kbflow("ingest", str(folder), "--store", str(store), "--json", env=env)
