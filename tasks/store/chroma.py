@@ -267,13 +267,12 @@ class ChromaStore:
     @_server_call
     def query(self, vector: Sequence[float], n: int, sources: Collection[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks as (chunk_id, cosine similarity clipped to 0-1), best first; only from `sources` if given."""
-        total = self._coll.count()
-        if not total or (sources is not None and not sources):
+        if sources is not None and not sources:
             return []
         where = {"source": {"$in": sorted(sources)}} if sources is not None else None
-        res = self._coll.query(
-            query_embeddings=[list(vector)], n_results=min(n, total), where=where, include=["distances"]
-        )
+        # No count() first: Chroma returns what it has when n is more (or nothing from an empty collection), and
+        # counting was 11 of a question's 27 ms at 100,000 chunks.
+        res = self._coll.query(query_embeddings=[list(vector)], n_results=n, where=where, include=["distances"])
         # cosine space: distance = 1 - cosine
         return [(cid, max(0.0, min(1.0, 1.0 - float(d)))) for cid, d in zip(res["ids"][0], res["distances"][0])]
 

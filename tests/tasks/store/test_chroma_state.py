@@ -64,3 +64,15 @@ def test_no_fingerprint_for_a_chroma_server_or_an_unreadable_database(tmp_path):
     (tmp_path / "chroma" / "chroma.sqlite3").write_bytes(b"not a database")
     assert content_fingerprint(StoreConfig(store_dir=str(tmp_path), collection="k")) is None
     assert state_token(StoreConfig(store_dir=str(tmp_path), collection="k"), "m") == ""
+
+
+def test_a_query_for_more_chunks_than_the_collection_holds_returns_them_all_best_first(tmp_path):
+    config = StoreConfig(store_dir=str(tmp_path / "store"), collection="knowledge")
+    (tmp_path / "store").mkdir()
+    store = ChromaStore.open_for_writing(config, "m", 3, "test")
+    assert store.query([1.0, 0.0, 0.0], 5) == []  # an empty collection: nothing, no error
+    store.upsert([chunk("a"), chunk("b")], [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0]])
+    got = store.query([1.0, 0.0, 0.0], 5)
+    assert [cid for cid, _ in got] == ["a", "b"]
+    assert got[0][1] == pytest.approx(1.0, abs=1e-4) and got[1][1] == pytest.approx(0.6, abs=1e-3)
+    assert store.query([1.0, 0.0, 0.0], 5, sources=set()) == []
