@@ -284,6 +284,11 @@ class OnnxEmbedder:
             self._compiled = core.compile_model(model_path, "CPU", config)
             self._request = self._compiled.create_infer_request()
             self._run = self._run_openvino
+            # Bulk encodes (a refresh's chunks) go through a second compile in throughput mode: one stream per
+            # core pair of requests in flight. Chinese chunks on 2 cores: 31 -> 42-44 chunks/s, same vectors.
+            # Made at the first bulk encode only: a question never needs it.
+            self._bulk_config = {**config, "PERFORMANCE_HINT": "THROUGHPUT"}
+            self._bulk = None
         else:
             ort = _import_onnxruntime()
             if precision not in ("f32", "default"):
@@ -327,8 +332,8 @@ class OnnxEmbedder:
         order = np.argsort([-len(x) for x in ids], kind="stable")
         out = np.empty((len(ids), self._dimension), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+
+        def feeds(rows) -> dict[str, np.ndarray]:
             width = max(len(ids[i]) for i in rows)
             input_ids = np.full((len(rows), width), pad, dtype=np.int64)
             attention = np.zeros((len(rows), width), dtype=np.int64)
@@ -339,8 +344,30 @@ class OnnxEmbedder:
                 attention[r, :n] = 1
                 if types is not None:
                     token_types[r, :n] = types[i]
-            out[rows] = self._run({"input_ids": input_ids, "attention_mask": attention, "token_type_ids": token_types})
+            return {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": token_types}
+
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        if self.runtime == "openvino" and len(batches) > 1:
+            queue = self._bulk_queue()
+
+            def done(request, rows) -> None:
+                out[rows] = request.get_output_tensor(0).data
+
+            queue.set_callback(done)
+            for rows in batches:
+                queue.start_async(feeds(rows), rows)
+            queue.wait_all()
+            return out
+        for rows in batches:
+            out[rows] = self._run(feeds(rows))
         return out
+
+    def _bulk_queue(self):
+        if self._bulk is None:
+            ov = _import_openvino()
+            compiled = ov.Core().compile_model(str(self.export_dir / MODEL_FILE), "CPU", self._bulk_config)
+            self._bulk = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        return self._bulk
 
 
 def main(argv: list[str] | None = None) -> int:
