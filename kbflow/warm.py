@@ -82,13 +82,27 @@ def run_warm(argv: list[str], env: dict, cwd: str) -> int | None:
         conn.settimeout(READY_TIMEOUT_S)
         conn.connect(str(path))
         if conn.recv(64) != b"ready":  # the child's hello: before it, nothing runs
+            conn.close()
             return None
         request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()
         socket.send_fds(conn, [request], [0, 1, 2])
-        child = int(conn.recv(64))
-    except (OSError, ValueError):
+    except OSError:
         conn.close()
         return None
+    # The command is the child's now: whatever happens, it must not run a second time here.
+    try:
+        hello = conn.recv(64)
+        if not hello.startswith(b"pid "):
+            raise ValueError(hello.decode(errors="replace") or "no answer")
+        child = int(hello[4:])
+    except (OSError, ValueError) as exc:
+        conn.close()
+        print(
+            f"kbflow: error: the warm process did not start the command ({exc}); run it again "
+            "(KBFLOW_WARM=off runs it in this process)",
+            file=sys.stderr,
+        )
+        return 1
     conn.settimeout(None)
 
     def forward(signum, _frame):
@@ -106,10 +120,10 @@ def run_warm(argv: list[str], env: dict, cwd: str) -> int | None:
         except InterruptedError:
             continue
     conn.close()
-    if not answer:
+    if not answer.startswith(b"exit "):
         print(f"kbflow: error: the warm process (pid {child}) ended without an exit code", file=sys.stderr)
         return 1
-    return int(answer)
+    return int(answer[5:])
 
 
 def launch(env: dict, cwd: str, log: Path, idle_s: float, api_file: Path) -> None:
@@ -262,7 +276,7 @@ def _child(conn: socket.socket) -> None:
         os.environ.update(request["env"])
         os.environ["KBFLOW_WARM_CHILD"] = "1"  # this command runs here: it hands over to no other
         sys.argv = ["kbflow", *request["argv"]]
-        conn.sendall(str(os.getpid()).encode())
+        conn.sendall(f"pid {os.getpid()}".encode())
         from kbflow.cli.main import main
 
         try:
@@ -283,7 +297,7 @@ def _child(conn: socket.socket) -> None:
         except BaseException:  # noqa: BLE001
             pass
         try:
-            conn.sendall(str(int(code or 0)).encode())
+            conn.sendall(f"exit {int(code or 0)}".encode())
         except BaseException:  # noqa: BLE001
             pass
         os._exit(int(code or 0))
