@@ -109,6 +109,13 @@ def _prefect_version() -> str:
     return version("prefect")
 
 
+def _made_by_this_prefect(template: Path) -> bool:
+    try:
+        return (template / "version").read_text(encoding="utf-8").strip() == _prefect_version()
+    except OSError:
+        return False
+
+
 def seed_home(home: Path) -> bool:
     """Copy the install's ready database into a new Prefect home, when it was made by this Prefect version and
     the database is the default SQLite file: the new server then skips 11 s of migrations. Whether it did."""
@@ -118,9 +125,9 @@ def seed_home(home: Path) -> bool:
         for name in ("PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL")
     ):
         return False
+    if not _made_by_this_prefect(template):
+        return False
     try:
-        if (template / "version").read_text(encoding="utf-8").strip() != _prefect_version():
-            return False
         tmp = home / "prefect.db.seeding"
         shutil.copyfile(template / "prefect.db", tmp)
         tmp.replace(home / "prefect.db")
@@ -131,7 +138,7 @@ def seed_home(home: Path) -> bool:
 
 def make_template(dest: Path) -> int:
     """`python -m kbflow.prefect_server template DEST`: run a server once on an empty home and keep its database."""
-    if (dest / "version").is_file() and (dest / "version").read_text(encoding="utf-8").strip() == _prefect_version():
+    if _made_by_this_prefect(dest):
         return 0
     work = dest.with_name(dest.name + ".making")
     shutil.rmtree(work, ignore_errors=True)

@@ -126,17 +126,20 @@ def run_warm(argv: list[str], env: dict, cwd: str) -> int | None:
     return int(answer[5:])
 
 
-def launch(env: dict, cwd: str, log: Path, idle_s: float, api_file: Path) -> None:
-    """Start a warm process for this environment in the background, unless one is there."""
+def launch(env: dict, cwd: str, store: Path, idle_s: float) -> None:
+    """Start a warm process for this environment in the background, unless one is there; it serves while the
+    store's Prefect server does (its log: STORE/prefect/warm.log)."""
+    from kbflow.prefect_server import state_dir
+
     try:
         path = socket_path(key(env, cwd))
     except OSError:
         return
     if path.exists() and _answers(path):
         return
-    with log.open("ab") as out:
+    with (state_dir(store) / "warm.log").open("ab") as out:
         subprocess.Popen(
-            [sys.executable, "-P", "-m", "kbflow.warm", str(path), str(idle_s), str(api_file)],
+            [sys.executable, "-P", "-m", "kbflow.warm", str(path), str(idle_s), str(store)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -177,7 +180,9 @@ def preload() -> None:
     tokenize("预热")  # jieba's dictionary
 
 
-def serve(path: Path, idle_s: float, api_file: Path) -> int:
+def serve(path: Path, idle_s: float, store: Path) -> int:
+    from kbflow.prefect_server import recorded_api
+
     api = os.environ.get("PREFECT_API_URL", "")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -206,13 +211,11 @@ def serve(path: Path, idle_s: float, api_file: Path) -> int:
             _reap()
             if time.monotonic() - last > idle_s:
                 stop.append(f"idle for {idle_s:g} s")
-            elif _read(api_file) != api:
+            elif recorded_api(store) != api:
                 stop.append("its Prefect server stopped")
             try:
                 conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+            except OSError:  # the 1 s tick (TimeoutError), or an interrupted accept
                 continue
             last = time.monotonic()
             sys.stdout.flush()
@@ -232,13 +235,6 @@ def serve(path: Path, idle_s: float, api_file: Path) -> int:
             pass
         listener.close()
         print(f"kbflow warm: exiting: {stop[0] if stop else 'an error'}", flush=True)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
 
 
 def _reap() -> None:

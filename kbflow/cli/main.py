@@ -36,18 +36,18 @@ def _use_store_prefect(store: str | None, command: str | None):
     from flows.settings import load_settings, prefect_env
 
     prefect, background = prefect_env(store), None
-    if "PREFECT_HOME" in prefect and "PREFECT_API_URL" not in prefect and command in FLOW_COMMANDS:
+    if "PREFECT_HOME" in prefect and command in FLOW_COMMANDS:
         settings = load_settings(store_dir=store)
-        _room_for_prefect(Path(prefect["PREFECT_HOME"]), settings.min_free_mb)
-        if settings.prefect == "background":
-            prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None)
-            prefect.update(_background_server(settings.store_dir.resolve(), settings.prefect_idle_minutes))
-    if "PREFECT_HOME" in prefect and "PREFECT_API_URL" in prefect and command in FLOW_COMMANDS:
-        settings = load_settings(store_dir=store)  # the store's own server: held while this command runs
-        if settings.prefect == "background":
+        if "PREFECT_API_URL" not in prefect:
+            _room_for_prefect(Path(prefect["PREFECT_HOME"]), settings.min_free_mb)
+            if settings.prefect == "background":
+                prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None)
+                prefect.update(_background_server(settings.store_dir.resolve(), settings.prefect_idle_minutes))
+        elif settings.prefect == "background":  # the store's server already answers: held while this command runs
             from kbflow import prefect_server
 
             prefect_server.hold(settings.store_dir.resolve())
+        if settings.prefect == "background" and "PREFECT_API_URL" in prefect:
             background = settings
     if down := prefect.pop("KBFLOW_PREFECT_SERVER_DOWN", None):
         print(
@@ -174,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
         quiet = "WARNING" if "watch" in (argv if argv is not None else sys.argv[1:]) else "CRITICAL"
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", quiet)
-    warm = None
     if background is not None and command in WARM_COMMANDS and not os.environ.get("KBFLOW_WARM_CHILD"):
         from kbflow import warm
 
@@ -200,11 +199,10 @@ WARM_COMMANDS = {"ingest", "ask", "demo", "dataset"}
 
 def _launch_warm(settings, env: dict, cwd: str) -> None:
     """After this command: a warm process for the next one, with this command's environment."""
-    from kbflow import prefect_server, warm
+    from kbflow import warm
 
-    state = prefect_server.state_dir(settings.store_dir.resolve())
     try:
-        warm.launch(env, cwd, state / "warm.log", settings.prefect_idle_minutes * 60, state / "api_url")
+        warm.launch(env, cwd, settings.store_dir.resolve(), settings.prefect_idle_minutes * 60)
     except OSError:
         pass
 
