@@ -41,12 +41,12 @@ def main() -> None:
 
     logging.disable(logging.INFO)
     from flows.ingest import ingest_flow
-    from flows.settings import load_settings
     from tasks.answer.backends import make_backend
     from tasks.answer.generate import answer_question
     from tasks.answer.options import RetrievalOptions
     from tasks.answer.retrieve import narrow, retrieve_context, select_context
     from tasks.report.metrics import answer_correct, f1_score
+    from tasks.settings import load_settings
 
     store = Path(args.store)
     if not (store / "ledger.sqlite").exists():

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import KBFLOW, run_kbflow, save, wait_warm, write_mixed_folder  # noqa: E402 - run as a script
-from flows.settings import OFFLINE_ENV  # noqa: E402
+from tasks.offline import OFFLINE_ENV  # noqa: E402
 
 
 def shell_env(**extra: str) -> dict:

@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REPO, save, write_cmrc_questions, write_mixed_folder
-from flows.settings import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
+from tasks.offline import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 VENV_PY = REPO / ".venv" / "bin" / "python"
 KBFLOW = REPO / ".venv" / "bin" / "kbflow"
@@ -223,7 +223,7 @@ NAIVE_ANSWER = REPO / "benchmarks" / "naive_answer.py"
 def model_file(model: str, env: dict) -> Path:
     """The GGUF file kbflow answers with for --model (a name it knows, or a path)."""
     code = (
-        "import sys\nfrom flows.settings import load_settings\nfrom tasks.answer.models import resolve_gguf\n"
+        "import sys\nfrom tasks.settings import load_settings\nfrom tasks.answer.models import resolve_gguf\n"
         "llm = load_settings(llm_model=sys.argv[1]).llm_config()\n"
         "print(resolve_gguf(llm.model, __import__('pathlib').Path(llm.models_dir)))"
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REPO, save  # noqa: E402 - run as a script: the repository goes on sys.path first
-from flows.settings import OFFLINE_ENV  # noqa: E402 - the same
+from tasks.offline import OFFLINE_ENV  # noqa: E402 - the same
 
 KBFLOW = str(Path(sys.executable).parent / "kbflow")
 FIELDS = {

@@ -81,7 +81,7 @@ def main() -> None:
 
     import numpy as np
 
-    from flows.settings import apply_offline_env
+    from tasks.offline import apply_offline_env
 
     apply_offline_env()
     logging.disable(logging.WARNING)

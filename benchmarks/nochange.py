@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import save, timed_ingest
-from flows.settings import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
+from tasks.offline import OFFLINE_ENV  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 
 def run(folder: Path, store: Path) -> tuple[float, dict]:

@@ -170,8 +170,8 @@ def main() -> None:
     ap.add_argument("--name", default="openai-concurrency")
     args = ap.parse_args()
 
-    from flows.settings import load_settings
     from tasks.answer.models import resolve_gguf
+    from tasks.settings import load_settings
 
     store = Path(args.store)
     if not (store / "ledger.sqlite").exists():

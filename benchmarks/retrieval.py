@@ -41,13 +41,13 @@ def main() -> None:
 
     logging.disable(logging.INFO)
     from flows.ingest import ingest_flow
-    from flows.settings import load_settings
     from tasks.answer.backends import make_backend
     from tasks.answer.generate import answer_question
     from tasks.answer.models import ModelError, resolve_gguf
     from tasks.answer.options import RetrievalOptions
     from tasks.answer.retrieve import retrieve_context
     from tasks.report.metrics import exact_match, f1_score
+    from tasks.settings import load_settings
 
     _, questions = load_cmrc(args.cmrc)
     if args.limit:

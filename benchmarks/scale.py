@@ -50,7 +50,7 @@ from benchmarks.common import (  # noqa: E402 - run as a script
     timed_ingest,
     wait_warm,
 )  # noqa: E402 - run as a script
-from flows.settings import OFFLINE_ENV  # noqa: E402
+from tasks.offline import OFFLINE_ENV  # noqa: E402
 
 
 def material() -> tuple[list[str], list[str]]:
@@ -124,9 +124,9 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000) -> dict:
     import time
 
     from connectors.base import DocumentRef
-    from flows.settings import load_settings
     from tasks.ingest.ledger import DocumentWrite, Ledger
     from tasks.ingest.split import Chunk, chunk_id
+    from tasks.settings import load_settings
     from tasks.store import keyword
     from tasks.store.chroma import ChromaStore
     from tasks.text import tokenize
@@ -214,7 +214,7 @@ def ingest(folder: Path, store: Path) -> tuple[float, dict]:
 RETRIEVE = """
 import json, resource, statistics, sys, time
 started = time.perf_counter()
-from flows.settings import load_settings
+from tasks.settings import load_settings
 from tasks.answer.retrieve import retrieve_context
 cfg = load_settings(store_dir=sys.argv[1])
 questions = json.loads(sys.argv[2])

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import CMRC, REPO, load_cmrc, save, write_cmrc_folder  # noqa: E402 - run as a script: the repository goes on sys.path first
-from flows.settings import OFFLINE_ENV  # noqa: E402 - the same
+from tasks.offline import OFFLINE_ENV  # noqa: E402 - the same
 
 KBFLOW = str(REPO / ".venv" / "bin" / "kbflow")
 

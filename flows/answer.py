@@ -17,7 +17,6 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 
 from flows.errors import ConfigError, QuestionsFailed
-from flows.settings import Settings, load_settings, timestamped_dir
 from tasks import progress
 from tasks.answer.adapters import checked_llm
 from tasks.answer.backends import LLMConfig, make_backend
@@ -32,6 +31,7 @@ from tasks.report.compare import comparison_markdown, find_previous_report, hist
 from tasks.report.figures import summary_markdown
 from tasks.report.links import report_link
 from tasks.report.write import write_report
+from tasks.settings import Settings, load_settings, timestamped_dir
 from tasks.store.chroma import ChromaStore
 from tasks.text import is_chinese
 

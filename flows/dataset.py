@@ -12,7 +12,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.errors import ConfigError
-from flows.settings import Settings, load_settings, timestamped_dir
 from tasks.answer.adapters import checked_llm
 from tasks.answer.backends import GenerationError, LLMConfig
 from tasks.answer.models import ModelError, resolve_gguf
@@ -29,6 +28,7 @@ from tasks.dataset.pairs import (
     write_qa_pairs,
 )
 from tasks.embed.embedder import EmbedderConfig
+from tasks.settings import Settings, load_settings, timestamped_dir
 from tasks.store.chroma import ChromaStore
 
 

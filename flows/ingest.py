@@ -7,7 +7,8 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,13 @@ from prefect.utilities.annotations import quote
 
 from connectors.base import DocumentRef, Listing, Source, SourceError, source_config_from_spec, source_from_config
 from flows.errors import ConfigError, DocumentsFailed
-from flows.settings import Settings, load_settings
 from tasks import progress
 from tasks.embed.embedder import get_embedder, resolve_backend
 from tasks.ingest.index import index_batch, list_documents, warm_up
 from tasks.ingest.ledger import Ledger, LedgerEntry
 from tasks.ingest.plan import ChangePlan, plan_changes
 from tasks.ingest.summary import IngestSummary
+from tasks.settings import Settings, load_settings
 from tasks.store import keyword
 from tasks.store.base import EmbeddingMismatchError
 from tasks.store.chroma import ChromaStore, state_token
@@ -299,40 +300,85 @@ def ingest_flow(
         healed(cfg, rebuild),
         Ledger.of_store(cfg.store_dir, cfg.collection) as ledger,
     ):
-        vectors, embedding = None, None
-        orphans, broken = 0, set()
-        # Chroma as the last finished run left it holds what the ledger lists: reconcile has nothing to repair,
-        # and a refresh that finds no changed document never opens it (nor imports chromadb: a third of its time).
-        if rebuild or not ledger.store_as_left(state_token(cfg.store_config(), cfg.embedding_model)):
-            vectors, embedding = open_store(cfg, rebuild)
-            repaired = reconcile_store(cfg.store_config(), embedding)
-            orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}
-        entries = ledger.documents(src.source_id)
-        known = {p: e.ref for p, e in entries.items()}
-        # quote(): the known refs (one per indexed file) are data, not something for Prefect to walk.
-        listed = list_documents(src.to_config(), quote({p: r.to_dict() for p, r in known.items()}))
-        listing = Listing([DocumentRef.from_dict(r) for r in listed["refs"]], listed["errors"])
-        plan = plan_changes(listing, known, {p for s, p in broken if s == src.source_id})
-        log_plan(plan, orphans, src)
-        if embedding is None and (plan.deleted or plan.to_index):
-            vectors, embedding = open_store(cfg, rebuild=False)
-        with ledger.writing() if plan.deleted or plan.to_index else nullcontext():
-            chunks_deleted = forget(cfg, embedding, src.source_id, plan.deleted, entries)
-            done = index_documents(plan, src, cfg, embedding, entries)
-            # A document deleted while the run read it: not a failure, and its old chunks go.
-            plan = plan.vanish(done["vanished"])
-            chunks_deleted += forget(cfg, embedding, src.source_id, [p for p in plan.vanished if p in known], entries)
-        if plan.deleted or plan.to_index or orphans or broken or not keyword.is_current(cfg.store_config()):
-            # Not fatal: a process that answers makes the index itself when it finds none for the ledger's state.
-            if update_keyword_index(cfg.store_config(), return_state=True).is_failed():
-                get_run_logger().warning("The keyword index was not updated; the next question makes it (slower)")
-        failed = {**plan.unreadable, **done["failed"]}
-        ledger.record_failures(src.source_id, failed)
-        ledger.clear_failures(src.source_id, keep=failed)
-        ledger.set_meta("last_refresh", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        ledger.record_store_as_left(
-            state_token(cfg.store_config(), cfg.embedding_model), vectors and vectors.embedding_record()
-        )
+        run = plan_refresh(cfg, src, ledger, rebuild)
+        apply_plan(cfg, src, ledger, run)
+        record_refresh(cfg, src, ledger, run)
+    summary, changes = summarize(cfg, src, run, time.monotonic() - started)
+    announce_change(cfg, src, changes)
+    publish(summary)
+    return summary.to_dict()
+
+
+@dataclass
+class Refresh:
+    """One refresh as it goes: the plan, the ledger's entries before it, and what the store work did."""
+
+    plan: ChangePlan
+    entries: dict[str, LedgerEntry]
+    vectors: ChromaStore | None
+    embedding: dict | None
+    orphans: int
+    broken: set
+    done: dict = field(default_factory=lambda: {"written": 0, "deleted": 0, "failed": {}, "vanished": []})
+    chunks_deleted: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def plan_refresh(cfg: Settings, src: Source, ledger: Ledger, rebuild: bool) -> Refresh:
+    """Reconcile the store if the last run did not finish, list the source, and plan what changes."""
+    vectors, embedding = None, None
+    orphans, broken = 0, set()
+    # Chroma as the last finished run left it holds what the ledger lists: reconcile has nothing to repair,
+    # and a refresh that finds no changed document never opens it (nor imports chromadb: a third of its time).
+    if rebuild or not ledger.store_as_left(state_token(cfg.store_config(), cfg.embedding_model)):
+        vectors, embedding = open_store(cfg, rebuild)
+        repaired = reconcile_store(cfg.store_config(), embedding)
+        orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}
+    entries = ledger.documents(src.source_id)
+    known = {p: e.ref for p, e in entries.items()}
+    # quote(): the known refs (one per indexed file) are data, not something for Prefect to walk.
+    listed = list_documents(src.to_config(), quote({p: r.to_dict() for p, r in known.items()}))
+    listing = Listing([DocumentRef.from_dict(r) for r in listed["refs"]], listed["errors"])
+    plan = plan_changes(listing, known, {p for s, p in broken if s == src.source_id})
+    log_plan(plan, orphans, src)
+    if embedding is None and (plan.deleted or plan.to_index):
+        vectors, embedding = open_store(cfg, rebuild=False)
+    return Refresh(plan, entries, vectors, embedding, orphans, broken)
+
+
+def apply_plan(cfg: Settings, src: Source, ledger: Ledger, run: Refresh) -> None:
+    """Delete what left the source, index what is new or changed, and drop what vanished while it was read."""
+    plan = run.plan
+    if not (plan.deleted or plan.to_index):
+        return
+    with ledger.writing():
+        run.chunks_deleted = forget(cfg, run.embedding, src.source_id, plan.deleted, run.entries)
+        run.done = index_documents(plan, src, cfg, run.embedding, run.entries)
+        # A document deleted while the run read it: not a failure, and its old chunks go.
+        run.plan = plan.vanish(run.done["vanished"])
+        gone = [p for p in run.plan.vanished if p in run.entries]
+        run.chunks_deleted += forget(cfg, run.embedding, src.source_id, gone, run.entries)
+
+
+def record_refresh(cfg: Settings, src: Source, ledger: Ledger, run: Refresh) -> None:
+    """Bring the keyword index up to date and record failures and the store's state in the ledger."""
+    plan = run.plan
+    if plan.deleted or plan.to_index or run.orphans or run.broken or not keyword.is_current(cfg.store_config()):
+        # Not fatal: a process that answers makes the index itself when it finds none for the ledger's state.
+        if update_keyword_index(cfg.store_config(), return_state=True).is_failed():
+            get_run_logger().warning("The keyword index was not updated; the next question makes it (slower)")
+    run.failed = {**plan.unreadable, **run.done["failed"]}
+    ledger.record_failures(src.source_id, run.failed)
+    ledger.clear_failures(src.source_id, keep=run.failed)
+    ledger.set_meta("last_refresh", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    ledger.record_store_as_left(
+        state_token(cfg.store_config(), cfg.embedding_model), run.vectors and run.vectors.embedding_record()
+    )
+
+
+def summarize(cfg: Settings, src: Source, run: Refresh, duration_s: float) -> tuple[IngestSummary, list[dict]]:
+    """The run's summary, and the documents it changed (for the standing question sets)."""
+    plan, failed = run.plan, run.failed
     summary = IngestSummary(
         source=src.describe(),
         store=str(cfg.store_dir),
@@ -341,19 +387,17 @@ def ingest_flow(
         updated=sum(r.path not in failed for r in plan.changed + plan.repaired),
         deleted=len(plan.deleted),
         unchanged=len(plan.unchanged),
-        repaired=len(broken),
-        chunks_written=done["written"],
-        chunks_deleted=chunks_deleted + done["deleted"],
-        duration_s=round(time.monotonic() - started, 3),
+        repaired=len(run.broken),
+        chunks_written=run.done["written"],
+        chunks_deleted=run.chunks_deleted + run.done["deleted"],
+        duration_s=round(duration_s, 3),
         vanished=plan.vanished,
         failed=[{"path": p, "reason": failed[p]} for p in sorted(failed)],
     )
     changes = [{"path": r.path, "change": "added"} for r in plan.added if r.path not in failed]
     changes += [{"path": r.path, "change": "edited"} for r in plan.changed + plan.repaired if r.path not in failed]
-    changes += [{"path": p, "change": "deleted"} for p in plan.deleted + [p for p in plan.vanished if p in known]]
-    announce_change(cfg, src, changes)
-    publish(summary)
-    return summary.to_dict()
+    changes += [{"path": p, "change": "deleted"} for p in plan.deleted + [p for p in plan.vanished if p in run.entries]]
+    return summary, changes
 
 
 def log_plan(plan: ChangePlan, orphans: int, source: Source) -> None:

@@ -10,7 +10,7 @@ exactly as the shell would have; signals are forwarded and the exit code comes b
 A warm process serves only commands whose environment, working folder and kbflow code and packages are the ones
 it loaded with (they are hashed into its socket's name), because Prefect reads its settings when it is imported.
 It exits after the server's idle time, when its store's background server stops (`kbflow server stop`), or when
-anything goes wrong before a child runs. `KBFLOW_WARM=off` turns it off (flows/settings.py).
+anything goes wrong before a child runs. `KBFLOW_WARM=off` turns it off (tasks/settings.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Variables that differ between two shells without changing what a command does.
@@ -139,7 +141,7 @@ def launch(env: dict, cwd: str, store: Path, idle_s: float) -> None:
         return
     with (state_dir(store) / "warm.log").open("ab") as out:
         subprocess.Popen(
-            [sys.executable, "-P", "-m", "kbflow.warm", str(path), str(idle_s), str(store)],
+            [sys.executable, "-P", "-m", "kbflow.cli", "--warm-serve", str(path), str(idle_s), str(store)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -172,7 +174,6 @@ def preload() -> None:
 
     import flows.answer  # noqa: F401
     import flows.ingest  # noqa: F401
-    import kbflow.cli.main  # noqa: F401
     from tasks.ingest.partition import partition_document
     from tasks.text import tokenize
 
@@ -180,7 +181,8 @@ def preload() -> None:
     tokenize("预热")  # jieba's dictionary
 
 
-def serve(path: Path, idle_s: float, store: Path) -> int:
+def serve(path: Path, idle_s: float, store: Path, run: Callable[[list[str]], int]) -> int:
+    """Serve commands on path until idle or stopped; each runs in a forked child as `run(argv)` (the CLI's main)."""
     from kbflow.prefect_server import recorded_api
 
     api = os.environ.get("PREFECT_API_URL", "")
@@ -197,8 +199,6 @@ def serve(path: Path, idle_s: float, store: Path) -> int:
         listener.listen(8)
         started = time.monotonic()
         preload()
-        import threading
-
         if threading.active_count() != 1:
             names = [t.name for t in threading.enumerate()]
             print(f"kbflow warm: not serving: threads {names} would not survive a fork", flush=True)
@@ -208,7 +208,7 @@ def serve(path: Path, idle_s: float, store: Path) -> int:
         listener.settimeout(1.0)
         last = time.monotonic()
         while not stop:
-            _reap()
+            _reap(store)
             if time.monotonic() - last > idle_s:
                 stop.append(f"idle for {idle_s:g} s")
             elif recorded_api(store) != api:
@@ -223,11 +223,14 @@ def serve(path: Path, idle_s: float, store: Path) -> int:
             pid = os.fork()
             if pid == 0:
                 listener.close()
-                _child(conn)  # never returns
+                _child(conn, run, store)  # never returns
             conn.close()
             print(f"kbflow warm: child {pid}", flush=True)
         return 0
     finally:
+        for pid in running_commands(store):  # the server stopped: so do the commands it served
+            end_command(pid)
+        _reap(store)
         try:
             if os.stat(path).st_ino == bound:  # not a newer warm process's socket
                 path.unlink()
@@ -237,7 +240,7 @@ def serve(path: Path, idle_s: float, store: Path) -> int:
         print(f"kbflow warm: exiting: {stop[0] if stop else 'an error'}", flush=True)
 
 
-def _reap() -> None:
+def _reap(store: Path) -> None:
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -245,9 +248,62 @@ def _reap() -> None:
             return
         if pid == 0:
             return
+        (running_dir(store) / str(pid)).unlink(missing_ok=True)
 
 
-def _child(conn: socket.socket) -> None:
+def running_dir(store: Path) -> Path:
+    """One file per command a warm child runs (its pid; the command's argv), removed when it ends."""
+    from kbflow.prefect_server import state_dir
+
+    folder = state_dir(store) / "running"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def running_commands(store: Path) -> dict[int, list[str]]:
+    """The commands warm children of this store run now: pid -> argv (records of dead pids are dropped)."""
+    found = {}
+    for record in running_dir(store).iterdir():
+        try:
+            pid = int(record.name)
+            os.kill(pid, 0)
+            found[pid] = json.loads(record.read_text(encoding="utf-8"))["argv"]
+        except (ValueError, OSError, KeyError):
+            record.unlink(missing_ok=True)
+    return found
+
+
+def end_command(pid: int, grace_s: float = 1.0) -> None:
+    """End a warm child's whole process group: SIGTERM (Prefect marks the run), then SIGKILL after grace_s."""
+    for signum, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(pid, signum)
+        except OSError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.05)
+
+
+def _end_with_client(conn: socket.socket) -> None:
+    """In a warm child: when the client's connection closes (it ended, or was killed with SIGKILL), end this
+    command's process group, so no killed command goes on answering and writing the cache."""
+    while True:
+        try:
+            if not conn.recv(64):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    end_command(os.getpid())
+
+
+def _child(conn: socket.socket, run: Callable[[list[str]], int], store: Path) -> None:
     """Run one command for the connected client, then exit: the exit code goes back over the connection."""
     code = 1
     try:
@@ -273,10 +329,11 @@ def _child(conn: socket.socket) -> None:
         os.environ["KBFLOW_WARM_CHILD"] = "1"  # this command runs here: it hands over to no other
         sys.argv = ["kbflow", *request["argv"]]
         conn.sendall(f"pid {os.getpid()}".encode())
-        from kbflow.cli.main import main
-
+        record = running_dir(store) / str(os.getpid())
+        record.write_text(json.dumps({"argv": request["argv"], "cwd": request["cwd"]}), encoding="utf-8")
+        threading.Thread(target=_end_with_client, args=(conn,), name="kbflow-client-watch", daemon=True).start()
         try:
-            code = main(request["argv"])
+            code = run(request["argv"])
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except KeyboardInterrupt:
@@ -298,6 +355,3 @@ def _child(conn: socket.socket) -> None:
             pass
         os._exit(int(code or 0))
 
-
-if __name__ == "__main__":
-    sys.exit(serve(Path(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3])))

@@ -40,10 +40,10 @@ from connectors.base import SourceError
 from connectors.local import LocalSource, LocalSourceConfig
 from flows.errors import ConfigError, DocumentsFailed
 from flows.ingest import ingest_flow
-from flows.settings import load_settings
 from kbflow.deployments import DeploymentRunFailed, run_ingest_deployment
 from kbflow.standing import answer_standing_set
 from tasks.ingest.summary import IngestSummary
+from tasks.settings import load_settings
 
 logger = logging.getLogger("kbflow.watch")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.settings import apply_offline_env
+from tasks.offline import apply_offline_env
 
 apply_offline_env()
 

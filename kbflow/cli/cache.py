@@ -18,8 +18,8 @@ def cache_stats(store_dir) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.settings import load_settings
     from tasks.answer.cache import prune_store_cache
+    from tasks.settings import load_settings
 
     cfg = load_settings(store_dir=args.store, collection=args.collection)
     pruned = prune_store_cache(cfg.store_dir, cfg.collection) if args.action == "prune" else None

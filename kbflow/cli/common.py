@@ -120,7 +120,7 @@ def setting_option(parser: argparse.ArgumentParser, flag: str, name: str, model:
     Its default is None, so an option not given leaves the setting (KBFLOW_* or its declared default) in force.
     """
     if model is None:
-        from flows.settings import Settings
+        from tasks.settings import Settings
 
         model = Settings
     info = _field(model, name)

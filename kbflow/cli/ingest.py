@@ -54,8 +54,8 @@ def preload(args: argparse.Namespace) -> list:
         import flows.ingest  # noqa: F401
 
     steps = [flow_modules]
-    from flows.settings import load_settings
     from tasks.ingest.ledger import ledger_path
+    from tasks.settings import load_settings
 
     cfg = load_settings(store_dir=args.store)
     if not args.rebuild and ledger_path(cfg.store_dir).exists():

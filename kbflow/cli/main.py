@@ -9,9 +9,9 @@ import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from flows.settings import apply_offline_env
 from kbflow.cli import ask, cache, dataset, demo, ingest, models, reports, server, status, watch
 from kbflow.cli.common import EXIT_FAULT, run_command
+from tasks.offline import apply_offline_env
 
 COMMANDS = [ingest, status, ask, cache, models, demo, watch, dataset, reports, server]
 
@@ -33,7 +33,7 @@ FLOW_COMMANDS = {"ingest", "ask", "demo", "watch", "dataset"}
 
 def _use_store_prefect(store: str | None, command: str | None):
     """Set this command's Prefect environment; the settings when it uses the store's background server."""
-    from flows.settings import load_settings, prefect_env
+    from tasks.settings import load_settings, prefect_env
 
     prefect, background = prefect_env(store), None
     if "PREFECT_HOME" in prefect and command in FLOW_COMMANDS:

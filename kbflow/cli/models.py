@@ -8,8 +8,8 @@ from kbflow.cli.common import EXIT_OK, UsageError
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.settings import load_settings
     from tasks.answer.models import MODEL_SOURCES, ModelError, bundled_gguf, pull_model, verify_model
+    from tasks.settings import load_settings
 
     cfg = load_settings()
     try:

@@ -11,8 +11,8 @@ from kbflow.cli.common import EXIT_OK, UsageError, print_json
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.settings import load_settings
     from tasks.report.formats import fmt_num, fmt_rate
+    from tasks.settings import load_settings
 
     cfg = load_settings(store_dir=args.store)
     if args.action == "compare":

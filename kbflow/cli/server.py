@@ -8,17 +8,28 @@ from kbflow.cli.common import EXIT_OK, print_json, setting_option
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.settings import load_settings
     from kbflow import prefect_server
+    from tasks.settings import load_settings
 
     cfg = load_settings(store_dir=args.store)
     store = cfg.store_dir.resolve()
     if args.action == "stop":
+        from kbflow import warm
+
+        commands = warm.running_commands(store)  # the warm process's children: they stop with the server
+        for child in commands:
+            warm.end_command(child)
         pid = prefect_server.stop_server(store)
-        state = {"stopped": pid is not None, "pid": pid}
+        state = {
+            "stopped": pid is not None,
+            "pid": pid,
+            "ended_commands": [{"pid": child, "argv": argv} for child, argv in commands.items()],
+        }
         line = (
             f"Stopped the Prefect server of {store} (pid {pid})" if pid else f"No background Prefect server for {store}"
         )
+        for child, argv in commands.items():
+            line += f"\nEnded the running command `kbflow {' '.join(argv)}` (pid {child})"
     else:
         started = False
         if args.action == "start":

@@ -42,7 +42,7 @@ def store_status(settings) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.settings import load_settings
+    from tasks.settings import load_settings
 
     status = store_status(load_settings(store_dir=args.store, collection=args.collection))
     if args.json:

@@ -136,16 +136,31 @@ def answer_batch(questions: list[dict], job: AnswerJob) -> list[dict]:
     """Answer a batch of questions in order; each scored row goes to the run's JSONL at once. Returns slim rows."""
     cache = AnswerCache(Path(job.cache_file)) if job.cache_file else None
     slim = []
+
+    def keep(row: dict) -> None:
+        with _write_lock, open(job.rows_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        slim.append(without_text(row))  # what the flow keeps in memory
+        progress.advance(1, row.get("answer_source") or "")
+
     try:
-        with ThreadPoolExecutor(max_workers=max(1, job.concurrency)) as pool:
+        if job.concurrency <= 1:
+            # In this thread: a termination signal (SIGTERM, SIGINT, a closed warm client) raises here, between
+            # two tokens, and ends the run; no worker thread goes on answering and writing the cache.
+            for q in questions:
+                keep(answer_one(q, job, cache))
+            return slim
+        pool = ThreadPoolExecutor(max_workers=job.concurrency)
+        try:
             # Each question runs in a copy of this task's context, so its logs belong to this task run.
             futures = [pool.submit(contextvars.copy_context().run, answer_one, q, job, cache) for q in questions]
             for future in futures:
-                row = future.result()
-                with _write_lock, open(job.rows_file, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-                slim.append(without_text(row))  # what the flow keeps in memory
-                progress.advance(1, row.get("answer_source") or "")
+                keep(future.result())
+        except BaseException:
+            # A signal is never one question's error: the questions not started are dropped, and the run ends.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         if cache is not None:
             cache.close()

@@ -80,9 +80,16 @@ def fastest_precision(export_dir: str | Path, threads: int) -> str:
 
 
 if __name__ == "__main__":
+    # `make install` runs this with the export folder it made; no settings are read here (tasks sit below them).
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    export = Path(sys.prefix) / "share" / "kbflow" / "all-MiniLM-L6-v2-onnx"
+    parser.add_argument("export_dir", type=Path, nargs="?", default=export)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from flows.settings import apply_offline_env, load_settings
+    from tasks.offline import apply_offline_env
 
     apply_offline_env()
-    cfg = load_settings().embedder_config()
-    print(fastest_precision(cfg.export_dir, cfg.threads or os.cpu_count() or 1))
+    print(fastest_precision(args.export_dir, args.threads))

@@ -94,7 +94,7 @@ def test_mode_all_answers_from_every_chunk_uncut_when_they_fit(demo_store, tmp_p
 
 
 def summary_threads() -> int:
-    from flows.settings import load_settings
+    from tasks.settings import load_settings
 
     return load_settings().threads
 

@@ -154,8 +154,8 @@ def test_a_run_that_dies_after_the_ledger_but_before_deleting_old_chunks_is_repa
 
 
 def test_chunks_lost_from_chroma_are_re_indexed(docs_dir, store_dir):
-    from flows.settings import load_settings
     from kbflow.cli.status import store_status
+    from tasks.settings import load_settings
 
     run(docs_dir, store_dir)
     settings = load_settings(store_dir=str(store_dir))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.settings import OFFLINE_ENV
+from tasks.offline import OFFLINE_ENV
 from tests.conftest import NO_MODELS, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

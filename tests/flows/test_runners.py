@@ -89,7 +89,7 @@ def test_a_store_built_with_torch_keeps_working_with_the_fast_backend(docs_dir_m
     ingest_flow(source_path=str(docs), store_dir=str(store))
     torch_vectors = snapshot(store)
     monkeypatch.delenv("KBFLOW_EMBEDDING_BACKEND")
-    from flows.settings import load_settings
+    from tasks.settings import load_settings
 
     assert resolve_backend(load_settings().embedder_config()) in ("openvino", "onnxruntime")  # make install exported it
     (docs / "notes.txt").write_text("Meeting notes. The cobalt widget ships in March.\n")

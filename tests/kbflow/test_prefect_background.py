@@ -139,3 +139,75 @@ def test_a_warm_process_runs_the_next_commands_as_the_shell_would_and_stops_with
     again = kbflow("ingest", str(docs_dir), "--store", str(store), "--json", env={**env, "KBFLOW_WARM": "off"})
     assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == len(list(docs_dir.iterdir()))
     assert sum("child" in line for line in warm_lines()) == 3  # the missing-folder command, not this one
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie its parent has not reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
+    except OSError:
+        return True
+
+
+def test_a_killed_warm_command_ends_its_child_at_once_and_the_same_command_resumes(store, tmp_path):
+    """kill -9 of a command served by the warm process: its forked child (which answers) ends within 2 s, no answer
+    lands in the cache after the kill, and the same command run again reuses what was answered and does the rest."""
+    import shutil
+    import signal
+    import sqlite3
+    import time
+
+    from tasks.answer.cache import cache_path
+    from tests.conftest import DEMO_CORPUS
+
+    env = no_prefect_env()
+    corpus = shutil.copytree(DEMO_CORPUS, tmp_path / "corpus")
+    questions = tmp_path / "questions.csv"
+    questions.write_text(
+        "id,question\n"
+        "q1,How many fingerprints can the Starling Lock L2 store?\n"
+        "q2,How many people did Starling Home Robotics employ at the end of 2023?\n"
+        "q3,在公司累计工作满3年的员工，每年有几天带薪年假？\n"
+        "q4,What is the warranty period of the Starling Lock L2?\n"
+        "q5,How long does a customer have to return a product?\n"
+        "q6,Who do I call for support?\n",
+        encoding="utf-8",
+    )
+    log = store / "prefect" / "warm.log"
+
+    def warm_lines() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    def cached() -> int:
+        try:
+            with sqlite3.connect(cache_path(store)) as db:
+                return db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        except sqlite3.OperationalError:  # the file or its table is not made yet
+            return 0
+
+    first = kbflow("ingest", str(corpus), "--store", str(store), "--json", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert wait_for(lambda: any("ready in" in line for line in warm_lines())), warm_lines()
+
+    args = [KBFLOW, "ask", str(questions), "--store", str(store), "--json"]
+    client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_for(lambda: cached() >= 1 or client.poll() is not None, 300)
+    assert client.poll() is None, "the command finished before it could be killed"
+    children = [int(line.rsplit(" ", 1)[1]) for line in warm_lines() if "warm: child" in line]
+    assert len(children) == 1  # the warm process runs the command
+    client.send_signal(signal.SIGKILL)  # the client only, as a CI timeout or the OOM killer would
+    client.wait()
+    killed_at = time.monotonic()
+    assert wait_for(lambda: _gone(children[0]), 5)
+    assert time.monotonic() - killed_at < 2.0
+    kept = cached()
+    time.sleep(3)
+    assert cached() == kept, "an answer landed in the cache after the kill"
+    assert 1 <= kept < 6
+
+    again = kbflow("ask", str(questions), "--store", str(store), "--json", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout)
+    assert summary["answers_reused"] == kept
+    assert summary["answers_reused"] + summary["answers_generated"] + summary["refused"] == 6

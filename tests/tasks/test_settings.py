@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.settings import CONFIG_FIELDS, Settings, load_settings, prefect_env
+from tasks.settings import CONFIG_FIELDS, Settings, load_settings, prefect_env
 
 pytestmark = pytest.mark.unit
 
