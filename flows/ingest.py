@@ -164,7 +164,7 @@ def index_documents(
     """Index the plan's documents batch by batch: prepare and embed, then write in order (the flow is the one
     writer)."""
     store, todo = cfg.store_config(), [r.to_dict() for r in plan.to_index]
-    done = {"written": 0, "deleted": 0, "failed": {}, "vanished": []}
+    done = {"written": 0, "deleted": 0, "failed": {}, "vanished": [], "warnings": {}}
     if not todo:
         return done
     artifact = create_progress_artifact(
@@ -185,6 +185,7 @@ def index_documents(
         write_started = time.monotonic()
         done["failed"].update(got["failed"])
         done["vanished"] += got["vanished"]
+        done["warnings"].update(got.get("warnings", {}))
         ok = [r for r in batch if r["path"] not in got["failed"] and r["path"] not in got["vanished"]]
         old = [i for r in ok for i in chunk_ids(entries, r["path"])]
         # quote(): Prefect would otherwise visit every float of every vector looking for futures.
@@ -319,7 +320,9 @@ class Refresh:
     embedding: dict | None
     orphans: int
     broken: set
-    done: dict = field(default_factory=lambda: {"written": 0, "deleted": 0, "failed": {}, "vanished": []})
+    done: dict = field(
+        default_factory=lambda: {"written": 0, "deleted": 0, "failed": {}, "vanished": [], "warnings": {}}
+    )
     chunks_deleted: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -393,6 +396,7 @@ def summarize(cfg: Settings, src: Source, run: Refresh, duration_s: float) -> tu
         duration_s=round(duration_s, 3),
         vanished=plan.vanished,
         failed=[{"path": p, "reason": failed[p]} for p in sorted(failed)],
+        warnings=IngestSummary.warning_rows(run.done["warnings"]),
     )
     changes = [{"path": r.path, "change": "added"} for r in plan.added if r.path not in failed]
     changes += [{"path": r.path, "change": "edited"} for r in plan.changed + plan.repaired if r.path not in failed]

@@ -79,6 +79,18 @@ def answer_question(
     started = time.perf_counter()
     raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
     answer, cited = clean_citations(raw, len(used))
+    if style == "sentence" and not _CITATION.sub("", answer).strip(" .。"):
+        # A citation mark and nothing else: ask once more, for the answer alone. (An answer that puts the mark
+        # where the figure should be, "shows the error code [1]", is left as it is: the report flags it. A second
+        # try gave a wrong figure there that no check caught.)
+        short = build_messages(question, used, lang, "short")
+        raw, more_prompt, more_completion = backend.chat(short, max_tokens, temperature)
+        prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
+        answer, cited = clean_citations(raw, len(used))
+        answer = _CITATION.sub("", answer).strip()
+        if answer and answer not in REFUSAL.values():
+            cited = cited or [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
+            answer = f"{answer.rstrip('。.')} [{cited[0]}]" if cited else answer
     if style == "short":
         # The answer alone: its citation marks are recorded, not shown; if the model gave none,
         # the passages that contain the answer support it.

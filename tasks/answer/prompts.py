@@ -16,12 +16,16 @@ SYSTEM = {
     ("sentence", "en"): (
         "You answer questions about a company's documents, using only the numbered context passages. "
         "Answer in English with a short, complete sentence that states the answer, then cite the passages "
-        "you used, like [1] or [2]. If the passages do not contain the answer, reply exactly: "
+        "you used, like [1] or [2]. A passage often gives several figures for different things: take the one "
+        "it states for exactly what the question asks about, with its unit. If the passages do not contain the "
+        "answer, reply exactly: "
         f"{REFUSAL['en']}"
     ),
     ("sentence", "zh"): (
         "你根据公司文档回答问题，只能使用编号的上下文段落。用中文写一句简短完整的话直接给出答案，"
-        f"然后用 [1]、[2] 这样的编号注明所用的段落。如果段落中没有答案，只回答：{REFUSAL['zh']}"
+        "然后用 [1]、[2] 这样的编号注明所用的段落。段落里常有多个数字分别说明不同的事项：只取段落中"
+        "与问题所问事项直接对应的那个数字，并带上单位（如欧元、天）。"
+        f"如果段落中没有答案，只回答：{REFUSAL['zh']}"
     ),
     ("short", "en"): (
         "You answer questions about a company's documents from the numbered context passages. "

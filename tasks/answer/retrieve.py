@@ -58,6 +58,20 @@ def fuse(
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+# The dense ranking's weight in the fusion when the keywords already match a passage well (BM25 is the stronger
+# ranking within one language: CMRC recall@1 0.955 alone, 0.895 fused at equal weight with the multilingual
+# embedder, 0.935 at 0.3), and when they do not (a question in the other language: the dense ranking is all there is).
+DENSE_WEIGHT_KEYWORDS_MATCH, DENSE_WEIGHT_KEYWORDS_MISS, KEYWORDS_MATCH = 0.3, 1.0, 0.5
+
+
+def dense_trust(index: KeywordIndex, q_tokens: list[str], keyword: list[tuple[str, float]]) -> float:
+    """How much the fusion weighs the dense ranking: less when the best keyword hit covers the question well."""
+    if not keyword:
+        return DENSE_WEIGHT_KEYWORDS_MISS
+    best = index.coverages(q_tokens, [keyword[0][0]]).get(keyword[0][0], 0.0)
+    return DENSE_WEIGHT_KEYWORDS_MATCH if best >= KEYWORDS_MATCH else DENSE_WEIGHT_KEYWORDS_MISS
+
+
 def relevance(mode: Mode, dense_sim: float | None, coverage: float, w_question: float, w_passage: float) -> float:
     """The 0-1 relevance a question is refused on: dense similarity where the embedder reads both sides, keyword
     coverage."""
@@ -100,7 +114,7 @@ def retrieve(
     elif mode == "keyword":
         ranked = keyword
     else:
-        ranked = fuse(dense, keyword, w_question)
+        ranked = fuse(dense, keyword, w_question * dense_trust(keyword_index, q_tokens, keyword))
     ids = [cid for cid, _ in ranked[:top_k]]
     rows = store.get(ids)
     dense_sim, bm25 = dict(dense), dict(keyword)
@@ -127,6 +141,10 @@ def retrieve(
                 rank=rank,
             )
         )
+    # The fused order picks the top k; within them the most relevant passage comes first (the prompt's [1]).
+    passages.sort(key=lambda p: -p.score)
+    for rank, p in enumerate(passages, start=1):
+        p.rank = rank
     return passages
 
 

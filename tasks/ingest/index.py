@@ -36,12 +36,13 @@ def check_size(ref: DocumentRef, data: bytes | None, split: SplitOptions) -> Non
             )
 
 
-def prepare_document(source, ref: DocumentRef, split: SplitOptions) -> list[dict]:
-    """One document's chunks as plain dicts; raises PartitionError, SourceError or DocumentVanished."""
+def prepare_document(source, ref: DocumentRef, split: SplitOptions, warnings: list[str] | None = None) -> list[dict]:
+    """One document's chunks as plain dicts; raises PartitionError, SourceError or DocumentVanished. Pages that OCR
+    read with low confidence are added to warnings."""
     check_size(ref, None, split)  # before reading: a 200 MB file is refused without being loaded
     data = source.read(ref)
     check_size(DocumentRef(ref.source_id, ref.path, len(data), ref.mtime, ref.sha256), data, split)
-    sections = partition_document(data, ref.path)
+    sections = partition_document(data, ref.path, warnings)
     chunks = split_sections(
         sections,
         source=ref.path,
@@ -86,14 +87,18 @@ def index_batch(source_config: dict, refs: list[dict], split: SplitOptions, embe
     chunks: list[dict] = []
     failed: dict[str, str] = {}
     vanished: list[str] = []
+    warnings: dict[str, list[str]] = {}
     for raw in refs:
         ref = DocumentRef.from_dict(raw)
+        notes: list[str] = []
         try:
-            chunks.extend(prepare_document(source, ref, split))
+            chunks.extend(prepare_document(source, ref, split, notes))
         except DocumentVanished:
             vanished.append(ref.path)
         except (PartitionError, SourceError) as exc:
             failed[ref.path] = str(exc)
+        if notes and ref.path not in failed:
+            warnings[ref.path] = notes
     prepared = time.perf_counter()
     vectors = get_embedder(embedder).embed([c["text"] for c in chunks]) if chunks else []
     embedded = time.perf_counter()
@@ -109,6 +114,7 @@ def index_batch(source_config: dict, refs: list[dict], split: SplitOptions, embe
         "vectors": vectors,
         "terms": terms,
         "failed": failed,
+        "warnings": warnings,
         "vanished": vanished,
         "seconds": seconds,
     }

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
 from tasks.ingest.decode import TextDecodeError, decode_text
+from tasks.ingest.scan import IMAGE_TYPES, MIN_TEXT_CHARS, UnreadableImage, image_pages, pdf_pages_without_text
+from tasks.ingest.tables import html_table_rows, markdown_table
 
 SUPPORTED_TYPES = {
     ".txt",
@@ -30,6 +32,7 @@ SUPPORTED_TYPES = {
     ".eml",
     ".json",
     ".pdf",
+    *IMAGE_TYPES,  # read by OCR
 }
 # unstructured's "skip" value for `languages`: its per-document language detection (langdetect, about 10 ms of a
 # 16 ms Chinese .txt) fills metadata that kbflow never reads.
@@ -48,6 +51,8 @@ class Section:
     text: str
     page: int | None = None
     section: str = ""
+    # A table's markdown header (column names and the |---| line): text starts with it, and every chunk repeats it.
+    table_header: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -193,14 +198,23 @@ def _describe(exc: Exception, suffix: str) -> str:
     return f"could not parse {suffix.lstrip('.')} file: {kind}: {msg}"[:500]
 
 
-def partition_document(data: bytes, name: str) -> list[Section]:
-    """Partition one document into sections; raise PartitionError with the reason if it yields no text."""
+def partition_document(data: bytes, name: str, warnings: list[str] | None = None) -> list[Section]:
+    """Partition one document into sections; raise PartitionError with the reason if it yields no text.
+
+    Images, and PDF pages without a text layer, are read by OCR; a page read with low confidence is added to
+    warnings (when given) with its page number."""
     suffix = PurePosixPath(name).suffix.lower()
     if not data:
         raise PartitionError("empty file (0 bytes)")
     if suffix not in SUPPORTED_TYPES:
         shown = suffix or "(no extension)"
         raise PartitionError(f"unsupported file type {shown}; exclude it with KBFLOW_EXCLUDE or convert it")
+    warnings = [] if warnings is None else warnings
+    if suffix in IMAGE_TYPES:
+        sections = _ocr_sections(image_pages(data, suffix), warnings, single=suffix not in {".tif", ".tiff"})
+        if not sections:
+            raise PartitionError("no text found by OCR")
+        return sections
     _configure_unstructured()
     try:
         elements = _elements(data, name, suffix)
@@ -209,9 +223,50 @@ def partition_document(data: bytes, name: str) -> list[Section]:
     except Exception as exc:  # unstructured raises many kinds; the user needs the reason, not the type
         raise PartitionError(_describe(exc, suffix)) from exc
     sections = group_sections(elements, by_page=suffix == ".pptx")
+    if suffix == ".pdf":
+        sections = _with_scanned_pages(data, sections, warnings)
     if not sections:
-        raise PartitionError("no text extracted" + (" (scanned PDF without a text layer?)" if suffix == ".pdf" else ""))
+        raise PartitionError("no text extracted" + (" (no text layer, and OCR found none)" if suffix == ".pdf" else ""))
     return sections
+
+
+def _ocr_sections(pages, warnings: list[str], *, single: bool = False) -> list[Section]:
+    """OCR each (page number, image) into a section; an image file of one page has no page number."""
+    from tasks.ingest.ocr import ocr_page
+
+    sections: list[Section] = []
+    try:
+        for number, image in pages:
+            page = ocr_page(image)
+            if page.low_confidence:
+                warnings.append(f"low OCR confidence ({page.confidence:.2f}) on page {number}: check its text")
+            if page.text:
+                sections.append(Section(text=page.text, page=number))
+    except UnreadableImage as exc:
+        raise PartitionError(str(exc)) from exc
+    if single and len(sections) == 1:
+        sections[0].page = None
+    return sections
+
+
+def _with_scanned_pages(data: bytes, sections: list[Section], warnings: list[str]) -> list[Section]:
+    """Add OCR'd sections for the PDF pages whose text layer is empty (or nearly), in page order."""
+    chars: dict[int, int] = {}
+    for s in sections:
+        if s.page is not None:
+            chars[s.page] = chars.get(s.page, 0) + len("".join(s.text.split()))
+    with_text = {page for page, n in chars.items() if n >= MIN_TEXT_CHARS}
+    try:
+        scanned = _ocr_sections(pdf_pages_without_text(data, with_text), warnings)
+    except PartitionError:
+        raise
+    except Exception as exc:  # pdfium's errors on a PDF that pikepdf and pdfminer read: report, don't crash
+        raise PartitionError(f"could not render PDF pages for OCR: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    if not scanned:
+        return sections
+    ocr_pages = {s.page for s in scanned}
+    kept = [s for s in sections if s.page not in ocr_pages]  # a few stray characters of a scanned page's layer
+    return sorted(kept + scanned, key=lambda s: s.page or 0)
 
 
 def group_sections(elements, *, by_page: bool = False) -> list[Section]:
@@ -226,6 +281,11 @@ def group_sections(elements, *, by_page: bool = False) -> list[Section]:
         page = getattr(el.metadata, "page_number", None)
         sheet = getattr(el.metadata, "page_name", None) or ""
         is_title = getattr(el, "category", "") == "Title"
+        table = _table_section(el, page, title or sheet)
+        if table is not None:
+            sections.append(table)
+            current = None  # text after a table starts a new section
+            continue
         if current is not None and current.page == page and (by_page or (is_title and current.text == current.section)):
             # Same slide, or a title right under another title (unstructured's guess on short lines): keep together.
             current.text += "\n" + text
@@ -242,3 +302,14 @@ def group_sections(elements, *, by_page: bool = False) -> list[Section]:
         else:
             current.text += "\n" + text
     return [s for s in sections if s.text.strip()]
+
+
+def _table_section(el, page: int | None, section: str) -> Section | None:
+    """A table element as a markdown section whose header row every chunk repeats (None if it is not a table of a
+    header and at least one row)."""
+    html = getattr(el.metadata, "text_as_html", None) if getattr(el, "category", "") == "Table" else None
+    rows = html_table_rows(html) if html else []
+    if len(rows) < 2:
+        return None
+    header, body = markdown_table(rows)
+    return Section(text="\n".join([header, *body]), page=page, section=section, table_header=header)

@@ -9,6 +9,7 @@ from functools import lru_cache
 from pydantic import BaseModel, Field
 
 from tasks.ingest.partition import Section
+from tasks.ingest.tables import split_table
 
 # Paragraphs, lines, then sentence ends (Chinese full-width and English), then clauses, then words.
 SEPARATORS = [
@@ -103,7 +104,7 @@ def split_sections(
     splitter = _splitter(chunk_size, chunk_overlap)
     chunks: list[Chunk] = []
     for section in sections:
-        for piece in splitter.split_text(section.text):
+        for piece in _pieces(section, splitter, chunk_size):
             piece = piece.strip()
             if not piece:
                 continue
@@ -121,3 +122,12 @@ def split_sections(
                 )
             )
     return chunks
+
+
+def _pieces(section: Section, splitter, chunk_size: int) -> list[str]:
+    """A section's pieces: a table's whole rows under its repeated header, other text by the recursive splitter."""
+    header = section.table_header
+    if header and section.text.startswith(header):
+        rows = [row for row in section.text[len(header) :].split("\n") if row.strip()]
+        return split_table(header, rows, chunk_size)
+    return splitter.split_text(section.text)

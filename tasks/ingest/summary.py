@@ -25,9 +25,16 @@ class IngestSummary:
     duration_s: float = 0.0
     failed: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}, sorted by path
     vanished: list[str] = field(default_factory=list)  # listed, then gone when read: not indexed, not a failure
+    # Indexed, but worth a look (a page OCR read with low confidence): {"path", "warning"}, sorted by path
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @staticmethod
+    def warning_rows(warnings: dict[str, list[str]]) -> list[dict[str, str]]:
+        """index_batch's {path: [warning, ...]} as the summary's rows, sorted by path."""
+        return [{"path": p, "warning": w} for p in sorted(warnings) for w in warnings[p]]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IngestSummary:
@@ -54,6 +61,7 @@ class IngestSummary:
             f"  vanished {p} (deleted while the run was going on; its old chunks were removed)" for p in self.vanished
         ]
         lines += [f"  FAILED {f['path']}: {f['reason']}" for f in self.failed]
+        lines += [f"  WARNING {w['path']}: {w['warning']}" for w in self.warnings]
         return "\n".join(lines)
 
     def table(self) -> list[dict[str, str]]:
@@ -62,6 +70,7 @@ class IngestSummary:
         rows.append({"item": "failed", "value": str(len(self.failed))})
         rows += [{"item": f"failed: {f['path']}", "value": f["reason"]} for f in self.failed]
         rows += [{"item": f"vanished: {p}", "value": "deleted while the run was going on"} for p in self.vanished]
+        rows += [{"item": f"warning: {w['path']}", "value": w["warning"]} for w in self.warnings]
         return rows
 
     @classmethod
@@ -76,6 +85,8 @@ class IngestSummary:
                 summary.failed.append({"path": item[len("failed: ") :], "reason": value})
             elif item.startswith("vanished: "):
                 summary.vanished.append(item[len("vanished: ") :])
+            elif item.startswith("warning: "):
+                summary.warnings.append({"path": item[len("warning: ") :], "warning": value})
             elif item == "duration_s":
                 summary.duration_s = float(value)
             elif item in COUNTS:

@@ -68,6 +68,11 @@ def headline_lines(s: dict) -> list[str]:
         else f" ({round(s['accuracy'] * with_answer)} of {with_answer} expected answers found)"
     )
     lines = [f"accuracy {fmt_rate(s.get('accuracy'))}{correct}; unsupported answers {fmt_count(s.get('unsupported'))}"]
+    if s.get("flagged") is not None:
+        lines.append(
+            f"flags: {s['flagged']} raised, {s['flagged_wrong']} on wrong answers; they catch "
+            f"{fmt_rate(s.get('flag_recall'))} of the wrong answers, precision {fmt_rate(s.get('flag_precision'))}"
+        )
     if s.get("answers_generated") is not None:
         lines.append(f"answers generated {s['answers_generated']}, reused from the answer cache {s['answers_reused']}")
     lines += [

@@ -6,6 +6,7 @@ import re
 
 from tasks.text import normalize_numbers, tokenize
 
+REFUSALS = ("Not found in the knowledge base.", "知识库中没有找到答案。")
 _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -69,6 +70,52 @@ def missing_numbers(answer: str, question: str, cited_texts: list[str]) -> list[
     return [n for n in numbers if n not in cited.numbers]
 
 
+# A sentence of a passage: up to Chinese or English end punctuation (not the point of 3.5), or a line's end.
+_SENTENCE = re.compile(r"[^\n]+?(?:[。！？；!?;]+|\.(?=\s)|$)", re.MULTILINE)
+# The sentence holding the answer's figure must match the question at least this share as well as the passage's
+# best-matching sentence does, or the figure is taken to belong to something else.
+MISPLACED_RATIO = 0.6
+
+
+def _overlap(sentence: _Text, terms: list[str]) -> int:
+    """How much of the question a sentence holds: the summed length of the question's terms found in it."""
+    return sum(len(t) for t in terms if sentence.has(t))
+
+
+def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tuple[str, str]]:
+    """Figures of the answer that the passages state, but beside other things than the question asks about.
+
+    The commonest wrong answer is a real figure from the right passage attached to the wrong thing (the 7-day
+    label deadline for the 21-day return window): the figure is in the passage, so a word check passes it. Here
+    each figure's own sentence must hold the question's terms nearly as well as the passage's best sentence for
+    the question does. Returns (figure, the best sentence's figures) for each that does not."""
+    _, _, numbers = _content(answer, question)
+    if not numbers:
+        return []
+    terms = sorted({t for t in tokenize(_prepare(question)) if not any(ch.isdigit() for ch in t)})
+    sentences = [_Text(m.group()) for text in texts for m in _SENTENCE.finditer(text) if m.group().strip()]
+    if not terms or not sentences:
+        return []
+    scores = [_overlap(sent, terms) for sent in sentences]
+    best = max(scores)
+    if not best:
+        return []
+    best_numbers = sorted({n for sent, sc in zip(sentences, scores) if sc == best for n in sent.numbers})
+    if any(n in best_numbers for n in _Text(answer).numbers):
+        return []  # the answer states the figure of the question's own sentence (and maybe context around it)
+    misplaced = []
+    for n in numbers:
+        holding = [sc for sent, sc in zip(sentences, scores) if n in sent.numbers]
+        if holding and max(holding) < MISPLACED_RATIO * best:
+            misplaced.append((n, ", ".join(best_numbers)))
+    return misplaced
+
+
+def given_texts(row: dict) -> list[str]:
+    """The passages the model was given (the retrieved ones it saw), for an answer that cites none of them."""
+    return [str(p.get("text") or "") for p in row.get("retrieved") or [] if p.get("text")]
+
+
 def cited_texts(citations: list[dict] | None, retrieved: list[dict] | None) -> list[str] | None:
     """Each cited passage's text (from the retrieved passages when a citation has none); None if nothing valid is
     cited."""
@@ -94,13 +141,28 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         return {"support": None, "unsupported": False, "flag_reason": None}
     answer, question = str(row.get("answer") or ""), str(row.get("question") or "")
     texts = cited_texts(row.get("citations"), row.get("retrieved"))
-    if texts is None:
-        return {"support": None, "unsupported": True, "flag_reason": "no citation"}
-    support = support_score(answer, question, texts)
     reasons = []
+    if texts is None:
+        # No citation mark: the answer is checked against every passage the model was given. A copied part code
+        # with no [1] is right more often than not; an answer found in no passage is flagged below.
+        texts = given_texts(row)
+        if not texts:
+            return {"support": None, "unsupported": True, "flag_reason": "no citation"}
+    support = support_score(answer, question, texts)
+    if support is not None and support < threshold and given_texts(row):
+        # The answer's words are in another passage the model was given: the citation is off, not the answer.
+        support = max(support, support_score(answer, question, given_texts(row)) or 0.0)
+    if support is None and answer.strip() and answer.strip() not in REFUSALS:
+        reasons.append("the answer says nothing the question does not")
     missing = missing_numbers(answer, question, texts)
+    if missing:
+        # A figure the cited passage lacks but another given passage states: the citation is off, not the answer.
+        missing = missing_numbers(answer, question, given_texts(row) or texts) and missing
     if missing:
         reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
     if support is not None and support < threshold:
         reasons.append(f"low support {support:.2f}")
+    for number, best in misplaced_numbers(answer, question, texts):
+        where = f"; the passage's sentence closest to the question says {best}" if best else ""
+        reasons.append(f"{number} belongs to another part of the passage{where}")
     return {"support": support, "unsupported": bool(reasons), "flag_reason": "; ".join(reasons) or None}

@@ -142,6 +142,20 @@ def _mean(values: list[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
 
 
+def flag_figures(judged: list[dict]) -> dict:
+    """flag_recall: share of the wrong answers that are flagged; flag_precision: share of the flags that are on
+    wrong answers. None where there is nothing to divide (no wrong answer, no flag)."""
+    wrong = [r for r in judged if not r["correct"]]
+    flagged = [r for r in judged if r["unsupported"]]
+    caught = sum(1 for r in wrong if r["unsupported"])
+    return {
+        "flag_recall": caught / len(wrong) if wrong else None,
+        "flag_precision": caught / len(flagged) if flagged else None,
+        "flagged_wrong": caught,
+        "flagged": len(flagged) if judged else None,
+    }
+
+
 def summarize(
     rows: list[dict],
     *,
@@ -174,6 +188,8 @@ def summarize(
         "refused": refused,
         "errors": errors,
         "unsupported": sum(1 for r in scored if r["unsupported"]) if generated else None,
+        # How well the flags point at the wrong answers, where expected answers say which are wrong (None: n/a).
+        **flag_figures([r for r in judged if not r.get("refused") and not r.get("error")] if generated else []),
         # Answers the model wrote in this run, and answers taken from the answer cache (null: nothing generated).
         "answers_generated": sum(r.get("answer_source") == "generated" for r in scored) if cached else None,
         "answers_reused": sum(r.get("answer_source") == "reused" for r in scored) if cached else None,

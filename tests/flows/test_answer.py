@@ -110,7 +110,7 @@ def test_demo_questions_end_to_end_report_is_complete(demo_store, tmp_path, coun
     assert summary["refused"] == 2 and summary["errors"] == 0
     assert summary["recall_at_k"] >= 0.9 and summary["mrr"] >= 0.8
     saved = json.loads((out / "summary.json").read_text())
-    assert saved["questions"] == 15 and saved["top_k"] == 5 and saved["embedding_model"] == "all-MiniLM-L6-v2"
+    assert saved["questions"] == 15 and saved["top_k"] == 5 and saved["embedding_model"] == "multilingual-use-v3"
     assert saved["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert saved["latency_ms_p95"] >= saved["latency_ms_p50"] > 0
 

@@ -9,7 +9,7 @@ import pytest
 
 from flows.errors import ConfigError, DocumentsFailed
 from flows.ingest import ingest_flow
-from tasks.embed.embedder import ExportedEmbedder, SentenceTransformerEmbedder
+from tasks.embed.embedder import ExportedEmbedder, MultilingualUseEmbedder, SentenceTransformerEmbedder
 from tasks.ingest.ledger import Ledger
 from tasks.store import keyword
 from tasks.store.base import StoreConfig
@@ -26,7 +26,7 @@ def run(src, store, **kw):
 @pytest.fixture
 def count_embeds(monkeypatch):
     calls = []
-    for cls in (SentenceTransformerEmbedder, ExportedEmbedder):  # torch, or the install-time export
+    for cls in (SentenceTransformerEmbedder, ExportedEmbedder, MultilingualUseEmbedder):
         monkeypatch.setattr(
             cls, "embed", lambda self, texts, real=cls.embed: calls.append(len(texts)) or real(self, texts)
         )
@@ -177,7 +177,7 @@ def test_opening_with_another_embedding_model_is_a_clear_error(docs_dir, store_d
     with pytest.raises(ConfigError) as info:
         run(other, store_dir, embedding_model="some/other-model")
     msg = str(info.value)
-    assert "all-MiniLM-L6-v2" in msg and "some/other-model" in msg and "--rebuild" in msg
+    assert "multilingual-use-v3" in msg and "some/other-model" in msg and "--rebuild" in msg
 
 
 def test_a_file_deleted_while_the_run_reads_it_is_vanished_not_failed(docs_dir, store_dir, monkeypatch):

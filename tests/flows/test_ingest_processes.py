@@ -59,7 +59,7 @@ def test_cli_json_summary_and_status(docs_dir, store_dir, cli_env):
     assert summary["chunks_written"] >= n
     status = json.loads(kbflow("status", "--store", str(store_dir), "--json", env=cli_env, check=0).stdout)
     assert status["documents"] == n and status["chunks"] == summary["chunks_written"]
-    assert status["embedding_model"] == "all-MiniLM-L6-v2" and status["embedding_dim"] == 384
+    assert status["embedding_model"] == "multilingual-use-v3" and status["embedding_dim"] == 512
     assert status["last_refresh"]
     text = kbflow("status", "--store", str(store_dir), env=cli_env, check=0).stdout
     assert f"documents {n}" in text

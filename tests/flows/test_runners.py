@@ -85,6 +85,7 @@ def test_a_store_built_with_torch_keeps_working_with_the_fast_backend(docs_dir_m
 
     docs = shutil.copytree(docs_dir_module, tmp_path / "docs")
     store = tmp_path / "store"
+    monkeypatch.setenv("KBFLOW_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
     monkeypatch.setenv("KBFLOW_EMBEDDING_BACKEND", "torch")
     ingest_flow(source_path=str(docs), store_dir=str(store))
     torch_vectors = snapshot(store)

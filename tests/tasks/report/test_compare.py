@@ -153,7 +153,7 @@ def test_compare_reports_lists_each_known_change(runs):
     assert ids(cmp["correct_gained"]) == ["q4"] and ids(cmp["correct_lost"]) == ["q2"]
     # q3 now answers without citing anything
     assert cmp["newly_flagged"] == [
-        {"id": "q3", "question": "Where is the refund policy?", "flag_reason": "no citation"}
+        {"id": "q3", "question": "Where is the refund policy?", "flag_reason": "low support 0.00"}
     ]
     assert cmp["flag_cleared"] == []
     assert cmp["only_old"] == [{"id": "q5", "question": "Is there a trial?"}]
@@ -207,7 +207,7 @@ def test_comparison_markdown_reads_as_a_change_list(runs):
     )
     assert "**Newly refused (1)**" in text and "**Expected source no longer retrieved (1)**" in text
     assert "**Now correct (1)**\n\n- `q4`" in text and "**No longer correct (1)**\n\n- `q2`" in text
-    assert "**Newly flagged as unsupported (1)**\n\n- `q3` Where is the refund policy? (no citation)" in text
+    assert "**Newly flagged as unsupported (1)**\n\n- `q3` Where is the refund policy? (low support 0.00)" in text
     assert "**Questions no longer asked (1)**\n\n- `q5`" in text and "**New questions (1)**\n\n- `q6`" in text
     assert "Newly answered" not in text
 

@@ -92,8 +92,9 @@ def test_answers_with_nothing_beyond_the_question_have_no_score():
     assert support_score("How long do refunds take?", "How long do refunds take?", [EN]) is None
     assert support_score("[1]", Q_EN, [EN]) is None
     assert support_score("退货政策[1]。", Q_ZH, [ZH]) is None
+    # No score, but a flag: a citation mark where the answer should be is the commonest empty answer.
     got = check_grounding(answered("How long do refunds take?", "Refunds take [1]."))
-    assert got == {"support": None, "unsupported": False, "flag_reason": None}
+    assert got == {"support": None, "unsupported": True, "flag_reason": "the answer says nothing the question does not"}
 
 
 # ------------------------------------------------------------------ check_grounding
@@ -142,3 +143,30 @@ def test_citations_without_text_use_the_retrieved_passage():
         retrieved=retrieved,
     )
     assert check_grounding(row) == {"support": 1.0, "unsupported": False, "flag_reason": None}
+
+
+REFUND = (
+    "Customers may return a product bought in the Starling online store within 21 days after delivery. "
+    "Once a return is registered, print the return label and send the parcel within 7 days."
+)
+
+
+def test_a_real_figure_beside_other_terms_is_flagged_and_the_right_one_is_not():
+    question = "How many days after delivery can a customer return a product bought in the Starling online store?"
+    wrong = check_grounding(answered(question, "7 days [1].", None, citations=[{"source": "r.docx", "text": REFUND}]))
+    assert wrong["support"] == 1.0  # the figure is in the passage: a word check passes it
+    assert wrong["unsupported"] is True
+    assert wrong["flag_reason"] == (
+        "7 belongs to another part of the passage; the passage's sentence closest to the question says 21"
+    )
+    right = check_grounding(answered(question, "21 days [1].", None, citations=[{"source": "r.docx", "text": REFUND}]))
+    assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+
+
+def test_an_answer_without_a_mark_is_checked_against_the_passages_it_was_given():
+    price = "Side brush set SP-S7-SB02 9.90 EUR"
+    retrieved = [{"source": "prices.xlsx", "page": None, "chunk_id": "c1", "text": price}]
+    row = answered("What is the part code of the side brush set?", "SP-S7-SB02", None, retrieved=retrieved)
+    assert check_grounding(row) == {"support": 1.0, "unsupported": False, "flag_reason": None}
+    invented = answered("What is the part code of the side brush set?", "SP-X9-ZZ77", None, retrieved=retrieved)
+    assert check_grounding(invented)["unsupported"] is True

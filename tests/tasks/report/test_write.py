@@ -553,3 +553,19 @@ def test_several_expected_answers_in_a_report(tmp_path):
     assert frame.loc[0, "expected_answer"] == '["24 months", "two years"]'
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<dd>24 months | two years</dd>" in page
+
+
+@pytest.mark.unit
+def test_flag_figures_say_how_many_wrong_answers_the_flags_catch_and_how_many_flags_are_right():
+    from tasks.report.metrics import flag_figures
+
+    rows = [
+        {"correct": False, "unsupported": True},
+        {"correct": False, "unsupported": False},
+        {"correct": True, "unsupported": True},
+        {"correct": True, "unsupported": False},
+    ]
+    assert flag_figures(rows) == {"flag_recall": 0.5, "flag_precision": 0.5, "flagged_wrong": 1, "flagged": 2}
+    right = [{"correct": True, "unsupported": False}]
+    assert flag_figures(right) == {"flag_recall": None, "flag_precision": None, "flagged_wrong": 0, "flagged": 0}
+    assert flag_figures([])["flagged"] is None  # nothing judged: n/a, not 0
