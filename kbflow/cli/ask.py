@@ -69,7 +69,8 @@ def print_one_answer(row: dict) -> None:
     elif row.get("unsupported"):
         print(f"  unsupported: {row.get('flag_reason')} (support {fmt_rate(row.get('support'))})")
     elif row.get("support") is not None:
-        print(f"  supported by its cited passages (support {fmt_rate(row.get('support'))})")
+        cited = "its cited passages" if row.get("citations") else "the passages it was given (it cites none)"
+        print(f"  supported by {cited} (support {fmt_rate(row.get('support'))})")
     if row.get("answer_source") == "reused":
         print(f"  (reused from the answer cache: first made in run {row.get('first_run')})")
 

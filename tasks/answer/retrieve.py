@@ -15,7 +15,7 @@ from tasks.embed.embedder import Embedder, EmbedderConfig, get_embedder
 from tasks.ingest.ledger import Ledger, ledger_path
 from tasks.store import keyword
 from tasks.store.base import StoreConfig, StoredChunk, VectorStore
-from tasks.store.chroma import ChromaStore
+from tasks.store.chroma import ChromaStore, reopen_if_moved
 from tasks.store.keyword import KeywordIndex
 from tasks.text import tokenize
 
@@ -115,8 +115,14 @@ def retrieve(
         ranked = keyword
     else:
         ranked = fuse(dense, keyword, w_question * dense_trust(keyword_index, q_tokens, keyword))
-    ids = [cid for cid, _ in ranked[:top_k]]
-    rows = store.get(ids)
+    # top k of the chunks that exist: a candidate deleted since an index was read is dropped before the cut.
+    ids, rows, start = [], {}, 0
+    while len(ids) < top_k and start < len(ranked):
+        batch = [cid for cid, _ in ranked[start : start + top_k]]
+        start += top_k
+        got = store.get(batch)
+        rows.update(got)
+        ids += [cid for cid in batch if cid in got][: top_k - len(ids)]
     dense_sim, bm25 = dict(dense), dict(keyword)
     covered = keyword_index.coverages(q_tokens, [cid for cid in ids if cid in rows])
     passages = []
@@ -267,6 +273,10 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
     started = time.perf_counter()
     if options.mode != "all" and ledger_path(store.store_dir).exists():  # not for a store that is not there
         preload(embedder if options.mode != "keyword" else None)
+    if options.mode != "all" and ledger_path(store.store_dir).exists():
+        with Ledger.of_store(store.store_dir, store.collection) as ledger:
+            key = ledger.index_key()
+        reopen_if_moved(store, key)  # another process refreshed the store: read its current version
     vectors = ChromaStore.open_existing(store)
     if options.mode == "all":
         passages = all_passages(vectors, options.source_prefix)
@@ -274,8 +284,6 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
             "passages": [p.to_dict() for p in passages],
             "retrieval_ms": round((time.perf_counter() - started) * 1000, 1),
         }
-    with Ledger.of_store(store.store_dir, store.collection) as ledger:
-        key = ledger.index_key()
     index = load_keyword_index(store, key)
     passages = retrieve(
         question,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -53,6 +54,35 @@ def state_token(config: StoreConfig, embedding_model: str) -> str:
     ledger records as the state a run left (Ledger.record_store_as_left)."""
     fingerprint = content_fingerprint(config)
     return f"{embedding_model}|{fingerprint}" if fingerprint else ""
+
+
+_seen_keys: dict[str, str] = {}
+_reopen_lock = threading.Lock()
+
+
+def reopen_if_moved(config: StoreConfig, key: str) -> bool:
+    """Drop this process's embedded Chroma client when another process has written the store since it was opened.
+
+    An embedded client keeps the HNSW index it loaded: after another process's refresh replaced a document's chunks
+    its dense queries still returned the deleted ids and never the new ones (checked with two processes), so a bulk
+    job lost the edited documents for the rest of its run. key is the ledger's index key, which every write moves.
+    A Chroma server needs nothing of this: its clients always see its current index."""
+    if config.chroma_host:
+        return False
+    with _reopen_lock:
+        seen = _seen_keys.get(config.chroma_dir)
+        _seen_keys[config.chroma_dir] = key
+        if seen is None or seen == key:
+            return False
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        _client.cache_clear()
+        # Chroma shares one system per path in a process: forget this path's, so the next client loads the index
+        # anew. The old one is not stopped: a thread may still be reading through it.
+        for identifier in [i for i in SharedSystemClient._identifier_to_system if config.chroma_dir in i]:
+            SharedSystemClient._identifier_to_system.pop(identifier, None)
+            SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        return True
 
 
 @lru_cache(maxsize=4)

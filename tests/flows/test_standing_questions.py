@@ -271,7 +271,8 @@ def test_one_question_from_the_command_line_is_answered_and_printed_without_a_re
     lines = done.stdout.splitlines()
     # The answer, then its citations (source, page) or, when the model cited nothing, the flag that says so.
     assert "100" in lines[0]
-    assert "[1] products/lock_l2_quickstart.md" in done.stdout or "unsupported: no citation" in done.stdout
+    # SmolLM2 may cite the passage or not; an answer with no mark is checked against the passages it was given.
+    assert "[1] products/lock_l2_quickstart.md" in done.stdout or "the passages it was given" in done.stdout
     assert "1 question(s)" in done.stderr  # the estimate before the first question
     assert not (kb / "store" / "reports").exists()  # no report folder without --out
     again = subprocess.run(

@@ -1,0 +1,49 @@
+"""A refresh by another process while a job reads the store: the job reads the store's current version from the
+next question on, and no question loses its document (issue: the edited documents vanished for the rest of a job)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from flows.ingest import ingest_flow
+from tasks.answer.options import RetrievalOptions
+from tasks.answer.retrieve import retrieve_context
+from tasks.settings import load_settings
+from tests.conftest import DEMO_CORPUS, KBFLOW
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "How many people did Starling Home Robotics employ at the end of 2023?"
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_a_refresh_by_another_process_mid_job_keeps_every_question_on_its_document(tmp_path, cli_env, mode):
+    corpus = shutil.copytree(DEMO_CORPUS, tmp_path / "corpus")
+    store = tmp_path / "store"
+    assert ingest_flow(source_path=str(corpus), store_dir=str(store))["failed"] == []
+    cfg = load_settings(store_dir=str(store))
+
+    def ask() -> list[dict]:
+        options = RetrievalOptions(top_k=5, mode=mode)
+        return retrieve_context.fn(QUESTION, cfg.store_config(), cfg.embedder_config(), options)["passages"]
+
+    before = ask()
+    assert before[0]["source"] == "company/about_starling.txt" and len(before) == 5
+
+    # The nightly refresh, in its own process, while this "job" keeps its store open.
+    gold = corpus / "company" / "about_starling.txt"
+    gold.write_text(gold.read_text(encoding="utf-8") + "\nIn 2024 Starling opened an office in Munich.\n", "utf-8")
+    refreshed = subprocess.run(
+        [KBFLOW, "ingest", str(corpus), "--store", str(store), "--json"], env=cli_env, capture_output=True, text=True
+    )
+    assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+
+    for _ in range(3):  # every later question of the job, not only the first after the refresh
+        after = ask()
+        assert len(after) == 5  # top-k counts passages that exist
+        assert after[0]["source"] == "company/about_starling.txt"
+        assert any("412" in p["text"] for p in after if p["source"] == "company/about_starling.txt")
+    assert {p["chunk_id"] for p in after} != {p["chunk_id"] for p in before}  # the new version's chunks
