@@ -125,7 +125,7 @@ def get_engine(threads: int = 0):
         text_score=MIN_LINE_SCORE,
         intra_op_num_threads=n,
         det_limit_type="max",
-        det_limit_side_len=2000,
+        det_limit_side_len=1280,
         det_unclip_ratio=2.0,
     )
 
