@@ -47,3 +47,38 @@ def test_a_refresh_by_another_process_mid_job_keeps_every_question_on_its_docume
         assert after[0]["source"] == "company/about_starling.txt"
         assert any("412" in p["text"] for p in after if p["source"] == "company/about_starling.txt")
     assert {p["chunk_id"] for p in after} != {p["chunk_id"] for p in before}  # the new version's chunks
+
+
+def test_a_question_asked_after_another_process_refreshed_its_document_is_answered_from_it(tmp_path, cli_env):
+    """With the model (SmolLM2, short answers): the same process answers before and after a refresh by another
+    process; the second answer is generated anew from the document's new version, not reused or lost."""
+    import json
+
+    from flows.answer import answer_flow
+
+    corpus = shutil.copytree(DEMO_CORPUS, tmp_path / "corpus")
+    store = tmp_path / "store"
+    assert ingest_flow(source_path=str(corpus), store_dir=str(store))["failed"] == []
+    out = tmp_path / "reports"
+
+    def answer(name: str) -> dict:
+        answer_flow(question=QUESTION, store_dir=str(store), out_dir=str(out / name))
+        return json.loads((out / name / "rows.jsonl").read_text(encoding="utf-8").splitlines()[0])
+
+    first = answer("before")
+    assert first["answer_source"] == "generated"
+    gold = corpus / "company" / "about_starling.txt"
+    text = gold.read_text(encoding="utf-8").replace("412 people", "436 people")
+    assert "436 people" in text
+    gold.write_text(text, encoding="utf-8")
+    refreshed = subprocess.run(
+        [KBFLOW, "ingest", str(corpus), "--store", str(store), "--json"], env=cli_env, capture_output=True, text=True
+    )
+    assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+    assert json.loads(refreshed.stdout)["updated"] == 1
+
+    second = answer("after")
+    assert second["answer_source"] == "generated"  # new evidence: never the cached answer of the old version
+    evidence = [e[2] for e in second["evidence"]]
+    assert "company/about_starling.txt" in evidence
+    assert second["evidence"] != first["evidence"]
