@@ -57,6 +57,9 @@ _PUNCT_SPACE = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
+# A sentence: up to Chinese or English end punctuation (an English period only before a space: not 3.5), or the
+# line's end. Headings and list items are lines of their own.
+SENTENCE = re.compile(r"[^\n]+?(?:[。！？；!?;]+|\.(?=\s)|$)", re.MULTILINE)
 
 
 def answer_tokens(text: str) -> list[str]:

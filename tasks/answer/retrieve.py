@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -17,7 +16,7 @@ from tasks.store import keyword
 from tasks.store.base import StoreConfig, StoredChunk, VectorStore
 from tasks.store.chroma import ChromaStore, reopen_if_moved
 from tasks.store.keyword import KeywordIndex
-from tasks.text import tokenize
+from tasks.text import SENTENCE, tokenize
 
 RRF_K = 60
 
@@ -193,16 +192,11 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float) ->
     return [p for p in relevant if p["score"] >= keep_ratio * best]
 
 
-# A sentence: up to Chinese or English end punctuation (an English period only before a space: not 3.5), or the
-# line's end. Headings and list items are lines of their own.
-_SENTENCE = re.compile(r"[^\n]+?(?:[。！？；!?;]+|\.(?=\s)|$)", re.MULTILINE)
-
-
 def sentence_window(text: str, question_tokens: list[str], window: int) -> str:
     """The sentences of text that best match the question (those scoring at least half the best: the summed length
     of the question's keywords they hold), each with `window` sentences around it; the rest left out and marked
     with "…". The whole text when window is 0, the text is short, or no sentence matches."""
-    spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
+    spans = [m.span() for m in SENTENCE.finditer(text) if m.group().strip()]
     if window <= 0 or len(spans) <= 2 * window + 1:
         return text
     wanted = set(question_tokens)
@@ -273,7 +267,6 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
     started = time.perf_counter()
     if options.mode != "all" and ledger_path(store.store_dir).exists():  # not for a store that is not there
         preload(embedder if options.mode != "keyword" else None)
-    if options.mode != "all" and ledger_path(store.store_dir).exists():
         with Ledger.of_store(store.store_dir, store.collection) as ledger:
             key = ledger.index_key()
         reopen_if_moved(store, key)  # another process refreshed the store: read its current version

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from tasks.text import normalize_numbers, tokenize
+from tasks.answer.prompts import REFUSAL
+from tasks.text import SENTENCE, normalize_numbers, tokenize
 
-REFUSALS = ("Not found in the knowledge base.", "知识库中没有找到答案。")
 _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -70,8 +70,6 @@ def missing_numbers(answer: str, question: str, cited_texts: list[str]) -> list[
     return [n for n in numbers if n not in cited.numbers]
 
 
-# A sentence of a passage: up to Chinese or English end punctuation (not the point of 3.5), or a line's end.
-_SENTENCE = re.compile(r"[^\n]+?(?:[。！？；!?;]+|\.(?=\s)|$)", re.MULTILINE)
 # The sentence holding the answer's figure must match the question at least this share as well as the passage's
 # best-matching sentence does, or the figure is taken to belong to something else.
 MISPLACED_RATIO = 0.6
@@ -93,7 +91,7 @@ def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tupl
     if not numbers:
         return []
     terms = sorted({t for t in tokenize(_prepare(question)) if not any(ch.isdigit() for ch in t)})
-    sentences = [_Text(m.group()) for text in texts for m in _SENTENCE.finditer(text) if m.group().strip()]
+    sentences = [_Text(m.group()) for text in texts for m in SENTENCE.finditer(text) if m.group().strip()]
     if not terms or not sentences:
         return []
     scores = [_overlap(sent, terms) for sent in sentences]
@@ -141,23 +139,24 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         return {"support": None, "unsupported": False, "flag_reason": None}
     answer, question = str(row.get("answer") or ""), str(row.get("question") or "")
     texts = cited_texts(row.get("citations"), row.get("retrieved"))
+    given = given_texts(row)
     reasons = []
     if texts is None:
         # No citation mark: the answer is checked against every passage the model was given. A copied part code
         # with no [1] is right more often than not; an answer found in no passage is flagged below.
-        texts = given_texts(row)
+        texts = given
         if not texts:
             return {"support": None, "unsupported": True, "flag_reason": "no citation"}
     support = support_score(answer, question, texts)
-    if support is not None and support < threshold and given_texts(row):
+    if support is not None and support < threshold and given:
         # The answer's words are in another passage the model was given: the citation is off, not the answer.
-        support = max(support, support_score(answer, question, given_texts(row)) or 0.0)
-    if support is None and answer.strip() and answer.strip() not in REFUSALS:
+        support = max(support, support_score(answer, question, given) or 0.0)
+    if support is None and answer.strip() and answer.strip() not in REFUSAL.values():
         reasons.append("the answer says nothing the question does not")
     missing = missing_numbers(answer, question, texts)
     if missing:
         # A figure the cited passage lacks but another given passage states: the citation is off, not the answer.
-        missing = missing_numbers(answer, question, given_texts(row) or texts) and missing
+        missing = missing_numbers(answer, question, given or texts) and missing
     if missing:
         reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
     if support is not None and support < threshold:
