@@ -42,9 +42,10 @@ def main() -> None:
     logging.disable(logging.INFO)
     from flows.ingest import ingest_flow
     from tasks.answer.backends import make_backend
+    from tasks.answer.evidence import narrow, select_context
     from tasks.answer.generate import answer_question
     from tasks.answer.options import RetrievalOptions
-    from tasks.answer.retrieve import narrow, retrieve_context, select_context
+    from tasks.answer.retrieve import retrieve_context
     from tasks.report.metrics import answer_correct, f1_score
     from tasks.settings import load_settings
 

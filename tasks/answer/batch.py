@@ -22,11 +22,12 @@ from pydantic import BaseModel, ConfigDict
 from tasks import progress
 from tasks.answer.backends import ContextTooLarge, GenerationError, LLMConfig
 from tasks.answer.cache import AnswerCache, answer_key, evidence_of
+from tasks.answer.evidence import narrow, select_context
 from tasks.answer.generate import generate_answer
 from tasks.answer.models import ModelError
 from tasks.answer.options import RetrievalOptions
 from tasks.answer.prompts import refusal
-from tasks.answer.retrieve import narrow, retrieve_context, select_context
+from tasks.answer.retrieve import retrieve_context
 from tasks.embed.embedder import EmbedderConfig
 from tasks.report.metrics import score_rows
 from tasks.report.tables import without_text
@@ -96,7 +97,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
         row["retrieved"], row["retrieval_ms"] = got["passages"], got["retrieval_ms"]
         relevant = select_context(got["passages"], job.min_score, job.keep_ratio)
         if job.options.mode != "all":  # the whole knowledge base is given uncut, or the question refused
-            relevant = narrow(relevant, q["question"], job.window)
+            relevant = narrow(relevant, q["question"], job.window, got.get("term_weights"))
         if not relevant:
             row["refused"], row["answer"], row["warning"] = True, refusal(q["question"]), None
         elif job.llm is not None:

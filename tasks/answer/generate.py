@@ -7,8 +7,10 @@ import time
 from prefect import task
 
 from tasks.answer.backends import Backend, ContextTooLarge, GenerationError, LLMConfig, make_backend
+from tasks.answer.evidence import key_sentences
 from tasks.answer.prompts import _CITATION, REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
-from tasks.text import contains_answer
+from tasks.report.grounding import misplaced_numbers
+from tasks.text import contains_answer, tokenize
 
 
 def pack_context(
@@ -91,6 +93,27 @@ def answer_question(
         if answer and answer not in REFUSAL.values():
             cited = cited or [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
             answer = f"{answer.rstrip('。.')} [{cited[0]}]" if cited else answer
+    second_look = False
+    if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
+        checked = [used[i - 1]["text"] for i in cited] or [p["text"] for p in used]
+        if misplaced_numbers(answer, question, checked):
+            # A figure of the passage that belongs to something else than what was asked (the report would flag
+            # it). Ask once more with each passage cut to its sentences that match the question best, and keep
+            # the new answer if its figures are the question's own; otherwise the first answer stays, flagged.
+            tokens = tokenize(question)
+            focused = [{**p, "text": key_sentences(p["text"], tokens)} for p in used]
+            raw, more_prompt, more_completion = backend.chat(
+                build_messages(question, focused, lang, style), max_tokens, temperature
+            )
+            prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
+            again, cited_again = clean_citations(raw, len(used))
+            checked = [used[i - 1]["text"] for i in cited_again] or [p["text"] for p in used]
+            if (
+                _CITATION.sub("", again).strip(" .。")
+                and again not in REFUSAL.values()
+                and not misplaced_numbers(again, question, checked)
+            ):
+                answer, cited, second_look = again, cited_again, True
     if style == "short":
         # The answer alone: its citation marks are recorded, not shown; if the model gave none,
         # the passages that contain the answer support it.
@@ -110,6 +133,7 @@ def answer_question(
             for i in cited
         ],
         "passages_used": len(used),
+        "second_look": second_look,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "generation_ms": round((time.perf_counter() - started) * 1000, 1),

@@ -99,9 +99,13 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
     return cleaned, sorted(cited)
 
 
+# What answer_question does besides the one prompt, by version: a change makes cached answers stale too.
+ANSWER_STEPS = "second look at a misplaced figure, v1"
+
+
 def template_hash(style: AnswerStyle) -> str:
     """A hash of the prompt templates of an answer style: a changed prompt makes every cached answer stale."""
     import hashlib
 
-    text = "\x00".join(f"{SYSTEM[style, lang]}\x01{USER[style, lang]}" for lang in ("en", "zh"))
+    text = "\x00".join(f"{SYSTEM[style, lang]}\x01{USER[style, lang]}" for lang in ("en", "zh")) + ANSWER_STEPS
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -16,7 +16,7 @@ from tasks.store import keyword
 from tasks.store.base import StoreConfig, StoredChunk, VectorStore
 from tasks.store.chroma import ChromaStore, reopen_if_moved
 from tasks.store.keyword import KeywordIndex
-from tasks.text import SENTENCE, tokenize
+from tasks.text import tokenize
 
 RRF_K = 60
 
@@ -179,53 +179,6 @@ def all_passages(store: VectorStore, source_prefix: str | None = None, page: int
     return passages
 
 
-def select_context(passages: list[dict], min_score: float, keep_ratio: float) -> list[dict]:
-    """The passages worth the model's time: relevant (score >= min_score), and close to the best one.
-
-    A passage whose relevance is below keep_ratio x the best passage's is left out of the prompt: it
-    costs prefill time (most of an answer's time) and rarely holds the answer. Empty means refuse.
-    """
-    relevant = [p for p in passages if p["score"] >= min_score]
-    if not relevant:
-        return []
-    best = max(p["score"] for p in relevant)
-    return [p for p in relevant if p["score"] >= keep_ratio * best]
-
-
-def sentence_window(text: str, question_tokens: list[str], window: int) -> str:
-    """The sentences of text that best match the question (those scoring at least half the best: the summed length
-    of the question's keywords they hold), each with `window` sentences around it; the rest left out and marked
-    with "…". The whole text when window is 0, the text is short, or no sentence matches."""
-    spans = [m.span() for m in SENTENCE.finditer(text) if m.group().strip()]
-    if window <= 0 or len(spans) <= 2 * window + 1:
-        return text
-    wanted = set(question_tokens)
-    scores = [sum(len(t) for t in set(tokenize(text[a:b])) & wanted) for a, b in spans]
-    best = max(scores)
-    if not best:
-        return text
-    keep = sorted(
-        {j for i, s in enumerate(scores) if s >= best / 2 for j in range(max(0, i - window), i + window + 1)}
-        & set(range(len(spans)))
-    )
-    runs: list[list[int]] = []
-    for i in keep:
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    parts = [text[spans[r[0]][0] : spans[r[-1]][1]].strip() for r in runs]
-    return ("… " if keep[0] > 0 else "") + " … ".join(parts) + (" …" if keep[-1] < len(spans) - 1 else "")
-
-
-def narrow(passages: list[dict], question: str, window: int) -> list[dict]:
-    """The passages with only their sentences around what the question asks (sentence_window); unchanged for 0."""
-    if window <= 0:
-        return passages
-    tokens = tokenize(question)
-    return [{**p, "text": sentence_window(p["text"], tokens, window)} for p in passages]
-
-
 _preloaded: set[EmbedderConfig | None] = set()
 
 
@@ -278,6 +231,7 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
             "retrieval_ms": round((time.perf_counter() - started) * 1000, 1),
         }
     index = load_keyword_index(store, key)
+    tokens = tokenize(question)
     passages = retrieve(
         question,
         store=vectors,
@@ -287,5 +241,6 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
     )
     return {
         "passages": [p.to_dict() for p in passages],
+        "term_weights": {t: index.idf_of(t) for t in set(tokens)},  # what narrow() weighs sentences by
         "retrieval_ms": round((time.perf_counter() - started) * 1000, 1),
     }

@@ -85,25 +85,27 @@ def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tupl
 
     The commonest wrong answer is a real figure from the right passage attached to the wrong thing (the 7-day
     label deadline for the 21-day return window): the figure is in the passage, so a word check passes it. Here
-    each figure's own sentence must hold the question's terms nearly as well as the passage's best sentence for
-    the question does. Returns (figure, the best sentence's figures) for each that does not."""
+    each figure's own sentence must hold the question's terms nearly as well as the passages' best sentence that
+    states a figure does (a heading or a lead-in sentence without one can't be the answer's source). Returns
+    (figure, the best sentence's figures) for each that does not."""
     _, _, numbers = _content(answer, question)
     if not numbers:
         return []
+    q_numbers = _Text(question).numbers
     terms = sorted({t for t in tokenize(_prepare(question)) if not any(ch.isdigit() for ch in t)})
     sentences = [_Text(m.group()) for text in texts for m in SENTENCE.finditer(text) if m.group().strip()]
-    if not terms or not sentences:
+    stating = [(sent, _overlap(sent, terms)) for sent in sentences if sent.numbers - q_numbers]
+    if not terms or not stating:
         return []
-    scores = [_overlap(sent, terms) for sent in sentences]
-    best = max(scores)
+    best = max(sc for _, sc in stating)
     if not best:
         return []
-    best_numbers = sorted({n for sent, sc in zip(sentences, scores) if sc == best for n in sent.numbers})
+    best_numbers = sorted({n for sent, sc in stating if sc == best for n in sent.numbers - q_numbers})
     if any(n in best_numbers for n in _Text(answer).numbers):
         return []  # the answer states the figure of the question's own sentence (and maybe context around it)
     misplaced = []
     for n in numbers:
-        holding = [sc for sent, sc in zip(sentences, scores) if n in sent.numbers]
+        holding = [sc for sent, sc in stating if n in sent.numbers]
         if holding and max(holding) < MISPLACED_RATIO * best:
             misplaced.append((n, ", ".join(best_numbers)))
     return misplaced

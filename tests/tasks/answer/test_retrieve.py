@@ -60,7 +60,7 @@ def test_keyword_index_ranks_chinese_and_english_and_measures_coverage():
 
 
 def test_select_context_keeps_relevant_passages_close_to_the_best():
-    from tasks.answer.retrieve import select_context
+    from tasks.answer.evidence import select_context
 
     ps = [{"chunk_id": c, "score": s} for c, s in [("a", 0.9), ("b", 0.8), ("c", 0.5), ("d", 0.2)]]
     assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.0)] == ["a", "b", "c"]
@@ -70,7 +70,7 @@ def test_select_context_keeps_relevant_passages_close_to_the_best():
 
 
 def test_sentence_window_keeps_the_sentences_around_what_the_question_asks():
-    from tasks.answer.retrieve import narrow, sentence_window
+    from tasks.answer.evidence import narrow, sentence_window
 
     text = (
         "《战国无双3》是由光荣和ω-force开发的正统续作。本作以三大故事为主轴。游戏于2009年在日本发售。"
@@ -91,3 +91,40 @@ def test_sentence_window_keeps_the_sentences_around_what_the_question_asks():
     passages = [{"chunk_id": "a", "text": english}]
     assert narrow(passages, "zebra?", 0) is passages
     assert narrow(passages, "warranty?", 1)[0]["text"].endswith("2 years.")
+
+
+def test_select_context_keeps_the_first_passage_of_each_ranking():
+    from tasks.answer.evidence import select_context
+
+    # The error-code table matches the question's rare words best (keywords) but reads as a list to the embedder.
+    ps = [
+        {"chunk_id": "intro", "score": 0.57, "dense_score": 0.57, "keyword_score": 4.8},
+        {"chunk_id": "overview", "score": 0.50, "dense_score": 0.37, "keyword_score": 5.6},
+        {"chunk_id": "table", "score": 0.44, "dense_score": 0.25, "keyword_score": 5.9},
+        {"chunk_id": "faq", "score": 0.39, "dense_score": 0.39, "keyword_score": None},
+    ]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.8)] == ["intro", "overview", "table"]  # not faq
+    assert select_context(ps, 0.6, 0.8) == []  # the first of a ranking stays only when it is relevant
+
+
+def test_sentence_window_keeps_a_rare_word_in_a_list_and_a_table_row_with_its_header():
+    from tasks.answer.evidence import key_sentences, sentence_window
+
+    hotels = (
+        "第三章　住宿标准\n住宿费按每人每晚的上限实报实销，超出部分由员工自行承担：\n北京、上海：每晚不超过600元；\n"
+        "广州、杭州、成都：每晚不超过450元；\n其他国内城市：每晚不超过350元；\n柏林、慕尼黑等德国城市：每晚不超过140欧元；\n"
+        "其他欧洲城市：每晚不超过160欧元。\n两名同性别员工同行出差的，原则上合住一间标准间。"
+    )
+    question = tokenize("员工去柏林出差，酒店住宿费每晚最多可以报销多少？")
+    assert "140欧元" in sentence_window(hotels, question, 1)  # 柏林 is in one line only: that line stays
+    focused = key_sentences(hotels, question)  # no neighbours: the other cities' figures are gone
+    assert "柏林、慕尼黑等德国城市：每晚不超过140欧元；" in focused
+    assert not any(figure in focused for figure in ("600元", "450元", "350元", "160欧元"))
+    table = "\n".join(
+        ["| SKU | Product | Price CNY | Price EUR |", "|---|---|---|---|"]
+        + [f"| X{i} | Model {i} | {1000 + i} | {100 + i} |" for i in range(8)]
+        + ["| SD-D3 | Dock D3 station | 1699 | 229 |"]
+    )
+    got = sentence_window(table, tokenize("What does the Dock D3 station cost in EUR?"), 1)
+    assert got.startswith("| SKU | Product | Price CNY | Price EUR |\n|---|---|---|---|")
+    assert got.endswith("| SD-D3 | Dock D3 station | 1699 | 229 |")

@@ -170,3 +170,22 @@ def test_an_answer_without_a_mark_is_checked_against_the_passages_it_was_given()
     assert check_grounding(row) == {"support": 1.0, "unsupported": False, "flag_reason": None}
     invented = answered("What is the part code of the side brush set?", "SP-X9-ZZ77", None, retrieved=retrieved)
     assert check_grounding(invented)["unsupported"] is True
+
+
+HOTELS = (
+    "第三章　住宿标准\n住宿费按每人每晚的上限实报实销，超出部分由员工自行承担：\n北京、上海：每晚不超过600元；\n"
+    "其他国内城市：每晚不超过350元；\n柏林、慕尼黑等德国城市：每晚不超过140欧元；\n其他欧洲城市：每晚不超过160欧元。"
+)
+
+
+def test_a_lead_in_sentence_without_a_figure_does_not_hide_which_figure_is_asked_for():
+    # The sentence closest to the question (住宿费…每晚…员工) states no figure; the figures are judged against the
+    # best sentence that does state one: Berlin's.
+    question = "员工去柏林出差，酒店住宿费每晚最多可以报销多少？"
+    cite = [{"source": "travel.docx", "text": HOTELS}]
+    wrong = check_grounding(answered(question, "每晚最多可以报销600元。[1]", None, citations=cite))
+    assert wrong["unsupported"] is True
+    assert wrong["flag_reason"].startswith("600 belongs to another part of the passage")
+    assert wrong["flag_reason"].endswith("says 140")
+    right = check_grounding(answered(question, "每晚最多可以报销140欧元。[1]", None, citations=cite))
+    assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}

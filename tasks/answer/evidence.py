@@ -1,0 +1,98 @@
+"""The evidence a question's prompt is given: which retrieved passages, and which of their sentences."""
+
+from __future__ import annotations
+
+from tasks.text import SENTENCE, tokenize
+
+
+def select_context(passages: list[dict], min_score: float, keep_ratio: float) -> list[dict]:
+    """The passages worth the model's time: relevant (score >= min_score), and close to the best one.
+
+    A passage whose relevance is below keep_ratio x the best passage's is left out of the prompt: it
+    costs prefill time (most of an answer's time) and rarely holds the answer. The first passage of each ranking
+    (the best dense match and the best keyword match) stays whenever it is relevant: the two rankings see
+    different things (a table row that matches the question's rare words is ranked first by keywords, and last by
+    the embedder), and the prompt's order is kept. Empty means refuse.
+    """
+    relevant = [p for p in passages if p["score"] >= min_score]
+    if not relevant:
+        return []
+    best = max(p["score"] for p in relevant)
+    firsts = {
+        max(scored, key=lambda p: p[signal])["chunk_id"]
+        for signal in ("dense_score", "keyword_score")
+        if (scored := [p for p in relevant if p.get(signal) is not None])
+    }
+    return [p for p in relevant if p["score"] >= keep_ratio * best or p.get("chunk_id") in firsts]
+
+
+def _is_table_row(line: str) -> bool:
+    return line.lstrip().startswith("|")
+
+
+def _centres(lines: list[str], question_tokens: list[str], weights: dict[str, float] | None) -> set[int]:
+    """The lines (sentences) that match the question best; empty when none holds a keyword.
+
+    A sentence scores the summed weight of the question's keywords it holds (weights: the keyword index's IDF; without
+    them, a keyword's length), a keyword inside a longer one it holds counted once (住宿费, not 住宿 and 宿费 too).
+    Chosen: the sentences scoring at least half the best, and for each of the question's words (two characters or
+    more) the best sentence that holds it, so a rare word such as a city's name in a list of cities is never cut
+    away."""
+    wanted = set(question_tokens)
+    weight = (lambda t: weights.get(t, 0.0)) if weights else len
+    held = [set(tokenize(line)) & wanted for line in lines]
+    held = [{t for t in h if not any(t != u and t in u for u in h)} for h in held]
+    scores = [sum(weight(t) for t in h) for h in held]
+    best = max(scores, default=0)
+    if not best:
+        return set()
+    centres = {i for i, s in enumerate(scores) if s >= best / 2}
+    for word in (t for t in wanted if len(t) >= 2):
+        holders = [i for i, h in enumerate(held) if word in h]
+        if holders:
+            centres.add(max(holders, key=lambda i: scores[i]))
+    return centres
+
+
+def sentence_window(text: str, question_tokens: list[str], window: int, weights: dict[str, float] | None = None) -> str:
+    """The sentences of text that best match the question (_centres), each with `window` sentences around it; the rest
+    left out and marked with "…". A kept table row keeps its table's header row and rule (tables are chunked with
+    their header on top). The whole text when window is 0, the text is short, or no sentence matches."""
+    spans = [m.span() for m in SENTENCE.finditer(text) if m.group().strip()]
+    if window <= 0 or len(spans) <= 2 * window + 1:
+        return text
+    return _cut(text, spans, question_tokens, window, weights)
+
+
+def key_sentences(text: str, question_tokens: list[str], weights: dict[str, float] | None = None) -> str:
+    """Only the sentences of text that match the question best (no neighbours), with a table's header; the whole
+    text when none matches. The second look's evidence (tasks/answer/generate.py)."""
+    spans = [m.span() for m in SENTENCE.finditer(text) if m.group().strip()]
+    return _cut(text, spans, question_tokens, 0, weights)
+
+
+def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], window: int, weights) -> str:
+    lines = [text[a:b] for a, b in spans]
+    centres = _centres(lines, question_tokens, weights)
+    if not centres:
+        return text
+    keep = {j for i in centres for j in range(max(0, i - window), i + window + 1)} & set(range(len(spans)))
+    if any(_is_table_row(lines[i]) for i in keep) and _is_table_row(lines[0]):
+        keep |= {i for i in range(min(2, len(lines))) if _is_table_row(lines[i])}  # header row and its |---| rule
+    keep = sorted(keep)
+    runs: list[list[int]] = []
+    for i in keep:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts = [text[spans[r[0]][0] : spans[r[-1]][1]].strip() for r in runs]
+    return ("… " if keep[0] > 0 else "") + " … ".join(parts) + (" …" if keep[-1] < len(spans) - 1 else "")
+
+
+def narrow(passages: list[dict], question: str, window: int, weights: dict[str, float] | None = None) -> list[dict]:
+    """The passages with only their sentences around what the question asks (sentence_window); unchanged for 0."""
+    if window <= 0:
+        return passages
+    tokens = tokenize(question)
+    return [{**p, "text": sentence_window(p["text"], tokens, window, weights)} for p in passages]
