@@ -9,21 +9,18 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float) ->
     """The passages worth the model's time: relevant (score >= min_score), and close to the best one.
 
     A passage whose relevance is below keep_ratio x the best passage's is left out of the prompt: it
-    costs prefill time (most of an answer's time) and rarely holds the answer. The first passage of each ranking
-    (the best dense match and the best keyword match) stays whenever it is relevant: the two rankings see
-    different things (a table row that matches the question's rare words is ranked first by keywords, and last by
-    the embedder), and the prompt's order is kept. Empty means refuse.
+    costs prefill time (most of an answer's time) and rarely holds the answer. The keyword ranking's first passage
+    stays whenever it is relevant: it holds the question's rarest words best (an error-code table that the embedder
+    ranks low because it reads as a list). The dense ranking's first is not kept that way: on CMRC it added a
+    distractor document more often than the answer. Empty means refuse.
     """
     relevant = [p for p in passages if p["score"] >= min_score]
     if not relevant:
         return []
     best = max(p["score"] for p in relevant)
-    firsts = {
-        max(scored, key=lambda p: p[signal])["chunk_id"]
-        for signal in ("dense_score", "keyword_score")
-        if (scored := [p for p in relevant if p.get(signal) is not None])
-    }
-    return [p for p in relevant if p["score"] >= keep_ratio * best or p.get("chunk_id") in firsts]
+    by_keywords = [p for p in relevant if p.get("keyword_score") is not None]
+    first = max(by_keywords, key=lambda p: p["keyword_score"])["chunk_id"] if by_keywords else None
+    return [p for p in relevant if p["score"] >= keep_ratio * best or p.get("chunk_id") == first]
 
 
 def _is_table_row(line: str) -> bool:
@@ -36,8 +33,8 @@ def _centres(lines: list[str], question_tokens: list[str], weights: dict[str, fl
     A sentence scores the summed weight of the question's keywords it holds (weights: the keyword index's IDF; without
     them, a keyword's length), a keyword inside a longer one it holds counted once (住宿费, not 住宿 and 宿费 too).
     Chosen: the sentences scoring at least half the best, and for each of the question's words (two characters or
-    more) the best sentence that holds it, so a rare word such as a city's name in a list of cities is never cut
-    away."""
+    more) that none of those holds, the best sentence that holds it, so a rare word such as a city's name in a list
+    of cities is never cut away."""
     wanted = set(question_tokens)
     weight = (lambda t: weights.get(t, 0.0)) if weights else len
     held = [set(tokenize(line)) & wanted for line in lines]
@@ -47,9 +44,9 @@ def _centres(lines: list[str], question_tokens: list[str], weights: dict[str, fl
     if not best:
         return set()
     centres = {i for i, s in enumerate(scores) if s >= best / 2}
-    for word in (t for t in wanted if len(t) >= 2):
+    for word in sorted(t for t in wanted if len(t) >= 2):
         holders = [i for i, h in enumerate(held) if word in h]
-        if holders:
+        if holders and not centres.intersection(holders):
             centres.add(max(holders, key=lambda i: scores[i]))
     return centres
 

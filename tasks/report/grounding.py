@@ -11,6 +11,7 @@ _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"\w+")
+_LATIN = re.compile(r"[a-z0-9]+")
 
 
 def _prepare(text: str) -> str:
@@ -28,7 +29,8 @@ class _Text:
 
     def __init__(self, text: str):
         self.text = _prepare(text)
-        self.words = set(_WORD.findall(self.text))
+        # \w+ runs, and the Latin letters and digits inside a run mixed with Chinese (DC漫画 holds dc)
+        self.words = set(_WORD.findall(self.text)) | set(_LATIN.findall(self.text))
         self.numbers = _numbers(self.text)
 
     def has(self, token: str) -> bool:
@@ -111,6 +113,40 @@ def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tupl
     return misplaced
 
 
+# A line this short (characters) is read with its neighbours: a value on the line under its label.
+SHORT_LINE = 40
+
+
+def misplaced_words(answer: str, question: str, texts: list[str]) -> list[str]:
+    """The answer's own words (not the question's) that the passages say only far from what the question asks,
+    when they are at least half of its words the passages hold: a real name from the passage, attached to the wrong
+    thing (a race the driver did run, for the one he missed); for answers without a figure. A sentence counts as
+    near when it holds the question's terms nearly as well as the best sentence does; a short line (a value under
+    its label, a table cell) also when the line next to it does."""
+    _, words, numbers = _content(answer, question)
+    if numbers:
+        return []  # an answer that states a figure is judged by its figure (misplaced_numbers)
+    words = [w for w in words if len(w) >= 2]
+    terms = sorted({t for t in tokenize(_prepare(question)) if not any(ch.isdigit() for ch in t)})
+    if not words or not terms:
+        return []
+    passages = [[_Text(m.group()) for m in SENTENCE.finditer(text) if m.group().strip()] for text in texts]
+    scores = [[_overlap(sent, terms) for sent in sentences] for sentences in passages]
+    best = max((sc for row in scores for sc in row), default=0)
+    if not best:
+        return []
+    near, located = set(), set()
+    for sentences, row in zip(passages, scores):
+        for i, sent in enumerate(sentences):
+            held = {w for w in words if sent.has(w)}
+            located |= held
+            nearby = row[max(0, i - 1) : i + 2] if len(sent.text) <= SHORT_LINE else [row[i]]
+            if max(nearby) >= MISPLACED_RATIO * best:
+                near |= held
+    far = sorted(located - near)
+    return far if located and 2 * len(far) >= len(located) else []
+
+
 def given_texts(row: dict) -> list[str]:
     """The passages the model was given (the retrieved ones it saw), for an answer that cites none of them."""
     return [str(p.get("text") or "") for p in row.get("retrieved") or [] if p.get("text")]
@@ -163,7 +199,11 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
     if support is not None and support < threshold:
         reasons.append(f"low support {support:.2f}")
-    for number, best in misplaced_numbers(answer, question, texts):
+    misplaced = misplaced_numbers(answer, question, texts)
+    for number, best in misplaced:
         where = f"; the passage's sentence closest to the question says {best}" if best else ""
         reasons.append(f"{number} belongs to another part of the passage{where}")
+    words = [] if misplaced else misplaced_words(answer, question, texts)
+    if words:
+        reasons.append(f"{', '.join(words[:3])}: said in the passage of something other than what was asked")
     return {"support": support, "unsupported": bool(reasons), "flag_reason": "; ".join(reasons) or None}

@@ -93,7 +93,7 @@ def test_sentence_window_keeps_the_sentences_around_what_the_question_asks():
     assert narrow(passages, "warranty?", 1)[0]["text"].endswith("2 years.")
 
 
-def test_select_context_keeps_the_first_passage_of_each_ranking():
+def test_select_context_keeps_the_keyword_rankings_first_passage():
     from tasks.answer.evidence import select_context
 
     # The error-code table matches the question's rare words best (keywords) but reads as a list to the embedder.

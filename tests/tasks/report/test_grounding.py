@@ -189,3 +189,19 @@ def test_a_lead_in_sentence_without_a_figure_does_not_hide_which_figure_is_asked
     assert wrong["flag_reason"].endswith("says 140")
     right = check_grounding(answered(question, "每晚最多可以报销140欧元。[1]", None, citations=cite))
     assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+
+
+RACES = (
+    "Montero drove for Jordan from 2004. In 2005 Montero missed one race, the Brazilian Grand Prix, after a crash in "
+    "practice. The team's best result that year came at the United States Grand Prix, where only six cars started."
+)
+
+
+def test_a_name_from_another_part_of_the_passage_is_flagged_and_the_right_one_is_not():
+    question = "Which race did Montero miss in 2005?"
+    cite = [{"source": "f1.txt", "text": RACES}]
+    wrong = check_grounding(answered(question, "He missed the United States Grand Prix [1].", None, citations=cite))
+    assert wrong["unsupported"] is True
+    assert "said in the passage of something other than what was asked" in wrong["flag_reason"]
+    right = check_grounding(answered(question, "He missed the Brazilian Grand Prix [1].", None, citations=cite))
+    assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
