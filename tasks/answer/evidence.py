@@ -74,8 +74,10 @@ def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], wi
     if not centres:
         return text
     keep = {j for i in centres for j in range(max(0, i - window), i + window + 1)} & set(range(len(spans)))
-    if any(_is_table_row(lines[i]) for i in keep) and _is_table_row(lines[0]):
-        keep |= {i for i in range(min(2, len(lines))) if _is_table_row(lines[i])}  # header row and its |---| rule
+    first_row = next((i for i, line in enumerate(lines) if _is_table_row(line)), None)
+    if first_row is not None and first_row <= 1 and any(_is_table_row(lines[i]) for i in keep):
+        # A table chunk (its title, then its header row and |---| rule): a kept row keeps all three.
+        keep |= set(range(min(first_row + 2, len(lines))))
     keep = sorted(keep)
     runs: list[list[int]] = []
     for i in keep:

@@ -9,7 +9,7 @@ from prefect import task
 from tasks.answer.backends import Backend, ContextTooLarge, GenerationError, LLMConfig, make_backend
 from tasks.answer.evidence import key_sentences
 from tasks.answer.prompts import _CITATION, REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
-from tasks.report.grounding import misplaced_numbers
+from tasks.report.grounding import broken_compounds, misplaced_numbers, same_language
 from tasks.text import contains_answer, tokenize
 
 
@@ -95,11 +95,13 @@ def answer_question(
             answer = f"{answer.rstrip('。.')} [{cited[0]}]" if cited else answer
     second_look = False
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
-        checked = [used[i - 1]["text"] for i in cited] or [p["text"] for p in used]
-        if misplaced_numbers(answer, question, checked):
-            # A figure of the passage that belongs to something else than what was asked (the report would flag
-            # it). Ask once more with each passage cut to its sentences that match the question best, and keep
-            # the new answer if its figures are the question's own; otherwise the first answer stays, flagged.
+        # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
+        given = same_language(question, [p["text"] for p in used])
+        if misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given):
+            # A figure of the passage that belongs to something else than what was asked, or a phone number put
+            # together from two rows (the report would flag it). Ask once more with each passage cut to its sentences
+            # that match the question best, and keep the new answer if its figures are the question's own; otherwise
+            # the first answer stays, flagged.
             tokens = tokenize(question)
             focused = [{**p, "text": key_sentences(p["text"], tokens)} for p in used]
             raw, more_prompt, more_completion = backend.chat(
@@ -107,11 +109,11 @@ def answer_question(
             )
             prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
             again, cited_again = clean_citations(raw, len(used))
-            checked = [used[i - 1]["text"] for i in cited_again] or [p["text"] for p in used]
             if (
                 _CITATION.sub("", again).strip(" .。")
                 and again not in REFUSAL.values()
-                and not misplaced_numbers(again, question, checked)
+                and not misplaced_numbers(again, question, given)
+                and not broken_compounds(again, question, given)
             ):
                 answer, cited, second_look = again, cited_again, True
     if style == "short":

@@ -15,6 +15,7 @@ REFUSAL = {"en": "Not found in the knowledge base.", "zh": "知识库中没有�
 SYSTEM = {
     ("sentence", "en"): (
         "You answer questions about a company's documents, using only the numbered context passages. "
+        "The passages may be in Chinese or in English: read them in either language. "
         "Answer in English with a short, complete sentence that states the answer, then cite the passages "
         "you used, like [1] or [2]. A passage often gives several figures for different things: take the one "
         "it states for exactly what the question asks about, with its unit. If the passages do not contain the "
@@ -22,20 +23,22 @@ SYSTEM = {
         f"{REFUSAL['en']}"
     ),
     ("sentence", "zh"): (
-        "你根据公司文档回答问题，只能使用编号的上下文段落。用中文写一句简短完整的话直接给出答案，"
+        "你根据公司文档回答问题，只能使用编号的上下文段落。段落可能是中文或英文，两种语言都要读。"
+        "用中文写一句简短完整的话直接给出答案，"
         "然后用 [1]、[2] 这样的编号注明所用的段落。段落里常有多个数字分别说明不同的事项：只取段落中"
         "与问题所问事项直接对应的那个数字，并带上单位（如欧元、天）。"
         f"如果段落中没有答案，只回答：{REFUSAL['zh']}"
     ),
     ("short", "en"): (
-        "You answer questions about a company's documents from the numbered context passages. "
-        "Reply with the answer only: the shortest span copied word for word from a passage that fully answers "
-        "the question. Keep a number's unit and qualifiers (about, over, per year); when the question asks which "
-        "ones, list them all; when it asks why, how or what something is, copy the clause that says it. "
+        "You answer questions about a company's documents from the numbered context passages, which may be in "
+        "Chinese or in English. Reply with the answer only: the shortest span copied word for word from a passage "
+        "that fully answers the question. Keep a number's unit and qualifiers (about, over, per year); when the "
+        "question asks which ones, list them all; when it asks why, how or what something is, copy the clause that "
+        "says it. "
         f"No explanation. If no passage contains the answer, reply exactly: {REFUSAL['en']}"
     ),
     ("short", "zh"): (
-        "你根据公司文档的编号段落回答问题。只回答答案本身：从段落中原样摘抄、能完整回答问题的最短片段。"
+        "你根据公司文档的编号段落（可能是中文或英文）回答问题。只回答答案本身：从段落中原样摘抄、能完整回答问题的最短片段。"
         "数字要带上单位和修饰词（如“约”“超过”“个”“名”）；问“哪些”“哪几个”时列出全部；"
         "问原因、方式或“是什么”时，摘抄说明它的那个分句。"
         f"不要解释。如果所有段落都没有答案，只回答：{REFUSAL['zh']}"
@@ -100,7 +103,7 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
 
 
 # What answer_question does besides the one prompt, by version: a change makes cached answers stale too.
-ANSWER_STEPS = "second look at a misplaced figure, v1"
+ANSWER_STEPS = "second look at a misplaced figure or a broken compound number, v2"
 
 
 def template_hash(style: AnswerStyle) -> str:

@@ -103,7 +103,16 @@ def split_sections(
     """Split a document's sections into chunks numbered in reading order."""
     splitter = _splitter(chunk_size, chunk_overlap)
     chunks: list[Chunk] = []
-    for section in sections:
+    for i, section in enumerate(sections):
+        following = sections[i + 1] if i + 1 < len(sections) else None
+        if (
+            following is not None
+            and following.table_header
+            and section.section
+            and following.section == section.section
+            and section.text.strip() == section.section.strip()
+        ):
+            continue  # a heading alone, over its table: every chunk of the table carries it (below)
         for piece in _pieces(section, splitter, chunk_size):
             piece = piece.strip()
             if not piece:
@@ -125,9 +134,14 @@ def split_sections(
 
 
 def _pieces(section: Section, splitter, chunk_size: int) -> list[str]:
-    """A section's pieces: a table's whole rows under its repeated header, other text by the recursive splitter."""
+    """A section's pieces: a table's whole rows under its title and repeated header, other text by the recursive
+    splitter."""
     header = section.table_header
     if header and section.text.startswith(header):
         rows = [row for row in section.text[len(header) :].split("\n") if row.strip()]
-        return split_table(header, rows, chunk_size)
+        # The table's title (its section's heading) on top of every chunk, so that the question's words for what the
+        # table is about ("hotel caps per night") find its rows; a title that is itself a table row is not repeated.
+        title = section.section.strip() if section.section.strip() and not section.section.startswith("|") else ""
+        pieces = split_table(header, rows, max(chunk_size - len(title) - 1, 1))
+        return [f"{title}\n{piece}" if title else piece for piece in pieces]
     return splitter.split_text(section.text)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 
 from tasks.answer.prompts import REFUSAL
-from tasks.text import SENTENCE, normalize_numbers, tokenize
+from tasks.text import SENTENCE, is_chinese, normalize_numbers, tokenize
 
 _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# A figure: digits not part of a code (the 7 of S7, the 12 of E12 are names, not amounts).
+_NUMBER = re.compile(r"(?<![a-z0-9.])\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"\w+")
 _LATIN = re.compile(r"[a-z0-9]+")
+_ENUMERATOR = re.compile(r"^\s*\d{1,2}(?:\.(?!\d)|、|\))\s*", re.MULTILINE)
 
 
 def _prepare(text: str) -> str:
@@ -31,7 +33,8 @@ class _Text:
         self.text = _prepare(text)
         # \w+ runs, and the Latin letters and digits inside a run mixed with Chinese (DC漫画 holds dc)
         self.words = set(_WORD.findall(self.text)) | set(_LATIN.findall(self.text))
-        self.numbers = _numbers(self.text)
+        # A list item's or heading's own number ("1. Overview", "2、") is not a figure the line states.
+        self.numbers = _numbers(_ENUMERATOR.sub("", self.text))
 
     def has(self, token: str) -> bool:
         """Whether token is here: Chinese as a substring (jieba may cut it otherwise), English as a word or word
@@ -50,14 +53,24 @@ class _Text:
 def _content(answer: str, question: str) -> tuple[_Text, list[str], list[str]]:
     """The answer's content words and numbers that the question does not already contain."""
     ans, q = _Text(answer), _Text(question)
-    words = sorted({t for t in tokenize(ans.text) if not any(ch.isdigit() for ch in t) and not q.has(t)})
+    # Words and codes (E12, S7); plain numbers are the figures, checked on their own.
+    words = sorted({t for t in tokenize(ans.text) if not t.replace(".", "").isdigit() and not q.has(t)})
     numbers = sorted(n for n in ans.numbers if n not in q.numbers)
     return ans, words, numbers
+
+
+def same_language(question: str, texts: list[str]) -> list[str]:
+    """The passages written in the question's language: the only ones whose sentences can be matched to its terms
+    word for word (an English question over a Chinese passage shares its figures with it, not its words)."""
+    chinese = is_chinese(question)
+    return [t for t in texts if is_chinese(t) == chinese]
 
 
 def support_score(answer: str, question: str, cited_texts: list[str]) -> float | None:
     """Share of the answer's distinct content tokens (not the question's) found in the cited passages; None if none."""
     _, words, numbers = _content(answer, question)
+    if not same_language(answer, cited_texts):
+        words = []  # an answer in the other language than its passages: its figures are checked, not its words
     if not words and not numbers:
         return None
     cited = _Text("\n".join(cited_texts))
@@ -72,14 +85,66 @@ def missing_numbers(answer: str, question: str, cited_texts: list[str]) -> list[
     return [n for n in numbers if n not in cited.numbers]
 
 
+# A number of three groups or more (a phone number, 2025-03-01): checked as a whole, since each group alone may be
+# in the passages (the country code of one row, the last four digits of another).
+_COMPOUND = re.compile(r"\d+(?:[ \-]\d+){2,}")
+
+
+def _digits(text: str) -> set[str]:
+    return {re.sub(r"\D", "", m.group()) for m in _COMPOUND.finditer(text)}
+
+
+def broken_compounds(answer: str, question: str, texts: list[str]) -> list[str]:
+    """Multi-group numbers of the answer (not the question's) that no passage states as a whole: a phone number
+    put together from two rows of a table."""
+    stated = _digits(_prepare("\n".join(texts))) | _digits(_prepare(question))
+    return [
+        m.group()
+        for m in _COMPOUND.finditer(_prepare(answer))
+        if not any(re.sub(r"\D", "", m.group()) in whole for whole in stated)
+    ]
+
+
 # The sentence holding the answer's figure must match the question at least this share as well as the passage's
 # best-matching sentence does, or the figure is taken to belong to something else.
 MISPLACED_RATIO = 0.6
 
 
+def question_terms(question: str) -> list[str]:
+    """The question's terms that place an answer in a passage: its words, not its numbers or codes (S7 is in every
+    sentence of the S7's manual), and no single Chinese character (jieba's leftovers such as 内 or 后 are in every
+    other sentence)."""
+    return sorted(
+        {
+            t
+            for t in tokenize(_prepare(question))
+            if not any(ch.isdigit() for ch in t) and not (len(t) == 1 and _CJK.search(t))
+        }
+    )
+
+
 def _overlap(sentence: _Text, terms: list[str]) -> int:
     """How much of the question a sentence holds: the summed length of the question's terms found in it."""
     return sum(len(t) for t in terms if sentence.has(t))
+
+
+# A line this short (characters) is read with its neighbours: a value on the line under its label (E12, then
+# "Main brush jammed").
+SHORT_LINE = 40
+
+
+def _scored(texts: list[str], terms: list[str], neighbours: bool = True) -> list[tuple[_Text, int]]:
+    """Each sentence of the passages with how much of the question it holds (_overlap); with neighbours, a short
+    line scores at least what the line before or after it does (not for figures: a list of cities' hotel caps
+    under its lead-in would all score as the lead-in)."""
+    out = []
+    for text in texts:
+        sentences = [_Text(m.group()) for m in SENTENCE.finditer(text) if m.group().strip()]
+        own = [_overlap(sent, terms) for sent in sentences]
+        for i, sent in enumerate(sentences):
+            short = neighbours and len(sent.text) <= SHORT_LINE
+            out.append((sent, max(own[max(0, i - 1) : i + 2]) if short else own[i]))
+    return out
 
 
 def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tuple[str, str]]:
@@ -94,9 +159,8 @@ def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tupl
     if not numbers:
         return []
     q_numbers = _Text(question).numbers
-    terms = sorted({t for t in tokenize(_prepare(question)) if not any(ch.isdigit() for ch in t)})
-    sentences = [_Text(m.group()) for text in texts for m in SENTENCE.finditer(text) if m.group().strip()]
-    stating = [(sent, _overlap(sent, terms)) for sent in sentences if sent.numbers - q_numbers]
+    terms = question_terms(question)
+    stating = [(sent, sc) for sent, sc in _scored(texts, terms, neighbours=False) if sent.numbers - q_numbers]
     if not terms or not stating:
         return []
     best = max(sc for _, sc in stating)
@@ -113,36 +177,28 @@ def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tupl
     return misplaced
 
 
-# A line this short (characters) is read with its neighbours: a value on the line under its label.
-SHORT_LINE = 40
-
-
 def misplaced_words(answer: str, question: str, texts: list[str]) -> list[str]:
     """The answer's own words (not the question's) that the passages say only far from what the question asks,
     when they are at least half of its words the passages hold: a real name from the passage, attached to the wrong
     thing (a race the driver did run, for the one he missed); for answers without a figure. A sentence counts as
-    near when it holds the question's terms nearly as well as the best sentence does; a short line (a value under
-    its label, a table cell) also when the line next to it does."""
+    near when it holds the question's terms nearly as well as the best sentence does (_scored)."""
     _, words, numbers = _content(answer, question)
     if numbers:
         return []  # an answer that states a figure is judged by its figure (misplaced_numbers)
     words = [w for w in words if len(w) >= 2]
-    terms = sorted({t for t in tokenize(_prepare(question)) if not any(ch.isdigit() for ch in t)})
+    terms = question_terms(question)
     if not words or not terms:
         return []
-    passages = [[_Text(m.group()) for m in SENTENCE.finditer(text) if m.group().strip()] for text in texts]
-    scores = [[_overlap(sent, terms) for sent in sentences] for sentences in passages]
-    best = max((sc for row in scores for sc in row), default=0)
+    scored = _scored(texts, terms)
+    best = max((sc for _, sc in scored), default=0)
     if not best:
         return []
     near, located = set(), set()
-    for sentences, row in zip(passages, scores):
-        for i, sent in enumerate(sentences):
-            held = {w for w in words if sent.has(w)}
-            located |= held
-            nearby = row[max(0, i - 1) : i + 2] if len(sent.text) <= SHORT_LINE else [row[i]]
-            if max(nearby) >= MISPLACED_RATIO * best:
-                near |= held
+    for sent, sc in scored:
+        held = {w for w in words if sent.has(w)}
+        located |= held
+        if sc >= MISPLACED_RATIO * best:
+            near |= held
     far = sorted(located - near)
     return far if located and 2 * len(far) >= len(located) else []
 
@@ -173,9 +229,11 @@ def cited_texts(citations: list[dict] | None, retrieved: list[dict] | None) -> l
 
 def check_grounding(row: dict, threshold: float = 0.5) -> dict:
     """support, unsupported and flag_reason of one answer row; refusals and failed rows are not checked."""
-    if row.get("error") or row.get("refused"):
-        return {"support": None, "unsupported": False, "flag_reason": None}
     answer, question = str(row.get("answer") or ""), str(row.get("question") or "")
+    if row.get("error") or row.get("refused") or answer.strip() in REFUSAL.values():
+        # Refusals, the model's own among them ("Not found in the knowledge base" over the passages it was given),
+        # say so themselves: they are not flags.
+        return {"support": None, "unsupported": False, "flag_reason": None}
     texts = cited_texts(row.get("citations"), row.get("retrieved"))
     given = given_texts(row)
     reasons = []
@@ -199,11 +257,15 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
     if support is not None and support < threshold:
         reasons.append(f"low support {support:.2f}")
-    misplaced = misplaced_numbers(answer, question, texts)
+    for number in broken_compounds(answer, question, given or texts):
+        reasons.append(f"{number} is not stated as a whole in the passages")
+    # Where a figure or name belongs is judged over every passage the model was given: a wrong answer often cites
+    # the wrong passage, and within that one its figure is the best there is.
+    misplaced = misplaced_numbers(answer, question, same_language(question, given or texts))
     for number, best in misplaced:
         where = f"; the passage's sentence closest to the question says {best}" if best else ""
         reasons.append(f"{number} belongs to another part of the passage{where}")
-    words = [] if misplaced else misplaced_words(answer, question, texts)
+    words = [] if misplaced else misplaced_words(answer, question, same_language(question, given or texts))
     if words:
         reasons.append(f"{', '.join(words[:3])}: said in the passage of something other than what was asked")
     return {"support": support, "unsupported": bool(reasons), "flag_reason": "; ".join(reasons) or None}

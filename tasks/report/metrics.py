@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 
+from tasks.answer.prompts import REFUSAL
 from tasks.report.grounding import check_grounding
 from tasks.text import answer_tokens, contains_answer, normalize_answer
 
@@ -142,6 +143,11 @@ def _mean(values: list[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
 
 
+def _refusal(row: dict) -> bool:
+    """Refused without a model call, or the model's own refusal over the passages it was given."""
+    return bool(row.get("refused")) or str(row.get("answer") or "").strip() in REFUSAL.values()
+
+
 def flag_figures(judged: list[dict]) -> dict:
     """flag_recall: share of the wrong answers that are flagged; flag_precision: share of the flags that are on
     wrong answers. None where there is nothing to divide (no wrong answer, no flag)."""
@@ -189,7 +195,7 @@ def summarize(
         "errors": errors,
         "unsupported": sum(1 for r in scored if r["unsupported"]) if generated else None,
         # How well the flags point at the wrong answers, where expected answers say which are wrong (None: n/a).
-        **flag_figures([r for r in judged if not r.get("refused") and not r.get("error")] if generated else []),
+        **flag_figures([r for r in judged if not _refusal(r) and not r.get("error")] if generated else []),
         # Answers the model wrote in this run, and answers taken from the answer cache (null: nothing generated).
         "answers_generated": sum(r.get("answer_source") == "generated" for r in scored) if cached else None,
         "answers_reused": sum(r.get("answer_source") == "reused" for r in scored) if cached else None,

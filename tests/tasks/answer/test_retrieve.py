@@ -128,3 +128,7 @@ def test_sentence_window_keeps_a_rare_word_in_a_list_and_a_table_row_with_its_he
     got = sentence_window(table, tokenize("What does the Dock D3 station cost in EUR?"), 1)
     assert got.startswith("| SKU | Product | Price CNY | Price EUR |\n|---|---|---|---|")
     assert got.endswith("| SD-D3 | Dock D3 station | 1699 | 229 |")
+    titled = "Prices by product\n" + table  # a table chunk carries its title (tasks/ingest/split.py)
+    assert sentence_window(titled, tokenize("What does the Dock D3 station cost in EUR?"), 1).startswith(
+        "Prices by product\n| SKU | Product | Price CNY | Price EUR |\n|---|---|---|---|"
+    )

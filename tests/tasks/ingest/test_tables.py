@@ -44,7 +44,8 @@ def test_a_table_section_is_chunked_by_rows_under_its_header_and_text_around_it_
     ]
     chunks = chunks_of(sections)
     table_chunks = [c for c in chunks if c.page == 2]
-    assert table_chunks and all(c.text.startswith(MD_HEADER) for c in table_chunks)
+    # Every table chunk: the table's title (its section), then the header row.
+    assert table_chunks and all(c.text.startswith("Prices\n" + MD_HEADER) for c in table_chunks)
     assert not any(c.text.startswith("|") for c in chunks if c.page is None)
     (d3_eu,) = [c for c in table_chunks if "| D3 | EU | 121 EUR |" in c.text]
     assert d3_eu.section == "Prices"
@@ -121,3 +122,16 @@ def test_table_chunks_carry_their_header(name, make):
     assert d3_eu.text.startswith(MD_HEADER)
     rows = [line for c in table_chunks for line in c.text.split("\n")[2:]]
     assert len(rows) == len(ROWS)
+
+
+@pytest.mark.unit
+def test_a_heading_alone_over_its_table_is_not_a_chunk_of_its_own():
+    header, body = markdown_table([HEADER, *ROWS])
+    sections = [
+        Section(text="二、住宿标准（每晚上限）", section="二、住宿标准（每晚上限）"),
+        Section(text="\n".join([header, *body]), section="二、住宿标准（每晚上限）", table_header=header),
+        Section(text="三、餐费补贴", section="三、餐费补贴"),  # a heading over text: kept as it was
+    ]
+    texts = [c.text for c in chunks_of(sections)]
+    assert texts[0].startswith("二、住宿标准（每晚上限）\n" + MD_HEADER)
+    assert "二、住宿标准（每晚上限）" not in texts and texts[-1] == "三、餐费补贴"

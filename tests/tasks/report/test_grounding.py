@@ -205,3 +205,17 @@ def test_a_name_from_another_part_of_the_passage_is_flagged_and_the_right_one_is
     assert "said in the passage of something other than what was asked" in wrong["flag_reason"]
     right = check_grounding(answered(question, "He missed the Brazilian Grand Prix [1].", None, citations=cite))
     assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+
+
+def test_a_phone_number_put_together_from_two_rows_is_flagged():
+    rows = (
+        "| city | partner | phone |\n|---|---|---|\n| Hamburg | Nordluft Service | +49 40 555 0927 |\n"
+        "| Rotterdam | Corvid Service Centre | +31 10 555 0142 |"
+    )
+    question = "What is the phone number of the service partner in Hamburg?"
+    cite = [{"source": "partners.csv", "text": rows}]
+    wrong = check_grounding(answered(question, "It is +49 40 555 0142 [1].", None, citations=cite))
+    assert wrong["unsupported"] is True
+    assert "49 40 555 0142 is not stated as a whole in the passages" in wrong["flag_reason"]
+    right = check_grounding(answered(question, "It is +49 40 555 0927 [1].", None, citations=cite))
+    assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
