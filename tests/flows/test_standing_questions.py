@@ -332,3 +332,63 @@ def test_a_full_report_disk_stops_in_one_line_and_the_answers_stay_in_the_cache(
         assert (disk / "report" / "report.html").exists()
     finally:
         subprocess.run(["umount", "-l", str(disk)])
+
+
+def run_cli(*args: str, env: dict) -> dict:
+    """A kbflow command as a user runs it, with --json: its summary."""
+    done = subprocess.run([KBFLOW, *args, "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_a_killed_resumed_set_answers_again_for_an_edited_document(kb, built, cli_env):
+    """Issue 26: kill -9 part-way, resume, an unchanged re-run; then the first question's gold document is replaced
+    and the folder refreshed. That document's questions are generated again, and compare names the document."""
+    store, questions = str(kb / "store"), str(kb / "questions.csv")
+
+    def ask_cli(out: str) -> dict:
+        return run_cli("ask", questions, "--store", store, "--out", str(report(kb, out)), env=cli_env)
+
+    proc = kbflow(kb, "--out", str(report(kb, "killed")), env=cli_env, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and answers_so_far(kb) < 1:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = cached_answers(kb)
+    assert 1 <= kept < 3
+
+    resumed = ask_cli("resumed")
+    assert (resumed["answers_generated"], resumed["answers_reused"]) == (3 - kept, kept)
+    unchanged = ask_cli("unchanged")
+    assert (unchanged["answers_generated"], unchanged["answers_reused"]) == (0, 3)
+
+    edited = "products/lock_l2_quickstart.md"  # the gold document of the first question, en-03
+    before = rows(kb, "unchanged")
+    touched = {i for i, r in before.items() if any(e[2] == edited for e in r["evidence"] or [])}
+    assert "en-03" in touched
+    document = built / "corpus" / edited
+    text = document.read_text(encoding="utf-8")
+    assert "up to 100 fingerprints" in text
+    try:
+        document.write_text(text.replace("up to 100 fingerprints", "up to 250 fingerprints"), encoding="utf-8")
+        refresh = run_cli("ingest", str(built / "corpus"), "--store", store, env=cli_env)
+    finally:
+        document.write_text(text, encoding="utf-8")
+    assert (refresh["updated"], refresh["added"], refresh["deleted"]) == (1, 0, 0)
+
+    after = ask_cli("after")
+    regenerated = {i for i, r in rows(kb, "after").items() if r["answer_source"] == "generated"}
+    assert regenerated == touched
+    assert (after["answers_generated"], after["answers_reused"]) == (len(touched), 3 - len(touched))
+    assert rows(kb, "after")["en-03"]["answer"] != before["en-03"]["answer"]
+    compare = subprocess.run(
+        [KBFLOW, "reports", "compare", str(report(kb, "unchanged")), str(report(kb, "after"))],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compare.returncode == 0, compare.stderr[-3000:]
+    assert f"why: evidence changed: {edited} (edited)" in compare.stdout
