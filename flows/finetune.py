@@ -53,16 +53,11 @@ def check_inputs(cfg, dataset_dir: str) -> tuple[Path, dict]:
 
 def pick_hardware(options: FinetuneOptions, base: Path) -> dict:
     """Device and precision for this run, and a refusal when the machine lacks the memory (ConfigError)."""
-    from gguf import GGUFReader
-
     from tasks.finetune import train as t
 
     try:
         device = t.pick_device(options.device)
-        reader = GGUFReader(str(base), "r")
-        arch = reader.get_field("general.architecture").contents()
-        hidden = int(reader.get_field(f"{arch}.embedding_length").contents())
-        precision, probe = t.pick_precision(options.precision, device, hidden)
+        precision, probe = t.pick_precision(options.precision, device, t.gguf_facts(str(base))["hidden"] or 1536)
         memory = t.check_memory(base, precision, device)
     except FinetuneError as exc:
         raise ConfigError(str(exc)) from exc

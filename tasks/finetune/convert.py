@@ -43,12 +43,11 @@ def write_gguf_lora(state: dict, base_gguf: str | Path, out: str | Path, alpha: 
     under kbflow.* keys (strings; dicts as JSON). Returns what was written."""
     import gguf
 
-    reader = gguf.GGUFReader(str(base_gguf), "r")
-    architecture = reader.get_field("general.architecture").contents()
-    n_head = int(reader.get_field(f"{architecture}.attention.head_count").contents())
-    kv = reader.get_field(f"{architecture}.attention.head_count_kv")
-    n_head_kv = int(kv.contents()) if kv is not None else n_head
-    tensors = gguf_lora_tensors(state, architecture, n_head, n_head_kv)
+    from tasks.finetune.train import gguf_facts
+
+    facts = gguf_facts(str(base_gguf))
+    architecture = facts["architecture"]
+    tensors = gguf_lora_tensors(state, architecture, facts["n_head"], facts["n_head_kv"])
     if not tensors:
         raise ValueError("the trained model holds no LoRA tensor on q, k, v or o projections")
     out = Path(out)

@@ -121,13 +121,9 @@ def room_needed(out: Path, lora_bytes: int) -> None:
 
 def lora_bytes(base_gguf: str, rank: int) -> int:
     """Bytes of the adapter's float32 tensors: rank x (in + out) for each q, k, v and o matrix."""
-    from gguf import GGUFReader
+    from tasks.finetune.train import gguf_facts
 
-    total = 0
-    for tensor in GGUFReader(base_gguf, "r").tensors:
-        if tensor.name.endswith(("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")):
-            total += rank * sum(int(d) for d in tensor.shape[:2]) * 4
-    return total
+    return rank * gguf_facts(base_gguf)["lora_bytes_per_rank"]
 
 
 def move_into_place(partial: Path, out: Path) -> None:

@@ -3,6 +3,7 @@ tokens, checkpoints a killed run resumes from."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -25,11 +26,31 @@ BF16_MARGIN = 1.2  # bf16 only when it trains at least this much faster than fp3
 # ---------------------------------------------------------------- memory and device
 
 
-def gguf_parameters(gguf_path: str | Path) -> int:
-    """The base model's parameter count, read from its GGUF's tensor shapes (nothing is loaded)."""
+@functools.lru_cache(maxsize=4)
+def gguf_facts(gguf_path: str) -> dict:
+    """What training needs to know of a base GGUF, read once (parsing a GGUF's header takes seconds): architecture,
+    sizes, head counts, parameter count and the float32 bytes of a rank-1 adapter on q, k, v and o."""
     from gguf import GGUFReader
 
-    return sum(int(t.n_elements) for t in GGUFReader(str(gguf_path), "r").tensors)
+    reader = GGUFReader(str(gguf_path), "r")
+    arch = reader.get_field("general.architecture").contents()
+
+    def number(key: str, default: int = 0) -> int:
+        field = reader.get_field(f"{arch}.{key}")
+        return int(field.contents()) if field is not None else default
+
+    n_head = number("attention.head_count")
+    attention = ("attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
+    return {
+        "architecture": arch,
+        "hidden": number("embedding_length"),
+        "n_head": n_head,
+        "n_head_kv": number("attention.head_count_kv", n_head),
+        "parameters": sum(int(t.n_elements) for t in reader.tensors),
+        "lora_bytes_per_rank": sum(
+            4 * sum(int(d) for d in t.shape[:2]) for t in reader.tensors if t.name.endswith(attention)
+        ),
+    }
 
 
 def memory_needed(parameters: int, precision: str) -> int:
@@ -62,7 +83,7 @@ def available_memory() -> int:
 def check_memory(gguf_path: str | Path, precision: str, device: str) -> dict:
     """Refuse, before loading, a model whose training needs more memory than is available (FinetuneError saying how
     much); the figures otherwise."""
-    parameters = gguf_parameters(gguf_path)
+    parameters = gguf_facts(str(gguf_path))["parameters"]
     need = memory_needed(parameters, precision)
     if device == "cuda":
         import torch
