@@ -133,3 +133,27 @@ def test_the_loss_curve_table_averages_windows_of_steps():
         "| 3–4 | 3.5000 | 1.00 |",
         "| 5–6 | 5.5000 | 1.00 |",
     ]
+
+
+def test_an_adapter_trained_on_another_base_of_the_same_shapes_is_refused_by_ask(tmp_path):
+    import torch
+
+    from tasks.answer.adapters import check_adapter
+    from tasks.answer.models import ModelError
+    from tasks.finetune.convert import read_kbflow_metadata, write_gguf_lora
+    from tests.tasks.answer.gguf_files import write_base
+
+    base, other = write_base(tmp_path / "base.gguf"), write_base(tmp_path / "other.gguf", n_embd=16)
+    with open(other, "ab") as fh:
+        fh.write(b"\0" * 32)  # another fine-tune of the same model: same shapes, other bytes
+    state = {
+        "base_model.model.model.layers.0.self_attn.v_proj.lora_A.default.weight": torch.ones(4, 16),
+        "base_model.model.model.layers.0.self_attn.v_proj.lora_B.default.weight": torch.ones(8, 4),
+    }
+    meta = {"base_model": "base.gguf", "base_size": str(base.stat().st_size), "base_sha256": "ab" * 32}
+    adapter = tmp_path / "lora.gguf"
+    assert write_gguf_lora(state, base, adapter, 8.0, {**meta, "training": {"rank": 4}})["tensors"] == 2
+    assert read_kbflow_metadata(adapter)["training"] == {"rank": 4}
+    assert check_adapter(adapter, base)["rank"] == 4
+    with pytest.raises(ModelError, match=r"it was trained on base\.gguf \(sha256 abababababab\), another file; use"):
+        check_adapter(adapter, other)
