@@ -32,6 +32,16 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
     )
+    if args.compare:
+        from flows.adapter_ab import adapter_ab_flow
+
+        summary["ab"] = adapter_ab_flow(
+            dataset_dir=summary["dataset_dir"],
+            adapter=summary["out"],
+            model=args.model,
+            store_dir=args.store,
+            collection=args.collection,
+        )
     if args.json:
         print_json({k: v for k, v in summary.items() if k != "curve"})
         return EXIT_OK
@@ -52,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     )
     questions = Path(summary["dataset_dir"]) / "questions.csv"
     print(f"  answer with it: kbflow ask {questions} --model {args.model or 'auto'} --lora {summary['out']}")
+    if "ab" in summary:
+        ab = summary["ab"]
+        print(
+            f"  A/B on the held-out questions: {'recommended' if ab['recommended'] else 'NOT recommended'}: "
+            f"{ab['why']}; compare: kbflow reports compare {ab['base_report']} {ab['adapter_report']}"
+        )
     return EXIT_OK
 
 
@@ -74,4 +90,9 @@ def add_parser(subparsers) -> None:
     setting_option(sp, "--device", "device", FinetuneOptions)
     setting_option(sp, "--steps", "steps", FinetuneOptions)
     setting_option(sp, "--seed", "seed", FinetuneOptions)
+    sp.add_argument(
+        "--compare",
+        action="store_true",
+        help="then answer the dataset's held-out questions with and without the adapter and compare the reports",
+    )
     sp.set_defaults(func=run)

@@ -157,3 +157,19 @@ def test_an_adapter_trained_on_another_base_of_the_same_shapes_is_refused_by_ask
     assert check_adapter(adapter, base)["rank"] == 4
     with pytest.raises(ModelError, match=r"it was trained on base\.gguf \(sha256 abababababab\), another file; use"):
         check_adapter(adapter, other)
+
+
+@pytest.mark.parametrize(
+    "base, adapter, recommended, why",
+    [
+        ({"accuracy": 0.4, "latency_ms_p50": 1000}, {"accuracy": 0.5, "latency_ms_p50": 1050}, True, "50% right"),
+        ({"accuracy": 0.4, "latency_ms_p50": 1000}, {"accuracy": 0.4, "latency_ms_p50": 900}, False, "no more"),
+        ({"accuracy": 0.4, "latency_ms_p50": 1000}, {"accuracy": 0.6, "latency_ms_p50": 1200}, False, "1.20x slower"),
+        ({"accuracy": None, "latency_ms_p50": 1000}, {"accuracy": None, "latency_ms_p50": 1000}, False, "no expected"),
+    ],
+)
+def test_the_adapter_is_recommended_only_for_more_right_answers_at_most_1_1x_the_time(base, adapter, recommended, why):
+    from flows.adapter_ab import verdict
+
+    got = verdict(base, adapter)
+    assert got["recommended"] is recommended and why in got["why"]
