@@ -107,3 +107,24 @@ def test_a_dataset_of_another_collection_is_refused_in_one_line(dataset, tmp_pat
     with pytest.raises(ConfigError, match=r"exported from collection 'knowledge', not 'other'.*--collection knowledge"):
         finetune_flow(dataset_dir=str(dataset["dir"]), out=str(tmp_path / "a.gguf"), collection="other")
     assert not (tmp_path / "a.gguf").exists()
+
+
+def test_the_command_says_what_is_wrong_with_a_malformed_dataset_in_one_line(dataset, tmp_path, cli_env):
+    import subprocess
+
+    from tests.conftest import KBFLOW
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n', encoding="utf-8")
+    proc = subprocess.run(
+        [KBFLOW, "finetune", str(bad), "--store", str(dataset["store"]), "--model", "smollm2"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"kbflow: error: dataset file {bad / 'train.jsonl'} line 1 is not a chat example (JSON with messages ending "
+        "in the assistant's answer, or alpaca/sharegpt fields): re-export it with `kbflow dataset export`"
+    ]
