@@ -4,6 +4,7 @@ Arguments are paths and plain values; the model lives only inside the training t
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from prefect import task
 
 from tasks import progress
 from tasks.finetune.data import ChatTokenizer, pick_examples, read_dataset
-from tasks.finetune.options import FinetuneOptions
+from tasks.finetune.options import FinetuneError, FinetuneOptions
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -61,6 +62,19 @@ def train_adapter(
     finally:
         progress.finish()
     after = t.mean_loss(model, data["eval"])
+    verify_precision = precision
+    if precision == "bf16":
+        # llama.cpp computes from the GGUF's exact values; bf16 rounded them. Check against the fp32 base when it fits.
+        state = t.lora_state(model)
+        del model
+        gc.collect()
+        try:
+            t.check_memory(base_gguf, "fp32", device)
+        except FinetuneError:
+            model = t.add_lora(t.load_base(base_gguf, "bf16", device), opts)
+        else:
+            model, verify_precision = t.add_lora(t.load_base(base_gguf, "fp32", device), opts), "fp32"
+        model.load_state_dict(state, strict=False)
     torch_verify = t.mean_loss(model, verify)
     return {
         **history,
@@ -70,6 +84,7 @@ def train_adapter(
         "eval_loss_after": after,
         "verify_examples": verify,
         "verify_torch_loss": torch_verify,
+        "verify_torch_precision": verify_precision,
         "torch_threads": torch.get_num_threads(),
     }
 
