@@ -45,8 +45,9 @@ def check_agreement(llama_loss: float, torch_loss: float, tolerance: float, adap
     """The relative difference; FinetuneError when it exceeds the tolerance (the adapter is then not kept)."""
     difference = abs(llama_loss - torch_loss) / max(abs(torch_loss), 1e-9)
     if difference > tolerance:
+        name = str(adapter).removesuffix(".partial")
         raise FinetuneError(
-            f"the adapter written to {str(adapter).removesuffix('.partial')} does not behave in llama.cpp as it did in training: answer loss "
+            f"the adapter written to {name} does not behave in llama.cpp as it did in training: answer loss "
             f"{llama_loss:.4f} in llama.cpp against {torch_loss:.4f} in PyTorch ({difference:.1%} apart, more than "
             f"{tolerance:.0%}); it was not kept"
         )
