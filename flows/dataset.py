@@ -198,6 +198,8 @@ def dataset_flow(
     files = write_dataset(train, held_out, out, options.format)
     summary = {
         "out_dir": str(out),
+        "collection": cfg.collection,
+        "store_dir": str(Path(cfg.store_dir).resolve()),
         "format": options.format,
         "files": files,
         "examples": len(examples),

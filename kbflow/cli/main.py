@@ -9,11 +9,11 @@ import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from kbflow.cli import ask, cache, dataset, demo, ingest, models, reports, server, status, watch
+from kbflow.cli import ask, cache, dataset, demo, finetune, ingest, models, reports, server, status, watch
 from kbflow.cli.common import EXIT_FAULT, run_command
 from tasks.offline import apply_offline_env
 
-COMMANDS = [ingest, status, ask, cache, models, demo, watch, dataset, reports, server]
+COMMANDS = [ingest, status, ask, cache, models, demo, watch, dataset, finetune, reports, server]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The commands that run a flow, and so need a Prefect API.
-FLOW_COMMANDS = {"ingest", "ask", "demo", "watch", "dataset"}
+FLOW_COMMANDS = {"ingest", "ask", "demo", "watch", "dataset", "finetune"}
 
 
 def _use_store_prefect(store: str | None, command: str | None):

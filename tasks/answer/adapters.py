@@ -66,6 +66,7 @@ def _check(adapter_path: Path, base_path: Path) -> dict:
             f"{fits}: the adapter was made for architecture {arch!r}, the base model is {base_arch!r}; "
             "use the adapter's own base model (KBFLOW_LLM_MODEL)"
         )
+    _check_trained_base(lora, base_path, fits)
     base_shapes, shapes = _shapes(model), _shapes(lora)
     pairs = sorted({name[: -len(s)] for name in shapes for s in LORA_SUFFIXES if name.endswith(s)})
     if not pairs:
@@ -95,6 +96,21 @@ def _check(adapter_path: Path, base_path: Path) -> dict:
         "rank": rank,
         "tensors": len(pairs),
     }
+
+
+def _check_trained_base(lora, base_path: Path, fits: str) -> None:
+    """An adapter `kbflow finetune` wrote records its base (size and sha256): another base of the same shapes (another
+    fine-tune of the model) is refused too. Checked without hashing the base: its size, and a pulled model's
+    official sha256."""
+    from tasks.answer.models import MODEL_SOURCES
+
+    trained_on, size, sha = (_string(lora, f"kbflow.base_{k}") for k in ("model", "size", "sha256"))
+    official = next((s.sha256 for s in MODEL_SOURCES.values() if s.filename == base_path.name), None)
+    if (size and size != str(base_path.stat().st_size)) or (sha and official and sha != official):
+        raise ModelError(
+            f"{fits}: it was trained on {trained_on} (sha256 {(sha or '?')[:12]}), another file; "
+            "use that base model (KBFLOW_LLM_MODEL / --model), or train an adapter on this one with `kbflow finetune`"
+        )
 
 
 def check_adapter(adapter_path: str | Path, base_gguf_path: str | Path) -> dict:
