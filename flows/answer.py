@@ -347,7 +347,7 @@ def answer_flow(
             extra={
                 "report_dir": str(report_dir),
                 "audience": options.audience(),
-                "groups": list(options.groups),
+                "groups": list(options.for_groups),
                 "all_documents": options.all_documents,
                 **run_facts(
                     rows,

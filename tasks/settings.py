@@ -270,7 +270,7 @@ class Settings(BaseSettings):
             top_k=self.top_k,
             mode=self.mode,
             source_prefix=source_prefix,
-            groups=parse_groups(self.groups),
+            for_groups=parse_groups(self.groups),
             all_documents=all_documents,
         )
 

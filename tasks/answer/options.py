@@ -22,7 +22,8 @@ class RetrievalOptions(BaseModel, frozen=True):
         "(every chunk, in document order) when it fits in n_ctx, and refuses the question otherwise.",
     )
     source_prefix: str | None = Field(None, description="Only documents whose path starts with this.")
-    groups: tuple[str, ...] = Field(
+    # Not `groups`: that is the setting (KBFLOW_GROUPS, comma-separated text) this is parsed from.
+    for_groups: tuple[str, ...] = Field(
         (),
         description="Groups the question is asked for (and user:NAME labels): it sees public documents and those "
         "these may read; none sees public documents only.",
@@ -35,8 +36,8 @@ class RetrievalOptions(BaseModel, frozen=True):
         """For whom the answers are, as reports name it."""
         if self.all_documents:
             return ALL_DOCUMENTS
-        return f"groups {', '.join(self.groups)} (and public documents)" if self.groups else PUBLIC_ONLY
+        return f"groups {', '.join(self.for_groups)} (and public documents)" if self.for_groups else PUBLIC_ONLY
 
     def readers_filter(self) -> tuple[str, ...] | None:
         """The groups retrieval filters for; None: no filter (all_documents)."""
-        return None if self.all_documents else tuple(self.groups)
+        return None if self.all_documents else tuple(self.for_groups)
