@@ -73,7 +73,7 @@ def test_the_closest_access_file_decides_and_its_last_matching_line_wins(tmp_pat
     write(tmp_path / "hr" / "old" / "2019.txt")
     write(tmp_path / "finance" / "budget.xlsx", mode=0o640, gid=machine_groups["staff"])
     (tmp_path / ".kbflow-access").write_text("# whole share\n*: staff\nhandbook.txt: *\n")
-    (tmp_path / "hr" / ".kbflow-access").write_text("*: hr\n\n# the bands, for hr managers too\nsalary*: hr, managers\n")
+    (tmp_path / "hr" / ".kbflow-access").write_text("*: hr\n\n# the bands, for managers too\nsalary*: hr, managers\n")
     got = listed(tmp_path)
     assert got == {
         "handbook.txt": ("*",),
