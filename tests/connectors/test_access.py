@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import grp
 import os
-import subprocess
 
 import pytest
 
@@ -12,24 +10,6 @@ from connectors.access import AccessFileError, AccessRules, parse_access_file, p
 from connectors.local import LocalSource, LocalSourceConfig
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="session")
-def machine_groups():
-    """The groups `hr` and `staff` as real groups of this machine; made (and removed after) when missing and the tests
-    run as root. Readers are read from real file groups, so a machine without them and without root cannot run this."""
-    made = []
-    for name in ("hr", "staff"):
-        try:
-            grp.getgrnam(name)
-        except KeyError:
-            if os.geteuid() != 0:
-                pytest.skip(f"group {name!r} does not exist here, and only root may create it (groupadd)")
-            subprocess.run(["groupadd", name], check=True)
-            made.append(name)
-    yield {name: grp.getgrnam(name).gr_gid for name in ("hr", "staff")}
-    for name in made:
-        subprocess.run(["groupdel", name], check=False)
 
 
 def owner() -> str:
