@@ -140,7 +140,10 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000, groups: int = 0)
 
     cfg = load_settings(store_dir=str(store))
     config = cfg.store_config()
-    vectors_store = ChromaStore.open_for_writing(config, cfg.embedding_model, 384, "stand-in")
+    from tasks.embed.embedder import get_embedder
+
+    dim = get_embedder(cfg.embedder_config()).dimension  # the questions are embedded by the real model
+    vectors_store = ChromaStore.open_for_writing(config, cfg.embedding_model, dim, "stand-in")
     took = {"tokenize_s": 0.0, "vectors_s": 0.0, "chroma_upsert_s": 0.0, "ledger_s": 0.0}
     pending: list[tuple[str, str]] = []
 
@@ -151,7 +154,7 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000, groups: int = 0)
         terms = pool.map(tokenize, [text for _, text in pending], chunksize=250)
         took["tokenize_s"] += time.perf_counter() - t
         t = time.perf_counter()
-        vectors = stand_in_vectors(terms).tolist()
+        vectors = stand_in_vectors(terms, dim).tolist()
         took["vectors_s"] += time.perf_counter() - t
         objs, writes, readers = [], [], {}
         for (path, text), toks in zip(pending, terms):
