@@ -86,6 +86,7 @@ class FolderWatcher:
         run_ingest: Callable[[], dict] | None = None,
         max_wait_seconds: float | None = None,
         questions: str | None = None,
+        groups: str | None = None,
     ):
         cfg = load_settings(store_dir=store_dir, collection=collection, debounce_seconds=debounce_seconds)
         try:
@@ -104,6 +105,7 @@ class FolderWatcher:
         self._run_ingest = run_ingest or (self._run_deployment if self.deployment else self._run_in_process)
         # A standing question set, answered after each sync that changed something (reusing unaffected answers).
         self.questions = str(Path(questions).resolve()) if questions else None
+        self.groups = groups  # the standing set's askers (None: KBFLOW_GROUPS)
 
         self.runs: list[dict[str, Any]] = []
         self.ignored: list[str] = []  # names of files whose events were ignored (temporary, hidden, excluded)
@@ -365,7 +367,7 @@ class FolderWatcher:
         """Re-answer the standing question set when the sync changed the knowledge base."""
         changed = sum(summary.get(k) or 0 for k in ("added", "updated", "deleted", "repaired", "readers_changed"))
         if self.questions and changed:
-            record["answers"] = answer_standing_set(self.questions, self._store_s, self.collection)
+            record["answers"] = answer_standing_set(self.questions, self._store_s, self.collection, self.groups)
 
     def _run_in_process(self) -> dict:
         return ingest_flow(source_path=self._root_s, store_dir=self._store_s, collection=self.collection)
