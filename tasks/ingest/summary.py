@@ -54,8 +54,9 @@ class IngestSummary:
     def counts(self) -> str:
         """One line of counts, for logs and the watcher."""
         vanished = f", {len(self.vanished)} vanished" if self.vanished else ""
+        readers = f" ({self.readers_changed} with new readers)" if self.readers_changed else ""
         return (
-            f"{self.added} added, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged, "
+            f"{self.added} added, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged{readers}, "
             f"{len(self.failed)} failed{vanished} in {self.duration_s:.1f} s"
         )
 
