@@ -361,18 +361,16 @@ def plan_refresh(cfg: Settings, src: Source, ledger: Ledger, rebuild: bool) -> R
 
 
 def apply_plan(cfg: Settings, src: Source, ledger: Ledger, run: Refresh) -> None:
-    """Delete what left the source, index what is new or changed, and drop what vanished while it was read."""
+    """Give documents whose permissions alone changed their new readers, delete what left the source, index what
+    is new or changed, and drop what vanished while it was read."""
     plan = run.plan
     if not (plan.deleted or plan.to_index or plan.regranted):
         return
     with ledger.writing():
-        regranted = [r.to_dict() for r in plan.regranted]
-        set_readers(
-            cfg.store_config(),
-            run.embedding,
-            quote(regranted),
-            quote([chunk_ids(run.entries, r["path"]) for r in regranted]),
-        )
+        if plan.regranted:
+            regranted = [r.to_dict() for r in plan.regranted]
+            ids = [chunk_ids(run.entries, r["path"]) for r in regranted]
+            set_readers(cfg.store_config(), run.embedding, quote(regranted), quote(ids))
         run.chunks_deleted = forget(cfg, run.embedding, src.source_id, plan.deleted, run.entries)
         run.done = index_documents(plan, src, cfg, run.embedding, run.entries)
         # A document deleted while the run read it: not a failure, and its old chunks go.
