@@ -13,11 +13,10 @@ from connectors.access import may_read
 from tasks.answer.options import Mode, RetrievalOptions
 from tasks.embed.embedder import Embedder, EmbedderConfig, get_embedder
 from tasks.ingest.ledger import Ledger, ledger_path
-from tasks.store import keyword
+from tasks.store import keyword, visible
 from tasks.store.base import StoreConfig, StoredChunk, VectorStore
 from tasks.store.chroma import READERS, ChromaStore, reopen_if_moved
 from tasks.store.keyword import KeywordIndex
-from tasks.store.visible import query_visible
 from tasks.text import SENTENCE, tokenize
 
 RRF_K = 60
@@ -107,10 +106,10 @@ def retrieve(
 
     use_dense = mode != "keyword" and embedder is not None
     vector = embedder.embed([question])[0] if use_dense else None
-    dense = query_visible(store, keyword_index, vector, n_candidates, sources, groups) if use_dense else []
+    dense = visible.query_visible(store, keyword_index, vector, n_candidates, sources, groups) if use_dense else []
     q_tokens = tokenize(question)
-    visible = keyword_index.mask(groups)
-    keyword = keyword_index.search(q_tokens, n_candidates, allowed, visible) if mode != "dense" else []
+    readable = keyword_index.mask(groups)
+    keyword = keyword_index.search(q_tokens, n_candidates, allowed, readable) if mode != "dense" else []
     w_question = embedder.can_read(question) if use_dense else 0.0
 
     if mode == "dense":
