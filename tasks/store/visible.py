@@ -35,11 +35,13 @@ def query_visible(
     if groups is None:
         return store.query(vector, n, sources)
     mask = index.mask(groups)
-    share = float(mask.mean()) if index.n else 0.0
+    readable = int(mask.sum())
+    share = readable / index.n if index.n else 0.0
     fetch = math.ceil(max(MIN_FETCH, 2 * n / share)) if share > 0 else MAX_FETCH + 1
     if fetch <= MAX_FETCH:
         got = store.query(vector, fetch, sources)
         seen = [hit for hit, ok in zip(got, index.visible([cid for cid, _ in got], mask)) if ok]
-        if len(seen) >= n or len(got) < fetch:  # enough, or every chunk there is was looked at
+        # Enough; or every chunk there is was looked at; or every chunk the readers may read was found.
+        if len(seen) >= min(n, readable) or len(got) < fetch:
             return seen[:n]
     return store.query(vector, n, sources, groups)
