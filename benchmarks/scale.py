@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/scale.py --chunks 10000 --name scale-10k
     .venv/bin/python benchmarks/scale.py --chunks 100000 --name scale-100k
     .venv/bin/python benchmarks/scale.py --chunks 1000000 --stand-in --name scale-1m
+    .venv/bin/python benchmarks/scale.py --chunks 100000 --stand-in --readers 20 --baseline ../main \
+        --name scale-100k-readers
     .venv/bin/python benchmarks/scale.py --plot        # benchmarks/results/scale.png from every scale-*.json
 
 Builds a folder of documents of about 1 to 2 chunks each, half Chinese (CMRC 2018 paragraphs, each copy made
@@ -119,7 +121,12 @@ def stand_in_vectors(terms: list[list[str]], dim: int = 384):
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def stand_in_store(store: Path, chunks: int, batch: int = 5000) -> dict:
+def stand_in_readers(n: int, groups: int) -> tuple[str, ...]:
+    """Document n's readers: public without --readers; with it, one of `groups` groups (g00, g01, ...)."""
+    return ("*",) if not groups else (f"g{n % groups:02d}",)
+
+
+def stand_in_store(store: Path, chunks: int, batch: int = 5000, groups: int = 0) -> dict:
     """Write `chunks` chunks with real tokens and stand-in vectors into a new store; timings of each part."""
     import time
 
@@ -133,7 +140,10 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000) -> dict:
 
     cfg = load_settings(store_dir=str(store))
     config = cfg.store_config()
-    vectors_store = ChromaStore.open_for_writing(config, cfg.embedding_model, 384, "stand-in")
+    from tasks.embed.embedder import get_embedder
+
+    dim = get_embedder(cfg.embedder_config()).dimension  # the questions are embedded by the real model
+    vectors_store = ChromaStore.open_for_writing(config, cfg.embedding_model, dim, "stand-in")
     took = {"tokenize_s": 0.0, "vectors_s": 0.0, "chroma_upsert_s": 0.0, "ledger_s": 0.0}
     pending: list[tuple[str, str]] = []
 
@@ -144,16 +154,18 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000) -> dict:
         terms = pool.map(tokenize, [text for _, text in pending], chunksize=250)
         took["tokenize_s"] += time.perf_counter() - t
         t = time.perf_counter()
-        vectors = stand_in_vectors(terms).tolist()
+        vectors = stand_in_vectors(terms, dim).tolist()
         took["vectors_s"] += time.perf_counter() - t
-        objs, writes = [], []
+        objs, writes, readers = [], [], {}
         for (path, text), toks in zip(pending, terms):
             sha = f"{hash(text) & (2**64 - 1):016x}"
             cid = chunk_id("local:/scale", path, sha, 0, text)
             objs.append(Chunk(cid, text, path, "local:/scale", None, "", 0, sha))
-            writes.append(DocumentWrite(DocumentRef("local:/scale", path, len(text), 0.0, sha), [cid], [toks]))
+            readers[path] = stand_in_readers(int(path[3:10]), groups)
+            ref = DocumentRef("local:/scale", path, len(text), 0.0, sha, readers[path])
+            writes.append(DocumentWrite(ref, [cid], [toks]))
         t = time.perf_counter()
-        vectors_store.upsert(objs, vectors)
+        vectors_store.upsert(objs, vectors, readers)
         took["chroma_upsert_s"] += time.perf_counter() - t
         t = time.perf_counter()
         with Ledger.of_store(store, config.collection) as ledger:
@@ -177,13 +189,26 @@ def stand_in_store(store: Path, chunks: int, batch: int = 5000) -> dict:
     return {k: round(v, 1) for k, v in took.items()} | {"chunks": index.n}
 
 
-def measure_stand_in(chunks: int) -> dict:
+def measure_stand_in(chunks: int, groups: int = 0, baseline: Path | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="kbflow-scale-"))
     store = work / "store"
     try:
-        built = stand_in_store(store, chunks)
+        built = stand_in_store(store, chunks, groups=groups)
         _, cmrc = load_cmrc()
         questions = [q["question"] for q in random.Random(5).sample(cmrc, 51)]
+        if groups:  # readers over `groups` groups: asked for 2 of them, for all (an administrator), and, with the
+            # code before readers were kept (--baseline REPO), as it was
+            asked = {"KBFLOW_GROUPS": "g00,g01"}
+            readers = {
+                "groups": groups,
+                "asked_for": asked["KBFLOW_GROUPS"],
+                "retrieval_hybrid_for_2_groups": retrieval(store, questions, asked),
+                "retrieval_hybrid_all_documents": retrieval(store, questions, {"KBFLOW_BENCH_ALL_DOCUMENTS": "1"}),
+            }
+            if baseline:
+                readers["retrieval_hybrid_before_readers"] = retrieval(store, questions, {}, cwd=baseline)
+                readers["baseline_repo"] = str(baseline)
+            return {"chunks": built["chunks"], "written": built, "readers": readers}
         return {
             "chunks": built["chunks"],
             "vectors": "stand-in (hashed tokens, random projection); real keyword tokens",
@@ -216,14 +241,18 @@ import json, resource, statistics, sys, time
 started = time.perf_counter()
 from tasks.settings import load_settings
 from tasks.answer.retrieve import retrieve_context
+import os
 cfg = load_settings(store_dir=sys.argv[1])
 questions = json.loads(sys.argv[2])
+# An administrator's question (no readers' filter), where the code has readers (benchmarks/scale.py --readers).
+everything = bool(os.environ.get("KBFLOW_BENCH_ALL_DOCUMENTS"))
+options = cfg.retrieval_options(all_documents=True) if everything else cfg.retrieval_options()
 times = []
 first = None
 for q in questions:
     t = time.perf_counter()
     # .fn: as `kbflow ask` retrieves, inside its batch task (not one Prefect task run per question)
-    retrieve_context.fn(q, cfg.store_config(), cfg.embedder_config(), cfg.retrieval_options())
+    retrieve_context.fn(q, cfg.store_config(), cfg.embedder_config(), options)
     times.append((time.perf_counter() - t) * 1000)
     if first is None:
         first = time.perf_counter() - started
@@ -237,13 +266,13 @@ print(json.dumps({
 """
 
 
-def retrieval(store: Path, questions: list[str]) -> dict:
+def retrieval(store: Path, questions: list[str], env: dict | None = None, cwd: Path = REPO) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", RETRIEVE, str(store), json.dumps(questions, ensure_ascii=False)],
         capture_output=True,
         text=True,
-        env=shell_env(),
-        cwd=REPO,
+        env={**shell_env(), **(env or {})},
+        cwd=cwd,
     )
     if proc.returncode != 0:
         sys.exit(f"retrieval failed: {proc.stderr[-2000:]}")
@@ -377,11 +406,28 @@ def main() -> None:
     ap.add_argument("--name")
     ap.add_argument("--stand-in", action="store_true", help="store and retrieval only, with stand-in vectors")
     ap.add_argument("--plot", action="store_true", help="only draw benchmarks/results/scale.png")
+    ap.add_argument(
+        "--readers",
+        type=int,
+        default=0,
+        metavar="GROUPS",
+        help="with --stand-in: each document readable by one of "
+        "GROUPS groups; retrieval is measured for 2 of them and for all documents",
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="with --readers: also measure retrieval with the code of this "
+        "checkout (one from before readers were kept)",
+    )
     args = ap.parse_args()
     if args.plot:
         print(f"saved {plot()}")
         return
-    result = measure_stand_in(args.chunks) if args.stand_in else measure(args.chunks)
+    if args.stand_in:
+        result = measure_stand_in(args.chunks, args.readers, args.baseline)
+    else:
+        result = measure(args.chunks)
     print(json.dumps(result, indent=2))
     print(f"saved {save(args.name or f'scale-{args.chunks}', {'cpus': os.cpu_count(), 'result': result})}")
 

@@ -21,6 +21,9 @@ class DocumentRef:
     size: int
     mtime: float
     sha256: str
+    # Who may read it (connectors.access): ('*',) for everyone, else group names and `user:NAME`; None when the
+    # connector or an older ledger recorded none.
+    readers: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies, and a listing of 20,000 files calls this 40,000 times.
@@ -30,11 +33,16 @@ class DocumentRef:
             "size": self.size,
             "mtime": self.mtime,
             "sha256": self.sha256,
+            "readers": None if self.readers is None else list(self.readers),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DocumentRef:
-        return cls(**{k: data[k] for k in ("source_id", "path", "size", "mtime", "sha256")})
+        readers = data.get("readers")
+        return cls(
+            **{k: data[k] for k in ("source_id", "path", "size", "mtime", "sha256")},
+            readers=None if readers is None else tuple(readers),
+        )
 
 
 @dataclass

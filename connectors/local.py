@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from connectors.access import ACCESS_FILE, AccessFileError, AccessRules, posix_readers
 from connectors.base import (
     DEFAULT_EXCLUDE,
     DocumentRef,
@@ -69,9 +70,9 @@ class LocalSource:
     def _inside(self, real: Path) -> bool:
         return real == self.root or self.root in real.parents
 
-    def _walk(self):
+    def _walk(self, rules: AccessRules | None = None):
         """Yield (relative path, real path, stat result or the OSError that stopped the stat) of candidate
-        files, following only links that stay inside.
+        files, following only links that stay inside; the folders' access files go into `rules`.
 
         Plain entries are judged by their directory entry and one stat each (os.scandir): a no-change
         refresh of 20,000 files is mostly this loop.
@@ -96,6 +97,9 @@ class LocalSource:
                 continue
             for entry in entries:
                 rel = f"{prefix}{entry.name}"
+                if entry.name == ACCESS_FILE and rules is not None and entry.is_file():
+                    self._read_access_file(rules, prefix, entry.path)
+                    continue
                 if entry.name.startswith(".") or _matches(rel, self._exclude):
                     continue
                 real = entry.path
@@ -122,11 +126,25 @@ class LocalSource:
                 elif stat.S_ISREG(st.st_mode) and _matches(rel, self.config.include):
                     yield rel, real, st
 
+    def _read_access_file(self, rules: AccessRules, prefix: str, path: str) -> None:
+        """Add a folder's access file to the rules; AccessFileError (the file, the line, why) when it is broken."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise AccessFileError(f"{path}: cannot read the access file: {why}") from None
+        rules.add(prefix, text, path)
+
     def list(self, known: Mapping[str, DocumentRef] | None = None) -> Listing:
-        """List every document with its hash, reusing a known hash when size and mtime are unchanged."""
+        """List every document with its hash (reusing a known hash when size and mtime are unchanged) and its
+        readers: the closest access file's rule for it, else its own POSIX mode.
+
+        Raises AccessFileError for a broken access file: nothing may be indexed with readers guessed."""
         known = known or {}
         listing = Listing()
-        for rel, real, st in self._walk():
+        rules = AccessRules()
+        found = []
+        for rel, real, st in self._walk(rules):
             if isinstance(st, OSError):
                 listing.errors[rel] = f"cannot read file: {st.strerror or st}"
                 continue
@@ -141,7 +159,11 @@ class LocalSource:
                 except OSError as exc:
                     listing.errors[rel] = f"cannot read file: {exc.strerror or exc}"
                     continue
-            listing.refs.append(DocumentRef(self.source_id, rel, st.st_size, st.st_mtime, digest))
+            found.append((rel, st, digest))
+        # After the walk: a folder's access file may sort after some of its documents.
+        for rel, st, digest in found:
+            readers = rules.readers(rel) or posix_readers(st.st_mode, st.st_uid, st.st_gid)
+            listing.refs.append(DocumentRef(self.source_id, rel, st.st_size, st.st_mtime, digest, readers))
         return listing
 
     def path_of(self, ref: DocumentRef) -> Path:

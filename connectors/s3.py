@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
+from connectors.access import ACCESS_FILE, PUBLIC_READERS, AccessFileError, AccessRules
 from connectors.base import (
     DEFAULT_EXCLUDE,
     DocumentRef,
@@ -137,8 +138,9 @@ class S3Source:
             return f"{self.source_id} at {_without_userinfo(self.config.endpoint_url)}"
         return self.source_id
 
-    def _objects(self):
-        """Yield (relative path, listed object) of every candidate object under the prefix."""
+    def _objects(self, access: list[str] | None = None):
+        """Yield (relative path, listed object) of every candidate object under the prefix; the relative paths of
+        access files go into `access`."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         paginator = self.client.get_paginator("list_objects_v2")
@@ -149,7 +151,9 @@ class S3Source:
                     if key.endswith("/"):
                         continue  # a "folder" marker made by consoles, not a document
                     rel = key[len(self.prefix) :]
-                    if rel and is_candidate_path(rel, self.config.include, self._exclude):
+                    if access is not None and rel.rsplit("/", 1)[-1] == ACCESS_FILE:
+                        access.append(rel)
+                    elif rel and is_candidate_path(rel, self.config.include, self._exclude):
                         yield rel, obj
         except (ClientError, BotoCoreError) as exc:
             raise SourceError(_clean_error(exc, f"list {self.source_id}", self.bucket)) from None
@@ -172,11 +176,15 @@ class S3Source:
 
         known = known or {}
         listing = Listing()
-        for rel, obj in self._objects():
+        access: list[str] = []
+        objects = list(self._objects(access))
+        rules = self._access_rules(access)
+        for rel, obj in objects:
             size, mtime = int(obj["Size"]), _timestamp(obj["LastModified"])
+            readers = rules.readers(rel) or PUBLIC_READERS  # an object has no readers of its own that kbflow reads
             old = known.get(rel)
             if old is not None and old.size == size and old.mtime == mtime and old.sha256:
-                listing.refs.append(DocumentRef(self.source_id, rel, size, mtime, old.sha256))
+                listing.refs.append(DocumentRef(self.source_id, rel, size, mtime, old.sha256, readers))
                 continue
             # ETags are MD5s or multipart digests, not sha256: download and hash.
             try:
@@ -186,8 +194,28 @@ class S3Source:
                     continue  # deleted since the listing: it is simply not there any more
                 listing.errors[rel] = _clean_error(exc, "read object", self.bucket)
                 continue
-            listing.refs.append(DocumentRef(self.source_id, rel, size, mtime, digest))
+            listing.refs.append(DocumentRef(self.source_id, rel, size, mtime, digest, readers))
         return listing
+
+    def _access_rules(self, paths: list[str]) -> AccessRules:
+        """The access files' rules by folder; AccessFileError (the object, the line, why) when one is broken or
+        cannot be read: nothing may be indexed with readers guessed."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        rules = AccessRules()
+        for rel in paths:
+            where = f"s3://{self.bucket}/{self.prefix}{rel}"
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + rel)["Body"]
+                try:
+                    text = body.read().decode("utf-8")
+                finally:
+                    body.close()
+            except (ClientError, BotoCoreError, OSError, UnicodeDecodeError) as exc:
+                why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else _clean_error(exc, "read it", "")
+                raise AccessFileError(f"{where}: cannot read the access file: {why}") from None
+            rules.add(rel.rpartition("/")[0], text, where)
+        return rules
 
     def read(self, ref: DocumentRef) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

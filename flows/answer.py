@@ -268,9 +268,12 @@ def answer_flow(
     lora_scale: float | None = None,
     use_cache: bool | None = None,
     question: str | None = None,
+    groups: list[str] | str | None = None,
+    all_documents: bool = False,
 ) -> dict:
     """Answer a question set from the knowledge base with a local model, reusing every cached answer whose evidence is
-    unchanged, and write answers.csv/xlsx, summary.json and report.html (one question: no report unless out_dir)."""
+    unchanged, and write answers.csv/xlsx, summary.json and report.html (one question: no report unless out_dir).
+    Answers come from the documents readers of `groups` may read (and public ones); all_documents: every one."""
     cfg = load_settings(
         store_dir=store_dir,
         collection=collection,
@@ -282,7 +285,9 @@ def answer_flow(
         answer_style=answer_style,
         llm_lora=lora,
         llm_lora_scale=lora_scale,
+        groups=groups,
     )
+    options = cfg.retrieval_options(source_prefix, all_documents)
     questions = load(questions_path, question)
     embedder, llm, adapter = prepare(cfg, retrieval_only)
     cache = open_cache(cfg, llm, use_cache)
@@ -296,7 +301,7 @@ def answer_flow(
     job = AnswerJob(
         store=cfg.store_config(),
         embedder=embedder,
-        options=cfg.retrieval_options(source_prefix),
+        options=options,
         llm=llm,
         min_score=cfg.min_score,
         keep_ratio=cfg.context_keep_ratio,
@@ -310,8 +315,9 @@ def answer_flow(
         language_warning=language_warnings(questions, llm, facts),
     )
     get_run_logger().info(
-        "Answering %d questions with %s retrieval (k=%d)%s",
+        "Answering %d questions for %s with %s retrieval (k=%d)%s",
         len(questions),
+        options.audience(),
         cfg.mode,
         cfg.top_k,
         " - retrieval only" if llm is None else f" and {facts.label}",
@@ -337,16 +343,19 @@ def answer_flow(
             mode=cfg.mode,
             generated=llm is not None,
             questions_file=str(name),
-            previous=find_previous_report(cfg.reports_dir, report_dir, str(name), ids),
+            previous=find_previous_report(cfg.reports_dir, report_dir, str(name), ids, options.audience()),
             extra={
                 "report_dir": str(report_dir),
+                "audience": options.audience(),
+                "groups": list(options.for_groups),
+                "all_documents": options.all_documents,
                 **run_facts(
                     rows,
                     llm,
                     facts,
                     setup,
                     cache is not None,
-                    history_of(cfg.reports_dir, report_dir, str(name), ids),
+                    history_of(cfg.reports_dir, report_dir, str(name), ids, options.audience()),
                     [cache.warning] if cache and cache.warning else [],
                 ),
             },

@@ -99,12 +99,13 @@ def ask_for_pairs(
 
 
 def build_examples(
-    pairs: list[dict], options: DatasetOptions, cfg: Settings, embedder: EmbedderConfig, source_prefix: str | None
+    pairs: list[dict], options: DatasetOptions, cfg: Settings, embedder: EmbedderConfig, readers: RetrievalOptions
 ) -> list[dict]:
-    """One RAFT example per pair, its distractors retrieved for its question as `kbflow ask` would retrieve them."""
+    """One RAFT example per pair, its distractors retrieved for its question as `kbflow ask` would retrieve them
+    (from the documents the export's readers may read)."""
     rng = random.Random(options.seed)
-    retrieval = RetrievalOptions(
-        top_k=options.distractors + 5, mode="hybrid" if cfg.mode == "all" else cfg.mode, source_prefix=source_prefix
+    retrieval = readers.model_copy(
+        update={"top_k": options.distractors + 5, "mode": "hybrid" if cfg.mode == "all" else cfg.mode}
     )
     examples = []
     for pair, with_gold in zip(pairs, gold_flags(len(pairs), options.no_gold_share, rng)):
@@ -160,10 +161,15 @@ def dataset_flow(
     source_prefix: str | None = None,
     llm_model: str | None = None,
     llm_backend: str | None = None,
+    groups: list[str] | str | None = None,
+    all_documents: bool = False,
 ) -> dict:
     """Export a fine-tuning dataset from the knowledge base: model-written question/answer pairs as RAFT examples,
-    split by document."""
-    cfg = load_settings(store_dir=store_dir, collection=collection, llm_model=llm_model, llm_backend=llm_backend)
+    split by document; only from documents readers of `groups` may read (and public ones), or all_documents."""
+    cfg = load_settings(
+        store_dir=store_dir, collection=collection, llm_model=llm_model, llm_backend=llm_backend, groups=groups
+    )
+    readers = cfg.retrieval_options(source_prefix, all_documents)
     # None: DatasetOptions' declared default.
     given = dict(
         chunks=chunks,
@@ -178,9 +184,9 @@ def dataset_flow(
     embedder = cfg.embedder_config(model=ChromaStore.open_existing(cfg.store_config()).embedding_model)
     llm = check_llm(cfg)
     out = (Path(out_dir) if out_dir else default_dataset_dir(cfg.store_dir, cfg.collection)).resolve()
-    everything = retrieve_context(
-        "", cfg.store_config(), embedder, RetrievalOptions(mode="all", source_prefix=source_prefix)
-    )["passages"]
+    everything = retrieve_context("", cfg.store_config(), embedder, readers.model_copy(update={"mode": "all"}))[
+        "passages"
+    ]
     if not everything:
         raise ConfigError(
             f"no chunks in collection {cfg.collection!r} of {cfg.store_dir}"
@@ -193,7 +199,7 @@ def dataset_flow(
         "Writing %d question(s) for each of %d chunk(s) with %s", options.pairs_per_chunk, len(sampled), model_name(llm)
     )
     pairs, counts, failures = ask_for_pairs(sampled, options, llm)
-    examples = build_examples(pairs, options, cfg, embedder, source_prefix)
+    examples = build_examples(pairs, options, cfg, embedder, readers)
     train, held_out = split_by_source(examples, options.eval_share, options.seed)
     files = write_dataset(train, held_out, out, options.format)
     summary = {
@@ -220,6 +226,7 @@ def dataset_flow(
         "failures": failures,
         "model": model_name(llm),
         "answer_style": cfg.answer_style,
+        "audience": readers.audience(),
         "options": options.model_dump(),
     }
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -17,6 +17,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
+from connectors.access import AccessFileError
 from connectors.base import DocumentRef, Listing, Source, SourceError, source_config_from_spec, source_from_config
 from flows.errors import ConfigError, DocumentsFailed
 from tasks import progress
@@ -31,7 +32,14 @@ from tasks.store.base import EmbeddingMismatchError
 from tasks.store.chroma import ChromaStore, state_token
 from tasks.store.lock import store_lock
 from tasks.store.recover import heal_store
-from tasks.store.write import delete_documents, drop_collection, reconcile_store, update_keyword_index, write_batch
+from tasks.store.write import (
+    delete_documents,
+    drop_collection,
+    reconcile_store,
+    set_readers,
+    update_keyword_index,
+    write_batch,
+)
 
 
 def _run_name() -> str:
@@ -340,21 +348,29 @@ def plan_refresh(cfg: Settings, src: Source, ledger: Ledger, rebuild: bool) -> R
     entries = ledger.documents(src.source_id)
     known = {p: e.ref for p, e in entries.items()}
     # quote(): the known refs (one per indexed file) are data, not something for Prefect to walk.
-    listed = list_documents(src.to_config(), quote({p: r.to_dict() for p, r in known.items()}))
+    try:
+        listed = list_documents(src.to_config(), quote({p: r.to_dict() for p, r in known.items()}))
+    except AccessFileError as exc:  # before anything is written: readers are never guessed
+        raise ConfigError(str(exc)) from None
     listing = Listing([DocumentRef.from_dict(r) for r in listed["refs"]], listed["errors"])
     plan = plan_changes(listing, known, {p for s, p in broken if s == src.source_id})
     log_plan(plan, orphans, src)
-    if embedding is None and (plan.deleted or plan.to_index):
+    if embedding is None and (plan.deleted or plan.to_index or plan.regranted):
         vectors, embedding = open_store(cfg, rebuild=False)
     return Refresh(plan, entries, vectors, embedding, orphans, broken)
 
 
 def apply_plan(cfg: Settings, src: Source, ledger: Ledger, run: Refresh) -> None:
-    """Delete what left the source, index what is new or changed, and drop what vanished while it was read."""
+    """Give documents whose permissions alone changed their new readers, delete what left the source, index what
+    is new or changed, and drop what vanished while it was read."""
     plan = run.plan
-    if not (plan.deleted or plan.to_index):
+    if not (plan.deleted or plan.to_index or plan.regranted):
         return
     with ledger.writing():
+        if plan.regranted:
+            regranted = [r.to_dict() for r in plan.regranted]
+            ids = [chunk_ids(run.entries, r["path"]) for r in regranted]
+            set_readers(cfg.store_config(), run.embedding, quote(regranted), quote(ids))
         run.chunks_deleted = forget(cfg, run.embedding, src.source_id, plan.deleted, run.entries)
         run.done = index_documents(plan, src, cfg, run.embedding, run.entries)
         # A document deleted while the run read it: not a failure, and its old chunks go.
@@ -366,7 +382,8 @@ def apply_plan(cfg: Settings, src: Source, ledger: Ledger, run: Refresh) -> None
 def record_refresh(cfg: Settings, src: Source, ledger: Ledger, run: Refresh) -> None:
     """Bring the keyword index up to date and record failures and the store's state in the ledger."""
     plan = run.plan
-    if plan.deleted or plan.to_index or run.orphans or run.broken or not keyword.is_current(cfg.store_config()):
+    changed = plan.deleted or plan.to_index or plan.regranted
+    if changed or run.orphans or run.broken or not keyword.is_current(cfg.store_config()):
         # Not fatal: a process that answers makes the index itself when it finds none for the ledger's state.
         if update_keyword_index(cfg.store_config(), return_state=True).is_failed():
             get_run_logger().warning("The keyword index was not updated; the next question makes it (slower)")
@@ -391,6 +408,7 @@ def summarize(cfg: Settings, src: Source, run: Refresh, duration_s: float) -> tu
         deleted=len(plan.deleted),
         unchanged=len(plan.unchanged),
         repaired=len(run.broken),
+        readers_changed=len(plan.regranted),
         chunks_written=run.done["written"],
         chunks_deleted=run.chunks_deleted + run.done["deleted"],
         duration_s=round(duration_s, 3),
@@ -401,6 +419,7 @@ def summarize(cfg: Settings, src: Source, run: Refresh, duration_s: float) -> tu
     changes = [{"path": r.path, "change": "added"} for r in plan.added if r.path not in failed]
     changes += [{"path": r.path, "change": "edited"} for r in plan.changed + plan.repaired if r.path not in failed]
     changes += [{"path": p, "change": "deleted"} for p in plan.deleted + [p for p in plan.vanished if p in run.entries]]
+    changes += [{"path": r.path, "change": "readers"} for r in plan.regranted]
     return summary, changes
 
 
@@ -413,11 +432,12 @@ def log_plan(plan: ChangePlan, orphans: int, source: Source) -> None:
             len(plan.repaired),
         )
     logger.info(
-        "Listed %s: %d new, %d changed, %d unchanged, %d deleted, %d unreadable",
+        "Listed %s: %d new, %d changed, %d unchanged (%d with new readers), %d deleted, %d unreadable",
         source.describe(),
         len(plan.added),
         len(plan.changed),
         len(plan.unchanged),
+        len(plan.regranted),
         len(plan.deleted),
         len(plan.unreadable),
     )

@@ -8,13 +8,14 @@ import logging
 logger = logging.getLogger("kbflow.watch")
 
 
-def answer_standing_set(questions: str, store_dir: str, collection: str) -> dict:
-    """Answer the set in process; what it made (report folder, generated, reused), or the error. Never raises."""
+def answer_standing_set(questions: str, store_dir: str, collection: str, groups: str | None = None) -> dict:
+    """Answer the set in process, for `groups` (None: KBFLOW_GROUPS); what it made (report folder, generated,
+    reused), or the error. Never raises."""
     from flows.answer import answer_flow
     from flows.errors import QuestionsFailed
 
     try:
-        answers = answer_flow(questions_path=questions, store_dir=store_dir, collection=collection)
+        answers = answer_flow(questions_path=questions, store_dir=store_dir, collection=collection, groups=groups)
     except QuestionsFailed as exc:
         answers = exc.summary
     except Exception as exc:  # noqa: BLE001 - the watcher must outlive a failed answer run too

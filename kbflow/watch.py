@@ -5,9 +5,10 @@ When a run starts (all measured on monotonic time):
   but never longer than `max_wait_seconds` (10x debounce, at least 30 s) after the first one,
   so a never-ending trickle of changes still syncs.
 - Relevant events are file created / modified / moved / deleted, plus directory created / moved / deleted
-  (a folder moved out of the tree arrives as one directory event and no file events). Opened, closed,
-  attribute and folder-modified events are ignored, and so is any path that `LocalSource.is_candidate`
-  rejects (hidden, swap, lock, .part, .crdownload ...) or that lies inside the store folder.
+  (a folder moved out of the tree arrives as one directory event and no file events), and a file's attribute
+  event (chmod, chgrp: its readers may change). Opened, closed and folder-modified events are ignored, and so is
+  any path that `LocalSource.is_candidate` rejects (hidden, swap, lock, .part, .crdownload ...) but an access file
+  (`.kbflow-access`), or that lies inside the store folder.
 - Partial files: on Linux (inotify) a file written to and not yet closed holds the run back; and before
   a run the changed files that still exist must keep their size and mtime over a short interval
   (min(0.5 s, debounce)). A file still changing postpones the run by another debounce period.
@@ -36,6 +37,7 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from connectors.access import ACCESS_FILE
 from connectors.base import SourceError
 from connectors.local import LocalSource, LocalSourceConfig
 from flows.errors import ConfigError, DocumentsFailed
@@ -47,7 +49,8 @@ from tasks.settings import load_settings
 
 logger = logging.getLogger("kbflow.watch")
 
-_ACTED_ON = {"created", "modified", "moved", "deleted"}
+# attrib: a chmod or chgrp changes who may read a file (connectors.access); on a folder it is ignored.
+_ACTED_ON = {"created", "modified", "moved", "deleted", "attrib"}
 _STAT_LIMIT = 5000  # the stability check stats at most this many of the most recently changed paths
 
 
@@ -83,6 +86,7 @@ class FolderWatcher:
         run_ingest: Callable[[], dict] | None = None,
         max_wait_seconds: float | None = None,
         questions: str | None = None,
+        groups: str | None = None,
     ):
         cfg = load_settings(store_dir=store_dir, collection=collection, debounce_seconds=debounce_seconds)
         try:
@@ -101,6 +105,7 @@ class FolderWatcher:
         self._run_ingest = run_ingest or (self._run_deployment if self.deployment else self._run_in_process)
         # A standing question set, answered after each sync that changed something (reusing unaffected answers).
         self.questions = str(Path(questions).resolve()) if questions else None
+        self.groups = groups  # the standing set's askers (None: KBFLOW_GROUPS)
 
         self.runs: list[dict[str, Any]] = []
         self.ignored: list[str] = []  # names of files whose events were ignored (temporary, hidden, excluded)
@@ -211,6 +216,8 @@ class FolderWatcher:
         if is_directory:
             # Include patterns name files, so for a folder only hidden parts rule it out.
             return None if any(p.startswith(".") for p in rel.split("/")) else rel
+        if rel.rsplit("/", 1)[-1] == ACCESS_FILE:  # hidden, yet it decides who may read the folder's documents
+            return rel
         return rel if self._source.is_candidate(rel) else None
 
     def _on_event(self, event: FileSystemEvent) -> None:
@@ -225,7 +232,7 @@ class FolderWatcher:
                         self._last_event = time.monotonic()
                         self._cond.notify_all()
             return
-        if kind not in _ACTED_ON or (event.is_directory and kind == "modified"):
+        if kind not in _ACTED_ON or (event.is_directory and kind in ("modified", "attrib")):
             return
         rels = [self._relative(src, event.is_directory)]
         if kind == "moved":
@@ -358,9 +365,9 @@ class FolderWatcher:
 
     def _answer_if_changed(self, summary: dict, record: dict) -> None:
         """Re-answer the standing question set when the sync changed the knowledge base."""
-        changed = sum(summary.get(k) or 0 for k in ("added", "updated", "deleted", "repaired"))
+        changed = sum(summary.get(k) or 0 for k in ("added", "updated", "deleted", "repaired", "readers_changed"))
         if self.questions and changed:
-            record["answers"] = answer_standing_set(self.questions, self._store_s, self.collection)
+            record["answers"] = answer_standing_set(self.questions, self._store_s, self.collection, self.groups)
 
     def _run_in_process(self) -> dict:
         return ingest_flow(source_path=self._root_s, store_dir=self._store_s, collection=self.collection)

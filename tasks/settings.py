@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -149,6 +149,11 @@ class Settings(BaseSettings):
         "many sentences on each side, go into the prompt (the rest is left out, marked …); 0 gives whole passages. "
         "1 cut prompt tokens by 36% and answer time by 30% on CMRC, accuracy 0.63 -> 0.70.",
     )
+    groups: str = Field(
+        "",
+        description="Groups questions are asked for, comma-separated (hr,staff; a user as user:NAME): answers come "
+        "from public documents and those these may read. Empty: public documents only.",
+    )
     min_score: float = Field(
         0.3,
         ge=0,
@@ -216,6 +221,14 @@ class Settings(BaseSettings):
         "for the next one and forks it (kbflow/warm.py); off: each command loads them itself.",
     )
 
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _groups(cls, value) -> str:
+        """`hr,staff` or a list of names, checked and kept in one form: sorted, comma-separated."""
+        from connectors.access import parse_groups
+
+        return ",".join(parse_groups(value))
+
     @model_validator(mode="after")
     def _api_key_from_named_variable(self) -> Settings:
         if not self.openai_api_key.get_secret_value() and self.openai_api_key_env:
@@ -248,8 +261,18 @@ class Settings(BaseSettings):
             max_chunks_per_document=self.max_chunks_per_document,
         )
 
-    def retrieval_options(self, source_prefix: str | None = None) -> RetrievalOptions:
-        return RetrievalOptions(top_k=self.top_k, mode=self.mode, source_prefix=source_prefix)
+    def retrieval_options(self, source_prefix: str | None = None, all_documents: bool = False) -> RetrievalOptions:
+        """How to retrieve; `all_documents` (an administrator's explicit choice, never a variable) lifts the
+        readers' filter."""
+        from connectors.access import parse_groups
+
+        return RetrievalOptions(
+            top_k=self.top_k,
+            mode=self.mode,
+            source_prefix=source_prefix,
+            for_groups=parse_groups(self.groups),
+            all_documents=all_documents,
+        )
 
     def llm_config(self) -> LLMConfig:
         return LLMConfig(

@@ -49,6 +49,24 @@ def _clean_kbflow_env(monkeypatch):
     monkeypatch.setenv("KBFLOW_MODELS_DIR", str(NO_MODELS))
 
 
+@pytest.fixture(scope="session")
+def machine_groups():
+    """The groups `hr` and `staff` as real groups of this machine, made when missing and the tests run as root (and
+    left: another test process may be using them). Readers are read from real file groups, so a machine without them
+    and without root cannot run these tests."""
+    import grp
+    import subprocess
+
+    for name in ("hr", "staff"):
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            if os.geteuid() != 0:
+                pytest.skip(f"group {name!r} does not exist here, and only root may create it (groupadd)")
+            subprocess.run(["groupadd", "-f", name], check=True)  # -f: another process made it meanwhile
+    return {name: grp.getgrnam(name).gr_gid for name in ("hr", "staff")}
+
+
 @pytest.fixture
 def store_dir(tmp_path) -> Path:
     return tmp_path / "store"

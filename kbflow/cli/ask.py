@@ -10,6 +10,7 @@ from kbflow.cli.common import (
     EXIT_PARTIAL,
     UsageError,
     print_json,
+    readers_options,
     setting_option,
     settle_garbage_collector,
     store_options,
@@ -94,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         question = args.questions
     if question is None and not args.questions:
         raise UsageError("give a question file, or one question with --question TEXT")
+    if args.groups and args.all_documents:
+        raise UsageError("give --groups or --all-documents, not both")
     summary, code = ask(
         None if question is not None else args.questions,
         question=question,
@@ -112,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         answer_style=args.answer_style,
         lora=args.lora,
         lora_scale=args.lora_scale,
+        groups=args.groups,
+        all_documents=args.all_documents,
     )
     if "rows" in summary:  # one question, no report folder
         if args.json:
@@ -170,6 +175,7 @@ def add_parser(sub) -> None:
     )
     setting_option(sp, "--min-score", "min_score")
     sp.add_argument("--source-prefix", help="only retrieve from documents whose path starts with this")
+    readers_options(sp)
     setting_option(sp, "--model", "llm_model")
     setting_option(sp, "--backend", "llm_backend")
     setting_option(sp, "--answer-style", "answer_style")

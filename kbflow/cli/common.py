@@ -149,3 +149,14 @@ def store_options(parser: argparse.ArgumentParser, json_flag: bool = True) -> No
         default=argparse.SUPPRESS,
         help="show Prefect's flow and task-run log lines",
     )
+
+
+def readers_options(parser: argparse.ArgumentParser) -> None:
+    """--groups and --all-documents: for whom a command reads the knowledge base."""
+    setting_option(parser, "--groups", "groups", metavar="GROUP,GROUP")
+    parser.add_argument(
+        "--all-documents",
+        action="store_true",
+        help="an administrator's run: read every document whatever its readers (never set by a variable; the "
+        "report says so)",
+    )

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kbflow.cli.common import EXIT_OK, EXIT_PARTIAL, setting_option, store_options
+from kbflow.cli.common import EXIT_OK, EXIT_PARTIAL, readers_options, setting_option, store_options
 from tasks.dataset.options import DatasetOptions
 
 
@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
                 source_prefix=args.source_prefix,
                 llm_model=args.model,
                 llm_backend=args.backend,
+                groups=args.groups,
+                all_documents=args.all_documents,
             ),
             EXIT_OK,
         )
@@ -81,6 +83,7 @@ def add_parser(subparsers) -> None:
     setting_option(ex, "--format", "format", DatasetOptions)
     setting_option(ex, "--seed", "seed", DatasetOptions)
     ex.add_argument("--source-prefix", help="only chunks of documents whose path starts with this")
+    readers_options(ex)
     ex.add_argument(
         "--model", help="GGUF that writes the pairs (default KBFLOW_LLM_MODEL); a stronger model writes better pairs"
     )

@@ -31,6 +31,7 @@ def watch(
     debounce_seconds: float | None = None,
     deployment: str | None = None,
     questions: str | None = None,
+    groups: str | None = None,
 ) -> None:
     """Watch a folder and keep its knowledge base in sync until Ctrl-C or SIGTERM."""
     from kbflow.watch import FolderWatcher, logger
@@ -43,6 +44,7 @@ def watch(
         debounce_seconds=debounce_seconds,
         deployment=deployment,
         questions=questions,
+        groups=groups,
     )
     stop = threading.Event()
     previous: dict[int, Any] = {}
@@ -85,6 +87,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         debounce_seconds=args.debounce,
         deployment=args.deployment,
         questions=args.questions,
+        groups=args.groups,
     )
     return EXIT_OK
 
@@ -100,6 +103,7 @@ def add_parser(subparsers) -> None:
         metavar="FILE",
         help="a standing question set, answered after each sync that changed something (unaffected answers reused)",
     )
+    setting_option(sp, "--groups", "groups", metavar="GROUP,GROUP")
     sp.add_argument(
         "--deployment",
         nargs="?",

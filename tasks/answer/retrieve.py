@@ -9,12 +9,13 @@ from functools import lru_cache
 
 from prefect import task
 
+from connectors.access import may_read
 from tasks.answer.options import Mode, RetrievalOptions
 from tasks.embed.embedder import Embedder, EmbedderConfig, get_embedder
 from tasks.ingest.ledger import Ledger, ledger_path
-from tasks.store import keyword
+from tasks.store import keyword, visible
 from tasks.store.base import StoreConfig, StoredChunk, VectorStore
-from tasks.store.chroma import ChromaStore, reopen_if_moved
+from tasks.store.chroma import READERS, ChromaStore, reopen_if_moved
 from tasks.store.keyword import KeywordIndex
 from tasks.text import tokenize
 
@@ -91,8 +92,9 @@ def retrieve(
 ) -> list[Passage]:
     """Rank the store's chunks for a question; every passage carries a 0-1 relevance in `score`."""
     mode, top_k = options.mode, options.top_k
+    groups = options.readers_filter()  # who asks: every ranking below sees only what they may read
     if mode == "all":
-        return all_passages(store, options.source_prefix)
+        return all_passages(store, options.source_prefix, groups=groups)
     n_candidates = max(top_k * 4, 20)
     allowed: set[str] | None = None
     sources: set[str] | None = None
@@ -103,9 +105,11 @@ def retrieve(
         allowed, sources = set(under), set(under.values())
 
     use_dense = mode != "keyword" and embedder is not None
-    dense = store.query(embedder.embed([question])[0], n_candidates, sources) if use_dense else []
+    vector = embedder.embed([question])[0] if use_dense else None
+    dense = visible.query_visible(store, keyword_index, vector, n_candidates, sources, groups) if use_dense else []
     q_tokens = tokenize(question)
-    keyword = keyword_index.search(q_tokens, n_candidates, allowed) if mode != "dense" else []
+    readable = keyword_index.mask(groups)
+    keyword = keyword_index.search(q_tokens, n_candidates, allowed, readable) if mode != "dense" else []
     w_question = embedder.can_read(question) if use_dense else 0.0
 
     if mode == "dense":
@@ -153,12 +157,16 @@ def retrieve(
     return passages
 
 
-def all_passages(store: VectorStore, source_prefix: str | None = None, page: int = 1000) -> list[Passage]:
-    """Every chunk of the collection (or under source_prefix) in document order: source path, then chunk index."""
+def all_passages(
+    store: VectorStore, source_prefix: str | None = None, page: int = 1000, groups: tuple[str, ...] | None = None
+) -> list[Passage]:
+    """Every chunk of the collection (or under source_prefix) that readers of `groups` may read (None: every chunk),
+    in document order: source path, then chunk index."""
     ids = sorted(store.chunks_under(source_prefix)) if source_prefix else sorted(store.all_ids())
     rows: dict[str, StoredChunk] = {}
     for start in range(0, len(ids), page):
-        rows.update(store.get(ids[start : start + page]))
+        got = store.get(ids[start : start + page])
+        rows.update((cid, c) for cid, c in got.items() if groups is None or may_read(c.metadata.get(READERS), groups))
     ordered = sorted(
         rows.values(), key=lambda c: (str(c.metadata.get("source", "")), int(c.metadata.get("chunk_index", 0)), c.id)
     )
@@ -225,7 +233,7 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
         reopen_if_moved(store, key)  # another process refreshed the store: read its current version
     vectors = ChromaStore.open_existing(store)
     if options.mode == "all":
-        passages = all_passages(vectors, options.source_prefix)
+        passages = all_passages(vectors, options.source_prefix, groups=options.readers_filter())
         return {
             "passages": [p.to_dict() for p in passages],
             "retrieval_ms": round((time.perf_counter() - started) * 1000, 1),

@@ -120,7 +120,20 @@ def index_batch(source_config: dict, refs: list[dict], split: SplitOptions, embe
     }
 
 
-@task(name="list-documents", retries=2, retry_delay_seconds=[1, 5])
+def _not_an_access_file(task, task_run, state) -> bool:
+    """Retry a listing, but not over a broken access file: it stays broken until someone edits it."""
+    from connectors.access import AccessFileError
+
+    try:
+        state.result(raise_on_failure=True)
+    except AccessFileError:
+        return False
+    except Exception:  # noqa: BLE001 - any other failure is worth the retry
+        return True
+    return True
+
+
+@task(name="list-documents", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_not_an_access_file)
 def list_documents(source_config: dict, known: dict[str, dict]) -> dict:
     """List the source's documents with their hashes, reusing known hashes of unchanged files."""
     listing = source_from_config(source_config).list({p: DocumentRef.from_dict(r) for p, r in known.items()})

@@ -24,7 +24,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL, source_id TEXT NOT NULL, path TEXT NOT NULL,
     size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL,
-    chunk_ids TEXT NOT NULL, indexed_at REAL NOT NULL,
+    chunk_ids TEXT NOT NULL, indexed_at REAL NOT NULL, readers TEXT,
     PRIMARY KEY (collection, source_id, path)
 );
 CREATE TABLE IF NOT EXISTS chunk_terms (
@@ -70,6 +70,10 @@ class DocumentWrite:
     terms: list[list[str]]
 
 
+def _readers(raw: str | None) -> tuple[str, ...] | None:
+    return None if raw is None else tuple(json.loads(raw))
+
+
 def ledger_path(store_dir: Path) -> Path:
     """Where a store keeps its ledger."""
     return Path(store_dir) / "ledger.sqlite"
@@ -86,6 +90,11 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+        if "readers" not in columns:
+            # A ledger from before readers were recorded: NULL is "not known", so the next refresh records each
+            # document's readers (in Chroma too) without embedding anything; until then nothing is visible.
+            self._db.execute("ALTER TABLE documents ADD COLUMN readers TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -123,16 +132,25 @@ class Ledger:
     # Reads
     def documents(self, source_id: str | None = None) -> dict[str, LedgerEntry]:
         """Indexed documents by path (of one source, or all sources keyed by 'source_id|path')."""
-        query = "SELECT source_id, path, size, mtime, sha256, chunk_ids FROM documents WHERE collection=?"
+        query = "SELECT source_id, path, size, mtime, sha256, chunk_ids, readers FROM documents WHERE collection=?"
         args: list = [self.collection]
         if source_id is not None:
             query += " AND source_id=?"
             args.append(source_id)
         out: dict[str, LedgerEntry] = {}
-        for sid, path, size, mtime, sha, ids in self._db.execute(query, args):
+        for sid, path, size, mtime, sha, ids, readers in self._db.execute(query, args):
             key = path if source_id is not None else f"{sid}|{path}"
-            out[key] = LedgerEntry(DocumentRef(sid, path, size, mtime, sha), ids)
+            out[key] = LedgerEntry(DocumentRef(sid, path, size, mtime, sha, _readers(readers)), ids)
         return out
+
+    def chunk_readers(self) -> tuple[list[str], list[tuple[str, ...] | None]]:
+        """Every chunk id with its document's readers (None: not recorded yet), for the keyword index's mask."""
+        rows = self._db.execute(
+            "SELECT c.chunk_id, d.readers FROM chunk_terms c JOIN documents d "
+            "ON d.collection = c.collection AND d.source_id = c.source_id AND d.path = c.path WHERE c.collection=?",
+            (self.collection,),
+        ).fetchall()
+        return [r[0] for r in rows], [_readers(r[1]) for r in rows]
 
     def all_chunk_ids(self) -> set[str]:
         rows = self._db.execute("SELECT chunk_id FROM chunk_terms WHERE collection=?", (self.collection,))
@@ -227,8 +245,20 @@ class Ledger:
                     (self.collection, r.source_id, r.path),
                 )
                 db.execute(
-                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?)",
-                    (self.collection, r.source_id, r.path, r.size, r.mtime, r.sha256, json.dumps(w.chunk_ids), now),
+                    "INSERT OR REPLACE INTO documents "
+                    "(collection, source_id, path, size, mtime, sha256, chunk_ids, indexed_at, readers) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        self.collection,
+                        r.source_id,
+                        r.path,
+                        r.size,
+                        r.mtime,
+                        r.sha256,
+                        json.dumps(w.chunk_ids),
+                        now,
+                        None if r.readers is None else json.dumps(list(r.readers)),
+                    ),
                 )
                 db.executemany(
                     "INSERT OR REPLACE INTO chunk_terms VALUES (?,?,?,?,?)",
@@ -241,6 +271,18 @@ class Ledger:
                     "DELETE FROM failures WHERE collection=? AND source_id=? AND path=?",
                     (self.collection, r.source_id, r.path),
                 )
+            self._bump(db)
+
+    def set_readers(self, refs: Iterable[DocumentRef]) -> None:
+        """Record new readers of indexed documents (a permission change: their chunks stay as they are)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE documents SET readers=?, size=?, mtime=? WHERE collection=? AND source_id=? AND path=?",
+                [
+                    (json.dumps(list(r.readers or ())), r.size, r.mtime, self.collection, r.source_id, r.path)
+                    for r in refs
+                ],
+            )
             self._bump(db)
 
     def forget_documents(self, source_id: str, paths: Iterable[str]) -> None:

@@ -16,6 +16,7 @@ class ChangePlan:
     changed: list[DocumentRef] = field(default_factory=list)
     repaired: list[DocumentRef] = field(default_factory=list)  # in the ledger before, chunks lost from the store
     unchanged: list[str] = field(default_factory=list)
+    regranted: list[DocumentRef] = field(default_factory=list)  # unchanged content, new readers: updated in place
     deleted: list[str] = field(default_factory=list)  # indexed, and gone from the source
     unreadable: dict[str, str] = field(default_factory=dict)  # listed but unreadable: kept as indexed
     vanished: list[str] = field(default_factory=list)  # listed, then gone when read: not indexed, not a failure
@@ -53,12 +54,15 @@ def plan_changes(
     redo = [r for p, r in current.items() if p in repaired]
     changed = [r for p, r in current.items() if p in known and p not in repaired and known[p].sha256 != r.sha256]
     unchanged = [p for p, r in current.items() if p in known and p not in repaired and known[p].sha256 == r.sha256]
+    # A permission change alone (chmod, chgrp, an edited access file): the readers are rewritten, nothing embedded.
+    regranted = [current[p] for p in unchanged if known[p].readers != current[p].readers]
     deleted = [p for p in known if p not in current and p not in listing.errors]
     return ChangePlan(
         added=added,
         changed=changed,
         repaired=redo,
         unchanged=unchanged,
+        regranted=regranted,
         deleted=deleted,
         unreadable=dict(listing.errors),
     )

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-COUNTS = ("added", "updated", "deleted", "unchanged", "repaired", "chunks_written", "chunks_deleted")
+COUNTS = (
+    "added",
+    "updated",
+    "deleted",
+    "unchanged",
+    "repaired",
+    "readers_changed",
+    "chunks_written",
+    "chunks_deleted",
+)
 
 
 @dataclass
@@ -20,6 +29,7 @@ class IngestSummary:
     deleted: int = 0
     unchanged: int = 0
     repaired: int = 0
+    readers_changed: int = 0  # of the unchanged: a permission change alone, the readers updated in place
     chunks_written: int = 0
     chunks_deleted: int = 0
     duration_s: float = 0.0
@@ -44,8 +54,9 @@ class IngestSummary:
     def counts(self) -> str:
         """One line of counts, for logs and the watcher."""
         vanished = f", {len(self.vanished)} vanished" if self.vanished else ""
+        readers = f" ({self.readers_changed} with new readers)" if self.readers_changed else ""
         return (
-            f"{self.added} added, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged, "
+            f"{self.added} added, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged{readers}, "
             f"{len(self.failed)} failed{vanished} in {self.duration_s:.1f} s"
         )
 
@@ -57,6 +68,8 @@ class IngestSummary:
             f"failed {len(self.failed)}" + (f", vanished during the run {len(self.vanished)}" if self.vanished else ""),
             f"  chunks written {self.chunks_written}, chunks deleted {self.chunks_deleted}",
         ]
+        if self.readers_changed:
+            lines.insert(2, f"  readers changed {self.readers_changed} (updated in place, nothing embedded)")
         lines += [
             f"  vanished {p} (deleted while the run was going on; its old chunks were removed)" for p in self.vanished
         ]

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tasks.answer.options import ALL_DOCUMENTS
 from tasks.report.figures import BY_KEY, COMPARED
 from tasks.report.formats import fmt_delta
 
@@ -210,9 +211,11 @@ def _question_ids(report_dir: Path) -> set[str] | None:
 
 
 def find_previous_report(
-    reports_root: Path, current_dir: Path, questions_file: str, question_ids: list[str]
+    reports_root: Path, current_dir: Path, questions_file: str, question_ids: list[str], audience: str | None = None
 ) -> Path | None:
-    """The newest report under reports_root older than current_dir with the same question file name or question ids."""
+    """The newest report under reports_root older than current_dir with the same question file name or question ids,
+    and, when `audience` is given, made for the same readers (a report for other groups may hold what this run's
+    readers must not see; one made before readers were kept was made from every document)."""
     reports_root, current_dir = Path(reports_root), Path(current_dir)
     if not reports_root.is_dir():
         return None
@@ -229,6 +232,8 @@ def find_previous_report(
         older = created < now if created is not None else folder.name < current_dir.name
         if not older:
             continue
+        if audience is not None and summary.get("audience", ALL_DOCUMENTS) != audience:
+            continue
         same_file = (
             bool(wanted_name)
             and bool(summary.get("questions_file"))
@@ -239,13 +244,16 @@ def find_previous_report(
     return max(candidates)[2] if candidates else None
 
 
-def history_of(reports_root: Path, current_dir: Path, questions_file: str, question_ids: list[str]) -> list[dict]:
-    """The set's earlier runs in this store, oldest first: when, accuracy, recall@k and unsupported answers."""
-    runs, folder = [], find_previous_report(reports_root, current_dir, questions_file, question_ids)
+def history_of(
+    reports_root: Path, current_dir: Path, questions_file: str, question_ids: list[str], audience: str | None = None
+) -> list[dict]:
+    """The set's earlier runs in this store (for the same audience when given), oldest first: when, accuracy,
+    recall@k and unsupported answers."""
+    runs, folder = [], find_previous_report(reports_root, current_dir, questions_file, question_ids, audience)
     while folder is not None and len(runs) < 20:
         summary = _read_summary(folder)
         runs.append({k: summary.get(k) for k in ("created_at", "accuracy", "recall_at_k", "unsupported")})
-        folder = find_previous_report(reports_root, folder, questions_file, question_ids)
+        folder = find_previous_report(reports_root, folder, questions_file, question_ids, audience)
     return runs[::-1]
 
 

@@ -54,6 +54,8 @@ def shown(summary: dict) -> list[tuple[str, str]]:
 def summary_markdown(summary: dict) -> str:
     """The headline figures as a markdown table, accuracy first (for a Prefect artifact or a terminal)."""
     rows = shown(summary) + [("model", summary.get("model")), ("embedding model", summary.get("embedding_model"))]
+    if summary.get("audience"):
+        rows.append(("answered for", summary["audience"]))
     return "\n".join(["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
 

@@ -317,6 +317,7 @@ def _head_html(rows: list[dict], summary: dict, title: str, page_of=lambda n: ""
         f"model {_e(summary['model'])} · embeddings {_e(summary['embedding_model'])} · mode {_e(summary['mode'])}"
         f" · top_k {_e(summary['top_k'])} · {_e(summary['created_at'])}"
         + ("" if generated else " · retrieval only: no answers generated")
+        + (f" · for {_e(summary['audience'])}" if summary.get("audience") else "")
     )
     notes = "".join(f'<p class="meta">{_e(w)}</p>' for w in summary.get("warnings") or [])
     changes = _changes_html(summary["comparison"]) if summary.get("comparison") else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -148,6 +148,22 @@ def _transport_error(exc: BaseException) -> bool:
     return any(isinstance(e, httpx.TransportError | ConnectionError) for e in exception_chain(exc))
 
 
+READERS = "readers"  # chunk metadata: the document's readers, a list (connectors.access)
+
+
+def readers_where(groups: Collection[str]) -> dict:
+    """Chroma's filter for the chunks a reader of these groups may read: public ones, and those of a group named."""
+    from connectors.access import PUBLIC
+
+    clauses = [{READERS: {"$contains": g}} for g in [PUBLIC, *sorted(groups)]]
+    return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+def _with_readers(metadata: dict, readers: Sequence[str] | None) -> dict:
+    # No readers recorded: no key, and no question but an administrator's finds the chunk.
+    return metadata if readers is None else {**metadata, READERS: list(readers)}
+
+
 def _batches(seq: Sequence, size: int):
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -255,17 +271,33 @@ class ChromaStore:
     # --- VectorStore -----------------------------------------------------------------------------
 
     @_server_call
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
-        """Upsert chunks with their embeddings, in batches no larger than Chroma accepts."""
+    def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+        readers: Mapping[str, Sequence[str] | None] | None = None,
+    ) -> int:
+        """Upsert chunks with their embeddings, in batches no larger than Chroma accepts; `readers` (by document
+        path) go into each chunk's metadata, where a question's `where` filter reads them."""
+        readers = readers or {}
         for idx in _batches(range(len(chunks)), self._max_batch):
             part = [chunks[i] for i in idx]
             self._coll.upsert(
                 ids=[c.id for c in part],
                 embeddings=[list(vectors[i]) for i in idx],
                 documents=[c.text for c in part],
-                metadatas=[c.metadata() for c in part],
+                metadatas=[_with_readers(c.metadata(), readers.get(c.source)) for c in part],
             )
         return len(chunks)
+
+    @_server_call
+    def set_readers(self, ids: Sequence[str], readers: Sequence[str]) -> int:
+        """Give these chunks new readers in place (a permission change): nothing is embedded or rewritten but the
+        metadata key. Chroma merges the keys given into each chunk's metadata."""
+        ids = list(ids)
+        for part in _batches(ids, self._max_batch):
+            self._coll.update(ids=list(part), metadatas=[{READERS: list(readers)} for _ in part])
+        return len(ids)
 
     @_server_call
     def delete(self, ids: Sequence[str]) -> int:
@@ -295,11 +327,21 @@ class ChromaStore:
         }
 
     @_server_call
-    def query(self, vector: Sequence[float], n: int, sources: Collection[str] | None = None) -> list[tuple[str, float]]:
-        """Nearest chunks as (chunk_id, cosine similarity clipped to 0-1), best first; only from `sources` if given."""
+    def query(
+        self,
+        vector: Sequence[float],
+        n: int,
+        sources: Collection[str] | None = None,
+        groups: Collection[str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """Nearest chunks as (chunk_id, cosine similarity clipped to 0-1), best first; only from `sources` if given,
+        and only chunks a reader of `groups` may read if given (None: every chunk)."""
         if sources is not None and not sources:
             return []
-        where = {"source": {"$in": sorted(sources)}} if sources is not None else None
+        clauses = [{"source": {"$in": sorted(sources)}}] if sources is not None else []
+        if groups is not None:
+            clauses.append(readers_where(groups))
+        where = clauses[0] if len(clauses) == 1 else {"$and": clauses} if clauses else None
         # No count() first: Chroma returns what it has when n is more (or nothing from an empty collection), and
         # counting was 11 of a question's 27 ms at 100,000 chunks.
         res = self._coll.query(query_embeddings=[list(vector)], n_results=n, where=where, include=["distances"])

@@ -8,7 +8,9 @@ memory-mapped (milliseconds at any size):
 - `ids.npy`    the chunk ids, sorted (a chunk's row is found by binary search);
 - `vocab.npy`  the terms, sorted (a term's column likewise);
 - `indptr.npy`, `rows.npy`, `tf.npy`: the term-frequency matrix by column (each term's postings);
-- `lengths.npy`: each chunk's token count.
+- `lengths.npy`: each chunk's token count;
+- `readers.npy`: each chunk's reader set, a row of `readers.json` (the distinct reader sets, `connectors.access`):
+  the mask a question's groups give is one `np.isin` over it, applied to the scores before the top n is cut.
 
 Raw term frequencies are stored, not BM25 weights, so the IDF and length normalisation are computed at query
 time from the live statistics, and an update does not touch the postings of unchanged chunks: the ingest flow
@@ -38,7 +40,8 @@ from tasks.store.base import StoreConfig
 
 K1, B = 1.5, 0.75  # bm25s's and Lucene's defaults
 STEP = 200_000  # chunks whose tokens are read from the ledger at a time
-FILES = ("ids", "vocab", "indptr", "rows", "tf", "lengths")
+FILES = ("ids", "vocab", "indptr", "rows", "tf", "lengths", "readers")
+NOT_RECORDED = -1  # a chunk whose document's readers are not recorded yet: visible to no group
 log = logging.getLogger(__name__)
 
 
@@ -60,10 +63,13 @@ def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
 class KeywordIndex:
     """BM25 (Lucene's formula) over term frequencies by column; every array may be memory-mapped."""
 
-    def __init__(self, ids, vocab, indptr, rows, tf, lengths):
+    def __init__(self, ids, vocab, indptr, rows, tf, lengths, readers=None, reader_sets=()):
         self.ids, self.vocab, self.indptr, self.rows, self.tf, self.lengths = ids, vocab, indptr, rows, tf, lengths
         self.n = len(ids)
         self.avgdl = float(lengths.mean()) if self.n else 0.0
+        self.readers = np.full(self.n, NOT_RECORDED, dtype=np.int32) if readers is None else readers
+        self.reader_sets: list[tuple[str, ...]] = [tuple(s) for s in reader_sets]
+        self._masks: dict[tuple[str, ...], np.ndarray] = {}
 
     # ------------------------------------------------------------ building
 
@@ -128,7 +134,43 @@ class KeywordIndex:
             matrix.indices.astype(np.int32),
             matrix.data.astype(np.float32),
             lengths[order],
+        )  # readers not recorded: with_readers() sets them
+
+    def with_readers(self, chunk_ids: list[str], readers: list[tuple[str, ...] | None]) -> KeywordIndex:
+        """This index with each chunk's readers (chunks not given, or given None, are visible to no group)."""
+        sets: dict[tuple[str, ...], int] = {}
+        codes = np.array(
+            [NOT_RECORDED if r is None else sets.setdefault(tuple(r), len(sets)) for r in readers], dtype=np.int32
         )
+        column = np.full(self.n, NOT_RECORDED, dtype=np.int32)
+        if self.n and chunk_ids:
+            at = _find(self.ids, _as_bytes(chunk_ids))
+            column[at[at >= 0]] = codes[at >= 0]
+        return KeywordIndex(self.ids, self.vocab, self.indptr, self.rows, self.tf, self.lengths, column, list(sets))
+
+    # ------------------------------------------------------------ who may read
+
+    def mask(self, groups: tuple[str, ...] | None) -> np.ndarray | None:
+        """Which chunks a question asked for these groups may see (public ones, and those of a group it names);
+        None for every chunk (an administrator's question). Kept per group set: one np.isin at 100,000 chunks."""
+        if groups is None:
+            return None
+        groups = tuple(sorted(groups))
+        if groups not in self._masks:
+            from connectors.access import may_read
+
+            allowed = [i for i, s in enumerate(self.reader_sets) if may_read(s, groups)]
+            self._masks[groups] = np.isin(np.asarray(self.readers), np.array(allowed, dtype=np.int32))
+        return self._masks[groups]
+
+    def visible(self, chunk_ids: list[str], mask: np.ndarray | None) -> list[bool]:
+        """Whether each chunk is seen under this mask (a chunk the index does not hold is not)."""
+        if mask is None:
+            return [True] * len(chunk_ids)
+        if not self.n or not chunk_ids:
+            return [False] * len(chunk_ids)
+        at = _find(self.ids, _as_bytes(chunk_ids))
+        return [bool(a >= 0 and mask[a]) for a in at.tolist()]
 
     # ------------------------------------------------------------ reading
 
@@ -141,8 +183,11 @@ class KeywordIndex:
     def _idf(self, df: np.ndarray) -> np.ndarray:
         return np.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
 
-    def search(self, query_tokens: list[str], n: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """Top n chunks as (chunk_id, bm25 score), best first (ties by chunk id); only chunks with a query token."""
+    def search(
+        self, query_tokens: list[str], n: int, allowed: set[str] | None = None, mask: np.ndarray | None = None
+    ) -> list[tuple[str, float]]:
+        """Top n chunks as (chunk_id, bm25 score), best first (ties by chunk id); only chunks with a query token,
+        among `allowed` and the chunks `mask` (the readers') lets through."""
         if not self.n or not query_tokens:
             return []
         cols = self._columns(query_tokens)
@@ -157,9 +202,11 @@ class KeywordIndex:
         norm = K1 * (1 - B + B * np.asarray(self.lengths)[rows] / (self.avgdl or 1.0))
         scores = np.bincount(rows, weights=weight * tf / (tf + norm), minlength=self.n)
         if allowed is not None:
-            mask = np.zeros(self.n, dtype=bool)
+            under = np.zeros(self.n, dtype=bool)
             at = _find(self.ids, _as_bytes(sorted(allowed)))
-            mask[at[at >= 0]] = True
+            under[at[at >= 0]] = True
+            scores = np.where(under, scores, 0.0)
+        if mask is not None:
             scores = np.where(mask, scores, 0.0)
         hits = np.flatnonzero(scores > 0)
         if len(hits) > n:
@@ -207,11 +254,14 @@ class KeywordIndex:
         folder.mkdir(parents=True)
         for name in FILES:
             np.save(folder / f"{name}.npy", np.asarray(getattr(self, name)), allow_pickle=False)
+        (folder / "readers.json").write_text(json.dumps([list(s) for s in self.reader_sets]), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:
+        """A saved index, memory-mapped; one saved before readers were kept fails (OSError) and is made again."""
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in FILES}
-        return cls(**arrays)
+        sets = json.loads((folder / "readers.json").read_text(encoding="utf-8"))
+        return cls(**arrays, reader_sets=sets)
 
 
 def index_home(store_dir: Path, collection: str) -> Path:
@@ -285,6 +335,8 @@ def refresh(store: StoreConfig, save: bool = True) -> tuple[KeywordIndex, str]:
                 part = added[start : start + STEP]
                 terms = ledger.terms_of(part)
                 index = index.updated(set(), part, [terms[i] for i in part])
+            # Readers are read whole each time: a permission change alters no chunk id, only this column.
+            index = index.with_readers(*ledger.chunk_readers())
     done = f"updated +{len(added)} -{len(removed)}" if base.n else f"built {index.n}"
     if save and not _save(index, home, key, store.min_free_mb):
         log.warning("keyword index not saved under %s: the next process makes it again", home)

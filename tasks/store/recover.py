@@ -104,7 +104,15 @@ def rebuild_ledger_from_chroma(config: StoreConfig) -> int:
         for cid, meta, text in zip(got["ids"], got["metadatas"], got["documents"]):
             meta = meta or {}
             key = (str(meta.get("source_id") or ""), str(meta.get("source") or ""))
-            doc = docs.setdefault(key, {"sha256": str(meta.get("doc_sha256") or ""), "chunks": []})
+            readers = meta.get("readers")  # kept in Chroma too: a ledger made again keeps who may read what
+            doc = docs.setdefault(
+                key,
+                {
+                    "sha256": str(meta.get("doc_sha256") or ""),
+                    "readers": tuple(readers) if isinstance(readers, list) else None,
+                    "chunks": [],
+                },
+            )
             doc["chunks"].append((int(meta.get("chunk_index") or 0), cid, tokenize(text or "")))
         if len(got["ids"]) < page:
             break
@@ -112,7 +120,7 @@ def rebuild_ledger_from_chroma(config: StoreConfig) -> int:
     writes = []
     for (source_id, path), doc in docs.items():
         chunks = sorted(doc["chunks"])
-        ref = DocumentRef(source_id, path, -1, 0.0, doc["sha256"])
+        ref = DocumentRef(source_id, path, -1, 0.0, doc["sha256"], doc["readers"])
         writes.append(DocumentWrite(ref, [c[1] for c in chunks], [c[2] for c in chunks]))
     with Ledger.of_store(Path(config.store_dir), config.collection) as ledger:
         ledger.commit_documents(writes)

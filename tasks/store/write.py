@@ -75,7 +75,7 @@ def write_batch(
     objs = [Chunk(**c) for c in chunks]
     ensure_room(store, objs, len(vectors[0]) if vectors else 0)
     vectors_store = ChromaStore.open_for_writing(store, **embedding)
-    vectors_store.upsert(objs, vectors)
+    vectors_store.upsert(objs, vectors, {raw["path"]: raw.get("readers") for raw in refs})
     by_path: dict[str, list[tuple[Chunk, list[str]]]] = {}
     for c, t in zip(objs, terms):
         by_path.setdefault(c.source, []).append((c, t))
@@ -102,6 +102,25 @@ def reconcile_store(store: StoreConfig, embedding: dict) -> dict:
     with Ledger.of_store(store.store_dir, store.collection) as ledger:
         orphans, broken = reconcile(ChromaStore.open_for_writing(store, **embedding), ledger)
     return {"orphans": orphans, "broken": sorted(broken)}
+
+
+@task(name="set-readers", retries=2, retry_delay_seconds=[1, 5], cache_policy=NONE)
+def set_readers(store: StoreConfig, embedding: dict, refs: list[dict], ids: list[list[str]]) -> int:
+    """A permission change: the documents' chunks get their new readers in Chroma, then the ledger records them
+    (idempotent; a run killed between the two does it again). Nothing is embedded; the chunks updated."""
+    from connectors.base import DocumentRef
+    from tasks.ingest.ledger import Ledger
+
+    if not refs:
+        return 0
+    by_readers: dict[tuple[str, ...], list[str]] = {}
+    for raw, chunk_ids in zip(refs, ids):
+        by_readers.setdefault(tuple(raw["readers"]), []).extend(chunk_ids)
+    vectors_store = ChromaStore.open_for_writing(store, **embedding)
+    updated = sum(vectors_store.set_readers(chunk_ids, readers) for readers, chunk_ids in by_readers.items())
+    with Ledger.of_store(store.store_dir, store.collection) as ledger:
+        ledger.set_readers([DocumentRef.from_dict(raw) for raw in refs])
+    return updated
 
 
 @task(name="delete-documents", retries=2, retry_delay_seconds=[1, 5], cache_policy=NONE)

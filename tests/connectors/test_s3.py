@@ -274,3 +274,26 @@ def test_cli_ingests_an_s3_url(bucket, s3_endpoint, aws_env, store_dir, cli_env)
     summary = json.loads(proc.stdout)
     assert summary["added"] == len(DOCS) and summary["failed"] == [] and summary["deleted"] == 0
     assert_store_matches_bucket(store_dir, client, name)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_access_files_in_a_bucket_give_the_readers_and_a_broken_one_is_named(bucket, s3_endpoint):
+    from connectors.access import AccessFileError
+    from connectors.s3 import S3Source, S3SourceConfig
+
+    client, name = bucket
+    client.put_object(Bucket=name, Key=f"{PREFIX}/.kbflow-access", Body=b"# the share\n*.pdf: legal, staff\n")
+    client.put_object(Bucket=name, Key=f"{PREFIX}/hr/.kbflow-access", Body=b"*: hr\n")
+    source = S3Source(S3SourceConfig(bucket=name, prefix=PREFIX, endpoint_url=s3_endpoint))
+    readers = {r.path: r.readers for r in source.list().refs}
+    assert readers == {
+        "notes.txt": ("*",),  # no line matches: an object has no readers of its own, so it is public
+        "guide.md": ("*",),
+        "hr/policy.docx": ("hr",),
+        "manual.pdf": ("legal", "staff"),
+        "中文说明.txt": ("*",),
+    }
+    client.put_object(Bucket=name, Key=f"{PREFIX}/hr/.kbflow-access", Body=b"*: hr\npolicy.docx hr\n")
+    with pytest.raises(AccessFileError, match=rf"^s3://{name}/{PREFIX}/hr/\.kbflow-access, line 2: no ':'"):
+        source.list()

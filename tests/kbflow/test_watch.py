@@ -103,6 +103,27 @@ def test_watcher_syncs_changes_ignores_temp_files_and_debounces_a_burst(docs_dir
     assert len(ours) == len(w.runs)
 
 
+def wait_runs(w: FolderWatcher, n: int, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while len(w.runs) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(w.runs) >= n and w.wait_idle(timeout)
+
+
+def test_a_chmod_and_an_access_file_edit_each_sync_the_readers_without_embedding(tmp_path, store_dir, make_watcher):
+    import os
+
+    folder = write_docs(tmp_path / "docs", 2)
+    w = make_watcher(folder)
+    assert w.wait_idle(180) and w.runs[-1]["added"] == 2
+    os.chmod(folder / "doc000.txt", 0o600)  # an attribute event: others may no longer read it
+    assert wait_runs(w, 2)
+    assert (w.runs[-1]["readers_changed"], w.runs[-1]["chunks_written"]) == (1, 0)
+    (folder / ".kbflow-access").write_text("doc001.txt: hr\n")  # hidden, but it decides who reads doc001.txt
+    assert wait_runs(w, 3)
+    assert (w.runs[-1]["readers_changed"], w.runs[-1]["chunks_written"]) == (1, 0)
+
+
 def test_a_file_still_being_written_is_ingested_once_complete(tmp_path, store_dir, make_watcher):
     folder = write_docs(tmp_path / "docs", 1)
     w = make_watcher(folder)

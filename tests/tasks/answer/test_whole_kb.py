@@ -32,7 +32,9 @@ class ListStore:
 
 
 def chunk(cid, source, index, text, page=-1):
-    return StoredChunk(cid, text, {"source": source, "chunk_index": index, "page": page, "section": ""})
+    return StoredChunk(
+        cid, text, {"source": source, "chunk_index": index, "page": page, "section": "", "readers": ["*"]}
+    )
 
 
 STORE = ListStore(

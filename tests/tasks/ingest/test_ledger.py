@@ -90,3 +90,27 @@ def test_reconcile_skips_the_id_comparison_only_after_a_finished_run(tmp_path):
         # Chunks lost behind the ledger's back still show in the counts.
         store.ids.discard("c2")
         assert reconcile(store, ledger) == (0, {("local:/d", "a.txt")}) and store.full_reads == 2
+
+
+def test_readers_are_kept_per_document_and_a_ledger_from_before_them_gets_the_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite"
+    old = sqlite3.connect(path)  # the documents table as it was before readers were kept
+    old.execute(
+        "CREATE TABLE documents (collection TEXT NOT NULL, source_id TEXT NOT NULL, path TEXT NOT NULL, "
+        "size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL, chunk_ids TEXT NOT NULL, "
+        "indexed_at REAL NOT NULL, PRIMARY KEY (collection, source_id, path))"
+    )
+    old.execute("INSERT INTO documents VALUES ('kb', 'local:/d', 'a.txt', 1, 1.0, 'x', '[\"c1\"]', 0)")
+    old.commit()
+    old.close()
+    with Ledger(path, "kb") as ledger:
+        assert ledger.documents("local:/d")["a.txt"].ref.readers is None  # not known: the next refresh records it
+        ref = DocumentRef("local:/d", "b.txt", 1, 1.0, "y", ("hr", "user:ann"))
+        ledger.commit_documents([DocumentWrite(ref, ["c2"], [["t"]])])
+        generation = ledger.generation()
+        ledger.set_readers([DocumentRef("local:/d", "b.txt", 1, 1.0, "y", ("*",))])
+        assert ledger.documents("local:/d")["b.txt"].ref.readers == ("*",)
+        assert ledger.generation() == generation + 1  # indexes made from the ledger see the change
+        assert ledger.chunk_readers() == (["c2"], [("*",)])

@@ -59,3 +59,21 @@ def test_documents_that_vanish_while_the_run_reads_them_are_neither_indexed_nor_
     assert after.vanished == ["edited.txt", "new.txt"] and after.unreadable == {}
     assert after.deleted == []  # a vanished document is counted as vanished, not as deleted
     assert plan.vanish([]) is plan
+
+
+def test_new_readers_of_unchanged_content_are_a_regrant_not_a_reindex():
+    known = {
+        "hr.txt": DocumentRef("local:/docs", "hr.txt", 10, 1.0, "a", ("hr", "user:root")),
+        "old.txt": DocumentRef("local:/docs", "old.txt", 10, 1.0, "b", None),  # from a ledger without readers
+        "same.txt": DocumentRef("local:/docs", "same.txt", 10, 1.0, "c", ("*",)),
+    }
+    listing = Listing(
+        [
+            DocumentRef("local:/docs", "hr.txt", 10, 1.0, "a", ("*",)),
+            DocumentRef("local:/docs", "old.txt", 10, 1.0, "b", ("*",)),
+            DocumentRef("local:/docs", "same.txt", 10, 1.0, "c", ("*",)),
+        ]
+    )
+    plan = plan_changes(listing, known)
+    assert [(r.path, r.readers) for r in plan.regranted] == [("hr.txt", ("*",)), ("old.txt", ("*",))]
+    assert plan.to_index == [] and plan.unchanged == ["hr.txt", "old.txt", "same.txt"]

@@ -31,3 +31,10 @@ def test_table_round_trip_and_text():
     assert "FAILED bad.pdf: corrupt PDF: no header" in text and "vanished gone.md" in text
     assert s.counts() == "3 added, 1 updated, 2 deleted, 7 unchanged, 1 failed, 1 vanished in 1.2 s"
     assert IngestSummary.from_dict(s.to_dict()) == s
+
+
+def test_a_permission_change_alone_is_counted_and_said():
+    s = IngestSummary(source="/docs", store=".kbflow", collection="kb", unchanged=4, readers_changed=1)
+    assert s.counts() == "0 added, 0 updated, 0 deleted, 4 unchanged (1 with new readers), 0 failed in 0.0 s"
+    assert "readers changed 1 (updated in place, nothing embedded)" in s.text()
+    assert IngestSummary.from_table(s.table(), source="/docs", store=".kbflow", collection="kb") == s

@@ -268,6 +268,29 @@ def test_find_previous_report_picks_the_newest_older_matching_one(tmp_path):
     assert find_previous_report(tmp_path / "missing", current, "sets/faq.csv", []) is None
 
 
+def test_a_report_is_compared_only_with_reports_made_for_the_same_readers(tmp_path):
+    from tasks.answer.options import RetrievalOptions
+
+    root = tmp_path / "reports"
+    staff, hr = RetrievalOptions(for_groups=("staff",)).audience(), RetrievalOptions(for_groups=("hr",)).audience()
+    before = fake_report(root, "20250101-090000-faq", "2025-01-01T09:00:00+00:00", "faq.csv", ["q1"])  # no audience
+    first = fake_report(root, "20250102-090000-faq", "2025-01-02T09:00:00+00:00", "faq.csv", ["q1"])
+    for folder, audience in (
+        (first, staff),
+        (fake_report(root, "20250103-090000-faq", "2025-01-03T09:00:00+00:00", "faq.csv", ["q1"]), hr),
+    ):
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        (folder / "summary.json").write_text(json.dumps({**summary, "audience": audience}), encoding="utf-8")
+    current = root / "20250104-090000-faq"
+    assert find_previous_report(root, current, "faq.csv", ["q1"], staff) == first  # not the newer hr report
+    assert find_previous_report(root, current, "faq.csv", ["q1"], RetrievalOptions().audience()) is None
+    # one made before readers were kept was made from every document: an administrator's run compares with it
+    assert (
+        find_previous_report(root, current, "faq.csv", ["q1"], RetrievalOptions(all_documents=True).audience())
+        == before
+    )
+
+
 def test_find_previous_report_falls_back_to_folder_names(tmp_path):
     root = tmp_path / "reports"
     first = fake_report(root, "run-a", None, None, ["q1"])
