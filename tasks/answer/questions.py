@@ -225,3 +225,14 @@ def _build_questions(name: str, records: list[Record]) -> list[Question]:
             )
         )
     return questions
+
+
+def piped_suffix(text: str) -> str:
+    """The file type of questions piped in as text: '.csv' when the first non-blank line is a CSV header with a
+    'question' column, else '.txt' (one question a line)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        cells = next(csv.reader([first]), [])
+    except csv.Error:
+        return ".txt"
+    return ".csv" if any(c.strip().lower() == "question" for c in cells) else ".txt"
