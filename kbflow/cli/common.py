@@ -60,6 +60,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     from pydantic import ValidationError
 
     from flows.errors import ConfigError
+    from tasks.answer.backends import EndpointRefused
     from tasks.answer.cache import CacheError
     from tasks.store.base import StoreError, StoreUnavailable
 
@@ -69,7 +70,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         write_details(exc, getattr(args, "store", None))
         print(f"kbflow: error: {exc}", file=sys.stderr)
         return EXIT_FAULT
-    except (UsageError, ConfigError, StoreError, CacheError) as exc:
+    except (UsageError, ConfigError, StoreError, CacheError, EndpointRefused) as exc:
         print(f"kbflow: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValidationError as exc:
