@@ -354,4 +354,3 @@ def _child(conn: socket.socket, run: Callable[[list[str]], int], store: Path) ->
         except BaseException:  # noqa: BLE001
             pass
         os._exit(int(code or 0))
-

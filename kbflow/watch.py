@@ -87,6 +87,7 @@ class FolderWatcher:
         max_wait_seconds: float | None = None,
         questions: str | None = None,
         groups: str | None = None,
+        on_run: Callable[[dict], None] | None = None,
     ):
         cfg = load_settings(store_dir=store_dir, collection=collection, debounce_seconds=debounce_seconds)
         try:
@@ -100,6 +101,7 @@ class FolderWatcher:
         self.max_wait = float(max_wait_seconds) if max_wait_seconds is not None else max_wait_for(self.debounce)
         self.stable_seconds = min(0.5, self.debounce)
         self.deployment = deployment or deployment_from_env()
+        self._on_run = on_run  # called with each run's record (kbflow watch --json prints it)
         # Explicit values go to the deployment; unset ones keep the deployment's own defaults.
         self._explicit = {"store_dir": store_dir, "collection": collection}
         self._run_ingest = run_ingest or (self._run_deployment if self.deployment else self._run_in_process)
@@ -357,6 +359,8 @@ class FolderWatcher:
             )
             logger.debug("Traceback of the failed run", exc_info=True)
         record["watch_duration_s"] = round(time.monotonic() - started, 3)
+        if self._on_run is not None:
+            self._on_run(record)
         with self._cond:
             self.runs.append(record)
             self._running = False

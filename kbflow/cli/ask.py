@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import sys
 from pathlib import Path
 
 from kbflow.cli.common import (
@@ -22,6 +24,29 @@ QUESTION_ENDS = ("?", "？", "吗", "呢")
 def looks_like_a_question(text: str) -> bool:
     """An argument that is no file and reads like a question: asked as one, not opened as a question file."""
     return not Path(text).exists() and text.strip().endswith(QUESTION_ENDS)
+
+
+def save_piped_questions(data: bytes, store: str | None) -> str:
+    """Questions read from standard input (`kbflow ask -`), kept as STORE/questions/stdin-HASH.csv or .txt: the
+    report names a file that stays, and the same set piped again is compared with its previous run."""
+    from tasks.answer.questions import piped_suffix
+    from tasks.ingest.decode import TextDecodeError, decode_text
+    from tasks.settings import load_settings
+
+    try:
+        text = decode_text(data)
+    except TextDecodeError as exc:
+        raise UsageError(f"-: standard input: {exc}") from None
+    if not text.strip():
+        raise UsageError(
+            "-: standard input is empty; pipe questions in, one a line or a CSV with a 'question' header: "
+            "kbflow ask - < questions.txt"
+        )
+    folder = load_settings(store_dir=store).store_dir / "questions"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"stdin-{hashlib.sha256(data).hexdigest()[:12]}{piped_suffix(text)}"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 def ask(
@@ -97,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give a question file, or one question with --question TEXT")
     if args.groups and args.all_documents:
         raise UsageError("give --groups or --all-documents, not both")
+    if question is None and args.questions == "-":
+        args.questions = save_piped_questions(sys.stdin.buffer.read(), args.store)
     summary, code = ask(
         None if question is not None else args.questions,
         question=question,
@@ -157,7 +184,8 @@ def add_parser(sub) -> None:
     sp.add_argument(
         "questions",
         nargs="?",
-        help="question file: .csv, .xlsx, .jsonl or .txt (one question per line); or one question in quotes, "
+        help="question file: .csv, .xlsx, .jsonl or .txt (one question per line); - to read them from standard "
+        "input (one a line, or CSV with a 'question' header); or one question in quotes, "
         '"How long is the S7 battery covered?"',
     )
     sp.add_argument("--question", help="one question, answered and printed (no report folder unless --out)")

@@ -17,6 +17,8 @@ from typing import Any
 
 # 3: the run stopped on a fault (a full disk, a server gone, an unexpected error); the log has the details.
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FAULT, EXIT_ABORTED = 0, 1, 2, 3, 130
+# `kbflow server status` as `systemctl status`: 0 when the server answers, 3 when it is not running.
+EXIT_NOT_RUNNING = 3
 
 
 class UsageError(Exception):
@@ -58,6 +60,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     from pydantic import ValidationError
 
     from flows.errors import ConfigError
+    from tasks.answer.backends import EndpointRefused
     from tasks.answer.cache import CacheError
     from tasks.store.base import StoreError, StoreUnavailable
 
@@ -67,7 +70,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         write_details(exc, getattr(args, "store", None))
         print(f"kbflow: error: {exc}", file=sys.stderr)
         return EXIT_FAULT
-    except (UsageError, ConfigError, StoreError, CacheError) as exc:
+    except (UsageError, ConfigError, StoreError, CacheError, EndpointRefused) as exc:
         print(f"kbflow: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValidationError as exc:
@@ -98,8 +101,9 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return EXIT_FAULT
 
 
-def print_json(data: Any) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2))
+def print_json(data: Any, *, line: bool = False) -> None:
+    """A command's result as JSON on stdout: indented, or one object per line (line=True) for a stream of results."""
+    print(json.dumps(data, ensure_ascii=False, indent=None if line else 2), flush=line)
 
 
 def settle_garbage_collector() -> None:
@@ -133,7 +137,8 @@ def setting_option(parser: argparse.ArgumentParser, flag: str, name: str, model:
     shown = f"default {default}" if default not in (None, "") else "default none"
     env = f"KBFLOW_{name.upper()}, " if model.__name__ == "Settings" else ""
     kwargs.setdefault("help", f"{(info.description or '').rstrip('.')} ({env}{shown})")
-    parser.add_argument(flag, default=None, **kwargs)
+    kwargs.setdefault("default", None)
+    parser.add_argument(flag, **kwargs)
 
 
 def store_options(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:

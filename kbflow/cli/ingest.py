@@ -18,10 +18,25 @@ def ingest(
     quiet: bool = False,
 ) -> int:
     """Run the ingest flow on PATH and print its summary; EXIT_PARTIAL when some documents failed."""
+    summary, code = ingest_summary(
+        path, store=store, collection=collection, rebuild=rebuild, bar=not (json_output or quiet)
+    )
+    if json_output:
+        print_json(summary)
+    else:
+        from tasks.ingest.summary import IngestSummary
+
+        print(IngestSummary.from_dict(summary).text())
+    return code
+
+
+def ingest_summary(
+    path: str, *, store: str | None = None, collection: str | None = None, rebuild: bool = False, bar: bool = True
+) -> tuple[dict, int]:
+    """Run the ingest flow on PATH: its summary and the exit code (EXIT_PARTIAL when some documents failed)."""
     from connectors.base import SourceError, source_config_from_spec
     from flows.errors import DocumentsFailed
     from flows.ingest import ingest_flow
-    from tasks.ingest.summary import IngestSummary
 
     settle_garbage_collector()
     try:
@@ -32,18 +47,14 @@ def ingest(
         raise UsageError(f"{path} is not a folder: give the folder of documents to index (or s3://BUCKET/PREFIX)")
     from kbflow import progress
 
-    progress.enable_terminal_progress(bar=not (json_output or quiet))  # notices (a healed store) go to stderr anyway
+    progress.enable_terminal_progress(bar=bar)  # notices (a healed store) go to stderr anyway
     try:
         summary, code = ingest_flow(source_path=path, store_dir=store, collection=collection, rebuild=rebuild), EXIT_OK
     except DocumentsFailed as exc:
         summary, code = exc.summary, EXIT_PARTIAL
     except SourceError as exc:  # the source could not be listed: a missing bucket, refused credentials
         raise UsageError(str(exc)) from None
-    if json_output:
-        print_json(summary)
-    else:
-        print(IngestSummary.from_dict(summary).text())
-    return code
+    return summary, code
 
 
 def preload(args: argparse.Namespace) -> list:

@@ -9,6 +9,7 @@ import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from kbflow import __version__
 from kbflow.cli import ask, cache, dataset, demo, finetune, ingest, models, reports, server, status, watch
 from kbflow.cli.common import EXIT_FAULT, run_command
 from tasks.offline import apply_offline_env
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kbflow", description="Keep a knowledge base in sync with your documents and answer question sets from it."
     )
     p.add_argument("--verbose", "-v", action="store_true", help="show Prefect's flow and task-run log lines")
+    p.add_argument("--version", action="version", version=f"kbflow {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kbflow.cli.common import EXIT_OK, UsageError, print_json
+from kbflow.cli.common import EXIT_OK, UsageError, print_json, setting_option
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,20 +78,20 @@ def compare(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     sp = sub.add_parser("reports", help="list past answer reports, compare two, or serve them to a browser")
-    sp.add_argument("--store")
-    sp.add_argument("--json", action="store_true")
+    setting_option(sp, "--store", "store_dir", dest="store")
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=run, action="list")
     rsub = sp.add_subparsers(dest="action")
     # Sub-commands accept the same options after their name; SUPPRESS keeps a value given before it.
     listing = rsub.add_parser("list", help="past reports with their headline figures (the default)")
-    listing.add_argument("--store", default=argparse.SUPPRESS)
-    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    setting_option(listing, "--store", "store_dir", dest="store", default=argparse.SUPPRESS)
+    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
     cmp = rsub.add_parser("compare", help="what changed between two runs of a question set")
     cmp.add_argument("old", help="the earlier report folder")
     cmp.add_argument("new", help="the later report folder")
-    cmp.add_argument("--store", default=argparse.SUPPRESS)
-    cmp.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    setting_option(cmp, "--store", "store_dir", dest="store", default=argparse.SUPPRESS)
+    cmp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
     serve = rsub.add_parser("serve", help="serve the reports folder read-only over HTTP (127.0.0.1 by default)")
-    serve.add_argument("--store", default=argparse.SUPPRESS)
+    setting_option(serve, "--store", "store_dir", dest="store", default=argparse.SUPPRESS)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kbflow.cli.common import EXIT_OK, print_json, setting_option
+from kbflow.cli.common import EXIT_NOT_RUNNING, EXIT_OK, print_json, setting_option
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,17 +52,24 @@ def run(args: argparse.Namespace) -> int:
         print_json(state)
     else:
         print(line)
+    if args.action == "status" and not state["running"]:
+        return EXIT_NOT_RUNNING
     return EXIT_OK
 
 
 def add_parser(sub) -> None:
-    sp = sub.add_parser("server", help="the store's Prefect server (UI and API) that commands start and reuse")
+    sp = sub.add_parser(
+        "server",
+        help="the store's Prefect server (UI and API) that commands start and reuse",
+        description="The store's Prefect server (UI and API) that commands start and reuse. Exit status of "
+        "`status`, as systemctl's: 0 when the server answers, 3 when it is not running.",
+    )
     sp.add_argument(
         "action",
         nargs="?",
         choices=["status", "start", "stop"],
         default="status",
-        help="status (the default), start it now, or stop it now",
+        help="status (the default; exits 3 when no server is running), start it now, or stop it now",
     )
     setting_option(sp, "--store", "store_dir", dest="store")
     sp.add_argument("--json", action="store_true", help="print one JSON object")

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kbflow.cli.common import EXIT_OK, UsageError, setting_option, store_options
+from kbflow.cli.common import EXIT_OK, UsageError, print_json, setting_option, store_options
 from kbflow.deployments import DEFAULT_DEPLOYMENT, DEPLOYMENT_ENV
 
 
@@ -32,8 +32,10 @@ def watch(
     deployment: str | None = None,
     questions: str | None = None,
     groups: str | None = None,
+    json_lines: bool = False,
 ) -> None:
-    """Watch a folder and keep its knowledge base in sync until Ctrl-C or SIGTERM."""
+    """Watch a folder and keep its knowledge base in sync until Ctrl-C or SIGTERM; json_lines prints each run's
+    record as one JSON line on stdout."""
     from kbflow.watch import FolderWatcher, logger
 
     _enable_info_logging()
@@ -45,6 +47,7 @@ def watch(
         deployment=deployment,
         questions=questions,
         groups=groups,
+        on_run=(lambda record: print_json(record, line=True)) if json_lines else None,
     )
     stop = threading.Event()
     previous: dict[int, Any] = {}
@@ -88,6 +91,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         deployment=args.deployment,
         questions=args.questions,
         groups=args.groups,
+        json_lines=args.json,
     )
     return EXIT_OK
 
@@ -97,6 +101,11 @@ def add_parser(subparsers) -> None:
     sp = subparsers.add_parser("watch", help="watch a folder and re-ingest it whenever its documents change")
     sp.add_argument("path", help="folder of documents to watch (recursively)")
     store_options(sp, json_flag=False)
+    sp.add_argument(
+        "--json",
+        action="store_true",
+        help="print each sync's result as one JSON object a line on stdout (the log stays on stderr)",
+    )
     setting_option(sp, "--debounce", "debounce_seconds", metavar="SECONDS")
     sp.add_argument(
         "--questions",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
@@ -75,6 +76,19 @@ class GenerationError(Exception):
 
 class ContextTooLarge(GenerationError):
     """Every passage was to be given to the model (the whole knowledge base), and they do not fit in its window."""
+
+
+class ServerBusy(GenerationError):
+    """A model server's passing failure (a timeout, a lost connection, HTTP 408, 429 or 5xx): worth another try."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EndpointRefused(Exception):
+    """The model server refuses every request alike (HTTP 401, 403, 404, 405): no question can be answered, so the
+    run stops (this is no GenerationError, which one question's row records). The message names endpoint and status."""
 
 
 class Backend(Protocol):
@@ -190,19 +204,41 @@ class LlamaCppBackend:
         )
 
 
+# HTTP statuses of a passing failure, retried with backoff; every other 4xx is the request's own fault.
+RETRIED_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Statuses no request to this endpoint can get past: the run stops at the first one, with what to check.
+REFUSED_STATUS = {
+    401: "check KBFLOW_OPENAI_API_KEY",
+    403: "check KBFLOW_OPENAI_API_KEY and what it may use",
+    404: "check KBFLOW_OPENAI_BASE_URL (it ends in /v1) and KBFLOW_OPENAI_MODEL",
+    405: "check KBFLOW_OPENAI_BASE_URL (it ends in /v1)",
+}
+# Waits before each retry of a passing failure (doubling, 15 s in all); a server's Retry-After counts when longer.
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+RETRY_AFTER_MAX = 60.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A Retry-After header's seconds (the HTTP-date form is rare from model servers and read as absent)."""
+    try:
+        return min(max(float(value), 0.0), RETRY_AFTER_MAX) if value else None
+    except ValueError:
+        return None
+
+
 class OpenAIBackend:
-    """Any OpenAI-compatible chat endpoint. Tokens are estimated (1 per CJK character, 1 per 3 other characters)."""
+    """Any OpenAI-compatible chat endpoint, over one shared HTTP client (connections are kept and reused).
+    Tokens are estimated (1 per CJK character, 1 per 3 other characters)."""
 
     name = "openai"
 
     def __init__(self, base_url: str, model: str, api_key: str, n_ctx: int, timeout: float = 300.0):
-        self.base_url, self.model, self.api_key, self.n_ctx, self.timeout = (
-            base_url.rstrip("/"),
-            model,
-            api_key,
-            n_ctx,
-            timeout,
-        )
+        import httpx
+
+        self.base_url, self.model, self.n_ctx = base_url.rstrip("/"), model, n_ctx
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Thread-safe: the answer flow's concurrent questions share it. Connecting gets 10 s, a reply the full timeout.
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
 
     @staticmethod
     def _estimate(text: str) -> int:
@@ -218,23 +254,60 @@ class OpenAIBackend:
         return text
 
     def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        """One answer; a passing failure is retried with backoff, a refusal of the endpoint raises EndpointRefused."""
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
-        try:
-            resp = httpx.post(f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise GenerationError(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
-        if resp.status_code != 200:
-            raise GenerationError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:200]}")
-        data = resp.json()
+        delays = list(RETRY_DELAYS)
+        while True:
+            try:
+                data = self._complete(body)
+                break
+            except ServerBusy as exc:
+                if not delays:
+                    raise
+                wait = delays.pop(0)
+                time.sleep(max(wait, exc.retry_after or 0.0))
         usage = data.get("usage") or {}
         return (
             data["choices"][0]["message"]["content"] or "",
             int(usage.get("prompt_tokens", self.count_tokens(messages))),
             int(usage.get("completion_tokens", 0)),
         )
+
+    def _complete(self, body: dict) -> dict:
+        """One POST to /chat/completions, its failure sorted: ServerBusy (retry), EndpointRefused (stop the run),
+        GenerationError (this question's row)."""
+        import httpx
+
+        url = f"{self.base_url}/chat/completions"
+        try:
+            resp = self._client.post(url, json=body)
+        except httpx.TimeoutException as exc:
+            raise ServerBusy(f"{url} did not answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ServerBusy(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+        if resp.status_code == 200:
+            try:
+                return resp.json()
+            except ValueError as exc:
+                raise GenerationError(f"{url} answered HTTP 200 with no JSON: {resp.text[:200]}") from exc
+        status = f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
+        if resp.status_code in REFUSED_STATUS:
+            # The server's own text is left out: it may repeat the key that was refused.
+            raise EndpointRefused(
+                f"the model server {url} answered {status}, as it would to every request: "
+                f"{REFUSED_STATUS[resp.status_code]}"
+            )
+        if resp.status_code in RETRIED_STATUS:
+            raise ServerBusy(
+                f"{url} answered {status}: {resp.text[:200]}", _retry_after(resp.headers.get("retry-after"))
+            )
+        raise GenerationError(f"{url} answered {status}: {resp.text[:200]}")
+
+
+@lru_cache(maxsize=4)
+def openai_backend(base_url: str, model: str, api_key: str, n_ctx: int) -> OpenAIBackend:
+    """One OpenAI-compatible backend, and so one HTTP client, per endpoint and settings in a process."""
+    return OpenAIBackend(base_url, model, api_key, n_ctx)
 
 
 @lru_cache(maxsize=2)
@@ -266,7 +339,7 @@ def make_backend(config: LLMConfig) -> Backend:
             config.seed,
         )
     if config.backend == "openai":
-        return OpenAIBackend(
+        return openai_backend(
             config.openai_base_url, config.openai_model, config.openai_api_key.get_secret_value(), config.n_ctx
         )
     raise GenerationError(f"unknown backend {config.backend!r}: use llama-cpp or openai")

@@ -59,20 +59,6 @@ class AnswerJob(BaseModel, frozen=True):
     language_warning: dict[str, str] = {}  # question id -> warning (a Chinese question, a model without Chinese)
 
 
-def _generate(question: str, passages: list[dict], job: AnswerJob) -> dict:
-    """The model's answer; a model server's passing failure is retried (2 s, then 10 s), a local model's is not."""
-    delays = [2, 10] if job.llm.backend == "openai" else []
-    while True:
-        try:
-            return generate_answer.fn(question, passages, job.llm, whole=job.options.mode == "all")
-        except ContextTooLarge:
-            raise
-        except GenerationError:
-            if not delays:
-                raise
-            time.sleep(delays.pop(0))
-
-
 def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
     """One scored report row: retrieve, refuse, reuse or generate; an error is recorded in the row, not raised."""
     started = time.perf_counter()
@@ -114,7 +100,8 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
                     reused_deterministic=cached.deterministic,
                 )
             else:
-                out = _generate(q["question"], relevant, job)
+                # A model server's passing failure is retried inside its backend; EndpointRefused ends the run.
+                out = generate_answer.fn(q["question"], relevant, job.llm, whole=job.options.mode == "all")
                 row.update(
                     {k: out[k] for k in ("answer", "citations", "prompt_tokens", "completion_tokens", "generation_ms")}
                 )

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tasks.cells import csv_text
 from tasks.ingest.decode import TextDecodeError, decode_text
 
 SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".jsonl", ".txt")
@@ -93,7 +94,9 @@ def _csv_rows(name: str, text: str) -> Iterator[tuple[int, list[str]]]:
     # The csv module rather than pandas: every cell stays text, and a record spanning lines is still one row.
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        yield from enumerate(reader, start=1)
+        # A cell kbflow guarded against formulas ('=...) reads back as the text it was (a dataset's questions.csv).
+        for number, cells in enumerate(reader, start=1):
+            yield number, [csv_text(c) for c in cells]
     except csv.Error as exc:
         raise QuestionFileError(f"{name} row {reader.line_num}: cannot parse CSV ({exc})") from exc
 
@@ -225,3 +228,14 @@ def _build_questions(name: str, records: list[Record]) -> list[Question]:
             )
         )
     return questions
+
+
+def piped_suffix(text: str) -> str:
+    """The file type of questions piped in as text: '.csv' when the first non-blank line is a CSV header with a
+    'question' column, else '.txt' (one question a line)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        cells = next(csv.reader([first]), [])
+    except csv.Error:
+        return ".txt"
+    return ".csv" if any(c.strip().lower() == "question" for c in cells) else ".txt"

@@ -13,6 +13,7 @@ from prefect import task
 
 from tasks.answer.backends import Backend, LLMConfig, make_backend
 from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, language_of
+from tasks.cells import csv_cell
 from tasks.dataset.options import FORMATS, DatasetFormat
 from tasks.text import answer_tokens, contains_answer, tokenize
 
@@ -332,5 +333,6 @@ def write_dataset(train: list[dict], held_out: list[dict], out_dir: Path, fmt: D
         writer = csv.writer(fh)
         writer.writerow(["id", "question", "expected_answer", "expected_source"])
         for n, example in enumerate(held_out, start=1):
-            writer.writerow([f"eval-{n:04d}", example["question"], example["answer"], example["source"]])
+            row = [f"eval-{n:04d}", example["question"], example["answer"], example["source"]]
+            writer.writerow([csv_cell(cell) for cell in row])  # a model's text opens as text, never a formula
     return {**files, "info": "dataset_info.json", "examples": "examples.jsonl", "questions": "questions.csv"}

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from tasks.cells import csv_cell
 from tasks.report.metrics import _present
 
 BASE_COLUMNS = [
@@ -125,6 +126,14 @@ def changes_table(cmp: dict):
     return pd.DataFrame(records, columns=["change", "id", "question", "before", "now", "why"])
 
 
+def write_csv(frame, path: Path) -> None:
+    """Write a table as CSV (UTF-8 with BOM, for Excel) whose text cells and headers open as text, never a formula."""
+    frame = frame.rename(columns=csv_cell)
+    # CRLF line ends (RFC 4180, the csv module's default): a cell holding a bare CR is then quoted. With pandas' "\n",
+    # it is not, and a spreadsheet starts a new row at the CR, whose first cell can be a formula.
+    frame.astype(object).map(csv_cell).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+
+
 def _write_xlsx(frame, path: Path, changes: dict | None = None) -> None:
     """Write the answers table to one sheet (and the changes since the previous run to a second), text kept text."""
     import pandas as pd
@@ -145,11 +154,12 @@ def _write_xlsx(frame, path: Path, changes: dict | None = None) -> None:
             table.astype(object).where(table.notna(), None).map(clean).to_excel(
                 writer, sheet_name="Changes", index=False
             )
+        for sheet in writer.sheets.values():
+            for row in sheet.iter_rows():
+                for cell in row:
+                    if cell.data_type == "f":  # a cell starting with '=' is text, not a formula to run
+                        cell.data_type = "s"
         sheet = writer.sheets["answers"]
-        for row in sheet.iter_rows(min_row=2):
-            for cell in row:
-                if cell.data_type == "f":  # an answer starting with '=' is text, not a formula to run
-                    cell.data_type = "s"
         sheet.freeze_panes = "A2"
         widths = {
             "id": 10,

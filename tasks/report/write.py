@@ -11,7 +11,7 @@ from pathlib import Path
 from tasks.report.compare import compare_runs
 from tasks.report.html import write_html
 from tasks.report.metrics import score_rows, summarize
-from tasks.report.tables import _jsonable, _row_record, _write_xlsx, answers_table
+from tasks.report.tables import _jsonable, _row_record, _write_xlsx, answers_table, write_csv
 
 
 def write_report(rows: list[dict], out_dir: str | Path, **options) -> dict:
@@ -74,7 +74,7 @@ def _write_report(
         for record in records:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
     frame = answers_table(rows)
-    frame.to_csv(out / "answers.csv", index=False, encoding="utf-8-sig")
+    write_csv(frame, out / "answers.csv")
     _write_xlsx(frame, out / "answers.xlsx", changes=summary.get("comparison"))
     write_html(out, rows, summary, title=title, details=details() if details else rows)
     return summary

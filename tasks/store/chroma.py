@@ -24,6 +24,17 @@ from tasks.store.base import (
 logger = logging.getLogger("kbflow.tasks.store.chroma")
 
 
+# Chroma's internal SQLite tables and columns that content_fingerprint reads (not a public API: chromadb is pinned, and
+# tests/tasks/store/test_chroma_schema.py fails when a Chroma release changes them or adds a migration).
+CHROMA_TABLES_READ = {
+    "embeddings_queue": ("seq_id",),
+    "max_seq_id": ("segment_id", "seq_id"),
+    "collections": ("id", "name"),
+}
+# The last migration of each of Chroma's SQLite schemas, in the chromadb release this was checked with (1.5.9).
+CHROMA_MIGRATIONS_CHECKED = {"embeddings_queue": 2, "metadb": 6, "sysdb": 10}
+
+
 def content_fingerprint(config: StoreConfig) -> str | None:
     """Where the embedded Chroma database's write log stands, as one short hash, read from its SQLite file without
     importing chromadb. Every upsert and delete is logged with a new sequence number, each segment records the last

@@ -14,7 +14,7 @@ import pytest
 from flows.answer import answer_flow
 from flows.ingest import ingest_flow
 from tasks.answer.models import bundled_gguf
-from tests.conftest import free_port, stop_process
+from tests.conftest import KBFLOW, free_port, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -89,8 +89,10 @@ def test_query_flow_answers_through_an_openai_compatible_server(llama_server, do
 
 
 def test_an_unreachable_endpoint_is_an_error_in_the_row_not_a_crash(docs_dir, tmp_path, monkeypatch):
+    import tasks.answer.backends as backends_mod
     from flows.errors import QuestionsFailed
 
+    monkeypatch.setattr(backends_mod, "RETRY_DELAYS", (0.01, 0.01))
     store = tmp_path / "store"
     ingest_flow(source_path=str(docs_dir), store_dir=str(store))
     monkeypatch.setenv("KBFLOW_OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
@@ -113,15 +115,16 @@ def test_concurrent_answering_keeps_question_order_and_records_a_failing_questio
     monkeypatch.setenv("KBFLOW_OPENAI_MODEL", "smollm2")
     monkeypatch.setenv("KBFLOW_MAX_TOKENS", "24")
     monkeypatch.setenv("KBFLOW_LLM_CONCURRENCY", "3")
-    real_chat, calls = backends_mod.OpenAIBackend.chat, []
+    monkeypatch.setattr(backends_mod, "RETRY_DELAYS", (0.01, 0.01))
+    real_complete, calls = backends_mod.OpenAIBackend._complete, []
 
-    def chat(self, messages, max_tokens, temperature):
-        calls.append(messages[-1]["content"])
-        if "E42" in messages[-1]["content"]:  # the server fails on this question, every time
-            raise backends_mod.GenerationError(f"{self.base_url} answered HTTP 500: boom")
-        return real_chat(self, messages, max_tokens, temperature)
+    def complete(self, body):
+        calls.append(body["messages"][-1]["content"])
+        if "E42" in body["messages"][-1]["content"]:  # the server fails on this question, every time
+            raise backends_mod.ServerBusy(f"{self.base_url} answered HTTP 500 Internal Server Error: boom")
+        return real_complete(self, body)
 
-    monkeypatch.setattr(backends_mod.OpenAIBackend, "chat", chat)
+    monkeypatch.setattr(backends_mod.OpenAIBackend, "_complete", complete)
     qs = tmp_path / "q.csv"
     ids = ["meal", "lens", "hours", "guide", "notes"]
     pd.DataFrame(
@@ -147,3 +150,30 @@ def test_concurrent_answering_keeps_question_order_and_records_a_failing_questio
     assert "HTTP 500" in failed["error"] and sum("E42" in c for c in calls) == 3  # tried, then retried twice
     ok = table[table["id"] != "lens"]
     assert (ok["error"] == "").all() and (ok["latency_ms"].astype(float) > 0).all()
+
+
+def test_a_refused_api_key_stops_the_run_with_one_line_naming_endpoint_and_status(docs_dir, tmp_path, cli_env):
+    from tests.tasks.answer.test_openai_errors import ModelServer
+
+    store = tmp_path / "store"
+    ingest_flow(source_path=str(docs_dir), store_dir=str(store))
+    server = ModelServer([(401, {}, {"error": {"message": "Incorrect API key provided: sk-wrong"}}, 0.0)] * 5)
+    qs = tmp_path / "q.txt"
+    qs.write_text("What is the daily meal allowance?\nWhen is the office open?\nWhat does the guide describe?\n")
+    env = {**cli_env, "KBFLOW_OPENAI_BASE_URL": server.url, "KBFLOW_OPENAI_API_KEY": "sk-wrong"}
+    try:
+        proc = subprocess.run(
+            [KBFLOW, "ask", str(qs), "--store", str(store), "--backend", "openai"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        server.close()
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("kbflow: error:")]
+    assert proc.returncode == 2 and errors == [
+        f"kbflow: error: the model server {server.url}/chat/completions answered HTTP 401 Unauthorized, as it would "
+        "to every request: check KBFLOW_OPENAI_API_KEY"
+    ], proc.stderr[-3000:]
+    assert len(server.ports) == 1 and "sk-wrong" not in proc.stderr  # asked once, the server's text not repeated

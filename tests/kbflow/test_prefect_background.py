@@ -67,12 +67,14 @@ def test_the_first_command_starts_the_server_the_next_reuses_it_and_server_stop_
     assert "started the Prefect server" not in second.stderr
     assert int((state / "background.pid").read_text()) == pid and flow_runs(api) == ["refresh-docs"] * 2
 
-    status = json.loads(kbflow("server", "--store", str(store), "--json", env=env).stdout)
-    assert status == {"running": True, "api_url": api, "pid": pid, "started": False}
+    running = kbflow("server", "--store", str(store), "--json", env=env)
+    assert running.returncode == 0  # systemctl's convention: 0 running, 3 not running
+    assert json.loads(running.stdout) == {"running": True, "api_url": api, "pid": pid, "started": False}
 
     stop = kbflow("server", "stop", "--store", str(store), env=env)
     assert stop.returncode == 0 and f"pid {pid}" in stop.stdout
     assert not answering(api) and not (state / "api_url").exists()
+    assert kbflow("server", "status", "--store", str(store), env=env).returncode == 3
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 

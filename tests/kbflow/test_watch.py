@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import subprocess
@@ -226,14 +227,14 @@ def test_watch_process_syncs_and_stops_on_sigterm(tmp_path, store_dir, cli_env):
     folder = write_docs(tmp_path / "docs", 2)
     code = (
         "import sys; from kbflow.cli.watch import watch; "
-        "watch(sys.argv[1], store_dir=sys.argv[2], debounce_seconds=0.5)"
+        "watch(sys.argv[1], store_dir=sys.argv[2], debounce_seconds=0.5, json_lines=True)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(folder), str(store_dir)],
         env=cli_env,
         cwd=REPO,
         stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         text=True,
     )
     lines: list[str] = []
@@ -263,6 +264,10 @@ def test_watch_process_syncs_and_stops_on_sigterm(tmp_path, store_dir, cli_env):
     assert stopped_in < 5
     assert any("Stopped watching" in line for line in lines)
     assert_store_matches_folder(store_dir, folder)
+    # `kbflow watch --json`: each sync's result as one JSON object a line on stdout, the log on stderr.
+    records = [json.loads(line) for line in proc.stdout.read().splitlines()]
+    assert [(r["trigger"], r["status"], r["added"]) for r in records] == [("startup", "ok", 2), ("changes", "ok", 1)]
+    assert records[1]["paths"] == ["late.txt"]
 
 
 def test_a_standing_question_set_is_answered_after_each_sync_that_changed_something(
