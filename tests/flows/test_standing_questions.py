@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from flows.answer import answer_flow
 from flows.ingest import ingest_flow
 from tasks.answer.cache import cache_path
-from tests.conftest import KBFLOW, demo_store_copy
+from tests.conftest import KBFLOW
 
 pytestmark = pytest.mark.slow
 
@@ -52,10 +53,17 @@ def cli_env(cli_env) -> dict:
 
 
 @pytest.fixture
-def kb(demo_kb, tmp_path):
-    """A private copy of the demo store (ingested once per test process), and the question file. The corpus is
-    demo_kb's (the store's source is its path): a test that edits it takes `demo_corpus_restored`."""
-    demo_store_copy(demo_kb, tmp_path / "store")
+def built(demo_kb, demo_corpus_restored):
+    """The demo corpus as ingested once per test process (conftest's demo_kb): `corpus` and `store`. Each test
+    copies the store; a test that edits the corpus (the store's source is its path) has it put back after it."""
+    return demo_kb
+
+
+@pytest.fixture
+def kb(built, tmp_path):
+    """A private copy of the ingested store, and the question file. The corpus is the module's own (the store's
+    source is its path); a test that edits it puts it back."""
+    shutil.copytree(built / "store", tmp_path / "store")
     (tmp_path / "questions.csv").write_text(QUESTIONS, encoding="utf-8")
     return tmp_path
 
@@ -142,17 +150,20 @@ def test_the_input_files_own_columns_come_back_in_answers_csv_and_xlsx(kb):
     assert openpyxl.load_workbook(report(kb, "r2") / "answers.xlsx").sheetnames == ["answers", "Changes"]
 
 
-def test_an_edited_document_regenerates_only_the_answers_whose_evidence_it_touched(kb, demo_corpus_restored):
+def test_an_edited_document_regenerates_only_the_answers_whose_evidence_it_touched(kb, built):
     ask(kb, "before")
     before = rows(kb, "before")
     edited = "company/about_starling.txt"
     touched = {i for i, r in before.items() if any(e[2] == edited for e in r["evidence"] or [])}
     assert "en-07" in touched and touched < ANSWERABLE  # the edit matters to some answers, not all
-    document = demo_corpus_restored / edited
+    document = built / "corpus" / edited
     text = document.read_text(encoding="utf-8")
     assert "412" in text
-    document.write_text(text.replace("412", "977") + "\nEdited.\n", encoding="utf-8")
-    refresh = ingest_flow(source_path=str(demo_corpus_restored), store_dir=str(kb / "store"))
+    try:
+        document.write_text(text.replace("412", "977") + "\nEdited.\n", encoding="utf-8")
+        refresh = ingest_flow(source_path=str(built / "corpus"), store_dir=str(kb / "store"))
+    finally:
+        document.write_text(text, encoding="utf-8")
     assert (refresh["updated"], refresh["added"]) == (1, 0)
 
     summary = ask(kb, "after")
