@@ -19,7 +19,8 @@ export ORT_DISABLE_TELEMETRY := 1
 # (74 -> 115 tok/s here). Never GGML_NATIVE=ON: it adds AMX, which crashes on these VMs. The build
 # is made on the machine that runs it; kbflow refuses (not crashes) a build whose CPU lacks its flags.
 CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF \
+# LLAVA_BUILD=OFF: no libmtmd (the image/audio side of llama.cpp, which kbflow never loads): less to compile.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF \
 	$(if $(filter avx512f,$(CPU_FLAGS)),-DGGML_AVX512=ON) \
 	$(if $(filter avx512vbmi,$(CPU_FLAGS)),-DGGML_AVX512_VBMI=ON) \
 	$(if $(filter avx512_vnni,$(CPU_FLAGS)),-DGGML_AVX512_VNNI=ON) \
@@ -27,6 +28,9 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF \
 	$(if $(filter avx_vnni,$(CPU_FLAGS)),-DGGML_AVX_VNNI=ON)
 LLAMA_VERSION := 0.3.36
 export CMAKE_ARGS := $(strip $(LLAMA_CMAKE_ARGS))
+# The wheel built with exactly these flags is kept here: a new clone (or `make clean`) on the same machine
+# installs it instead of compiling again. Delete the folder to force a compile.
+LLAMA_WHEELS ?= $(HOME)/.cache/kbflow/llama-cpp-python/$(LLAMA_VERSION)-$(shell printf '%s' '$(CMAKE_ARGS)' | sha256sum | cut -c1-16)
 
 .PHONY: install demo lint test unit server deploy worker stop clean bench
 
@@ -37,10 +41,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	# torch first: the local CPU wheel. Without the pin pip pulls a multi-GB CUDA build.
 	$(PIP) install --quiet "torch==2.13.0"
-	# llama-cpp-python compiled here with this CPU's flags (about 5 minutes): pip would otherwise
-	# reuse a cached wheel built with other flags, whatever CMAKE_ARGS say.
+	# llama-cpp-python compiled here with this CPU's flags (about 5 minutes, on every core: scikit-build-core
+	# drives Ninja), once per machine and flags: pip's own cache would reuse a wheel built with other flags,
+	# whatever CMAKE_ARGS say, so the wheel is kept in LLAMA_WHEELS, a folder named by version and flags.
 	$(PY) -c "import llama_cpp, sys; sys.exit(0 if open(llama_cpp.__file__.rsplit('/', 1)[0] + '/.kbflow-cmake-args').read() == '$(CMAKE_ARGS)' else 1)" 2>/dev/null \
-		|| { $(PIP) install --quiet --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==$(LLAMA_VERSION)" \
+		|| { { ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 \
+			|| $(PIP) wheel --quiet --no-cache-dir --no-deps -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)"; } \
+		&& $(PIP) install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl \
 		&& $(PY) -c "import importlib.util as u; open(u.find_spec('llama_cpp').submodule_search_locations[0] + '/.kbflow-cmake-args', 'w').write('$(CMAKE_ARGS)')"; }
 	$(PIP) install --quiet -e ".[dev]"
 	# rapidocr-onnxruntime (OCR; its PP-OCRv4 models are inside the wheel) pulls the GUI opencv-python, whose cv2

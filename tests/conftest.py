@@ -168,3 +168,34 @@ def kbflow_env() -> dict:
 
 # The console script of the interpreter running the tests (the project's .venv under `make test`).
 KBFLOW = str(Path(sys.executable).parent / "kbflow")
+
+
+# --- The demo corpus, ingested once per test process (issue 26, part 5: the suite's time) ---------------------
+
+
+@pytest.fixture(scope="session")
+def demo_kb(tmp_path_factory, prefect_harness) -> Path:
+    """The demo corpus ingested once per test process (each xdist worker): `corpus/` and `store/` in the returned
+    folder. The store's source is that corpus folder's path. Tests never change either: they copy the store
+    (`demo_store_copy`), and edit the corpus only through `demo_corpus_restored`."""
+    from flows.ingest import ingest_flow
+
+    root = tmp_path_factory.mktemp("demo-kb")
+    corpus = shutil.copytree(DEMO_CORPUS, root / "corpus")
+    summary = ingest_flow(source_path=str(corpus), store_dir=str(root / "store"))
+    assert summary["failed"] == []
+    return root
+
+
+def demo_store_copy(demo_kb: Path, target: Path) -> Path:
+    """A private copy of the ingested demo store at `target` (its source is still demo_kb's corpus)."""
+    return Path(shutil.copytree(demo_kb / "store", target))
+
+
+@pytest.fixture
+def demo_corpus_restored(demo_kb) -> Path:
+    """demo_kb's corpus, for a test that edits it: put back as ingested (contents and mtimes) after the test."""
+    corpus = demo_kb / "corpus"
+    yield corpus
+    shutil.rmtree(corpus)
+    shutil.copytree(DEMO_CORPUS, corpus)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 
 import tasks.dataset.pairs as dataset_mod
 from flows.dataset import DatasetFailed, dataset_flow
 from flows.errors import ConfigError
-from flows.ingest import ingest_flow
 from tasks.answer.prompts import REFUSAL
 from tasks.answer.questions import load_questions
 from tasks.text import contains_answer
-from tests.conftest import DEMO_CORPUS, store_state
+from tests.conftest import demo_store_copy, store_state
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +43,9 @@ class PassageEcho:
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo-dataset")
-    corpus = shutil.copytree(DEMO_CORPUS, root / "corpus")
-    assert ingest_flow(source_path=str(corpus), store_dir=str(root / "store"))["failed"] == []
-    return root / "store"
+def demo_store(demo_kb, tmp_path_factory):
+    """The demo corpus as ingested once per test process, in this module's own copy of the store."""
+    return demo_store_copy(demo_kb, tmp_path_factory.mktemp("demo-dataset") / "store")
 
 
 def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, monkeypatch):

@@ -156,7 +156,7 @@ def stack(tmp_path_factory):
                 pytest.fail(f"{exc}\n{Stack(api_url, root, {}, logs).tail('server')}")
 
         client_env = base_env(root / "client-home")
-        client_env.update({"PREFECT_API_URL": api_url, "PREFECT_WORKER_QUERY_SECONDS": "2"})
+        client_env.update({"PREFECT_API_URL": api_url, "PREFECT_WORKER_QUERY_SECONDS": "1"})
         stack = Stack(api_url=api_url, root=root, env=client_env, logs=logs)
 
         pool = run_cli(["work-pool", "create", POOL, "--type", "process"], client_env, cwd=root)
@@ -166,7 +166,14 @@ def stack(tmp_path_factory):
 
         # The worker's own settings: deployment runs that pass no top_k take this one (prefect.yaml passes none);
         # no pulled models, so 'auto' is the bundled SmolLM2 on every machine.
-        worker_env = {**client_env, "KBFLOW_TOP_K": str(WORKER_TOP_K), "KBFLOW_MODELS_DIR": str(NO_MODELS)}
+        # Short answers (48 tokens): the triggered kb-answer run answers the 15 demo questions, and these tests
+        # check which runs happen and with what parameters, not the answers' wording.
+        worker_env = {
+            **client_env,
+            "KBFLOW_TOP_K": str(WORKER_TOP_K),
+            "KBFLOW_MODELS_DIR": str(NO_MODELS),
+            "KBFLOW_MAX_TOKENS": "48",
+        }
         worker = start([PREFECT, "worker", "start", "--pool", POOL], worker_env, logs["worker"], cwd=root)
         yield stack
     finally:
@@ -186,7 +193,7 @@ def wait_for_run(stack: Stack, run_id, timeout: float = RUN_TIMEOUT):
                     f"flow run {run.name} still {run.state.type if run.state else None} after {timeout} s\n"
                     f"{stack.tail('worker')}"
                 )
-            time.sleep(2)
+            time.sleep(0.5)
 
 
 def run_deployment(stack: Stack, name: str, parameters: dict):
@@ -341,10 +348,12 @@ def test_a_refresh_that_changes_the_knowledge_base_triggers_the_standing_questio
     store = tmp_path / "store"
     params = {"source_path": str(docs_dir), "store_dir": str(store), "collection": COLLECTION}
     run_deployment(stack, "kb-ingest/kb-refresh", params)
-    deadline = time.monotonic() + 90
+    refreshed = time.monotonic()
+    deadline = refreshed + 90
     while not (runs := answer_runs_for(stack, store)) and time.monotonic() < deadline:
-        time.sleep(2)
+        time.sleep(0.5)
     assert len(runs) == 1, f"the refresh that added documents triggered no kb-answer run\n{stack.tail('server')}"
+    trigger_s = time.monotonic() - refreshed
     triggered = wait_for_run(stack, runs[0].id)
     assert triggered.state.is_completed(), f"{triggered.state.type} {triggered.state.message}\n{stack.tail('worker')}"
     # The trigger passes the event's store and collection on: the run answered from the store that changed.
@@ -353,10 +362,13 @@ def test_a_refresh_that_changes_the_knowledge_base_triggers_the_standing_questio
     reports = list((store / "reports").glob("*/summary.json"))
     assert len(reports) == 1 and json.loads(reports[0].read_text())["questions"] == 15
 
-    # A refresh that changes nothing triggers nothing.
+    # A refresh that changes nothing triggers nothing: no run after three times as long as the trigger above
+    # took to fire (at least 8 s).
     run_deployment(stack, "kb-ingest/kb-refresh", params)
-    time.sleep(20)
+    quiet_s = max(8.0, 3 * trigger_s)
+    time.sleep(quiet_s)
     assert len(answer_runs_for(stack, store)) == 1
+    print(f"the trigger fired {trigger_s:.1f} s after the refresh; no run {quiet_s:.0f} s after the unchanged one")
 
 
 def test_a_deployment_run_takes_top_k_from_the_workers_settings(stack, docs_dir, tmp_path):

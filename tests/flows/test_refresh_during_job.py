@@ -3,16 +3,14 @@ next question on, and no question loses its document (issue: the edited document
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 
-from flows.ingest import ingest_flow
 from tasks.answer.options import RetrievalOptions
 from tasks.answer.retrieve import retrieve_context
 from tasks.settings import load_settings
-from tests.conftest import DEMO_CORPUS, KBFLOW
+from tests.conftest import KBFLOW, demo_store_copy
 
 pytestmark = pytest.mark.slow
 
@@ -20,10 +18,11 @@ QUESTION = "How many people did Starling Home Robotics employ at the end of 2023
 
 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
-def test_a_refresh_by_another_process_mid_job_keeps_every_question_on_its_document(tmp_path, cli_env, mode):
-    corpus = shutil.copytree(DEMO_CORPUS, tmp_path / "corpus")
-    store = tmp_path / "store"
-    assert ingest_flow(source_path=str(corpus), store_dir=str(store))["failed"] == []
+def test_a_refresh_by_another_process_mid_job_keeps_every_question_on_its_document(
+    tmp_path, cli_env, mode, demo_kb, demo_corpus_restored
+):
+    corpus = demo_corpus_restored  # the store's source: put back after the test
+    store = demo_store_copy(demo_kb, tmp_path / "store")
     cfg = load_settings(store_dir=str(store))
 
     def ask() -> list[dict]:
@@ -49,16 +48,18 @@ def test_a_refresh_by_another_process_mid_job_keeps_every_question_on_its_docume
     assert {p["chunk_id"] for p in after} != {p["chunk_id"] for p in before}  # the new version's chunks
 
 
-def test_a_question_asked_after_another_process_refreshed_its_document_is_answered_from_it(tmp_path, cli_env):
+def test_a_question_asked_after_another_process_refreshed_its_document_is_answered_from_it(
+    tmp_path, cli_env, demo_kb, demo_corpus_restored, monkeypatch
+):
     """With the model (SmolLM2, short answers): the same process answers before and after a refresh by another
     process; the second answer is generated anew from the document's new version, not reused or lost."""
     import json
 
     from flows.answer import answer_flow
 
-    corpus = shutil.copytree(DEMO_CORPUS, tmp_path / "corpus")
-    store = tmp_path / "store"
-    assert ingest_flow(source_path=str(corpus), store_dir=str(store))["failed"] == []
+    corpus = demo_corpus_restored  # the store's source: put back after the test
+    store = demo_store_copy(demo_kb, tmp_path / "store")
+    monkeypatch.setenv("KBFLOW_MAX_TOKENS", "48")
     out = tmp_path / "reports"
 
     def answer(name: str) -> dict:

@@ -21,7 +21,7 @@ import pytest
 from flows.answer import answer_flow
 from flows.ingest import ingest_flow
 from tasks.answer.cache import cache_path
-from tests.conftest import DEMO_CORPUS, KBFLOW
+from tests.conftest import KBFLOW
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +52,11 @@ def cli_env(cli_env) -> dict:
     return {**cli_env, **SHORT}
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The demo corpus ingested once; each test copies the store (and corpus) so it can change them."""
-    root = tmp_path_factory.mktemp("standing")
-    corpus = shutil.copytree(DEMO_CORPUS, root / "corpus")
-    summary = ingest_flow(source_path=str(corpus), store_dir=str(root / "store"))
-    assert summary["failed"] == []
-    return root
+@pytest.fixture
+def built(demo_kb, demo_corpus_restored):
+    """The demo corpus as ingested once per test process (conftest's demo_kb): `corpus` and `store`. Each test
+    copies the store; a test that edits the corpus (the store's source is its path) has it put back after it."""
+    return demo_kb
 
 
 @pytest.fixture

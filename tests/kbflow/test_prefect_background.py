@@ -152,7 +152,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_a_killed_warm_command_ends_its_child_at_once_and_the_same_command_resumes(store, tmp_path):
+def test_a_killed_warm_command_ends_its_child_at_once_and_the_same_command_resumes(store, tmp_path, demo_kb):
     """kill -9 of a command served by the warm process: its forked child (which answers) ends within 2 s, no answer
     lands in the cache after the kill, and the same command run again reuses what was answered and does the rest."""
     import shutil
@@ -161,10 +161,12 @@ def test_a_killed_warm_command_ends_its_child_at_once_and_the_same_command_resum
     import time
 
     from tasks.answer.cache import cache_path
-    from tests.conftest import DEMO_CORPUS
 
     env = no_prefect_env()
-    corpus = shutil.copytree(DEMO_CORPUS, tmp_path / "corpus")
+    # The demo store as ingested once per test process: the first command below finds every document unchanged,
+    # and starts the background server and the warm process as any first command does.
+    corpus = demo_kb / "corpus"
+    shutil.copytree(demo_kb / "store", store)
     questions = tmp_path / "questions.csv"
     questions.write_text(
         "id,question\n"

@@ -271,8 +271,9 @@ def test_watch_process_syncs_and_stops_on_sigterm(tmp_path, store_dir, cli_env):
 
 
 def test_a_standing_question_set_is_answered_after_each_sync_that_changed_something(
-    docs_dir, store_dir, make_watcher, tmp_path
+    docs_dir, store_dir, make_watcher, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("KBFLOW_MAX_TOKENS", "48")  # which answers are made or reused counts here, not their length
     questions = tmp_path / "questions.csv"
     questions.write_text("id,question\nq1,What is the daily meal allowance?\nq2,What does error code E42 mean?\n")
     w = make_watcher(docs_dir, questions=str(questions))
