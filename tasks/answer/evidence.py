@@ -86,7 +86,13 @@ def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], wi
         else:
             runs.append([i])
     parts = [text[spans[r[0]][0] : spans[r[-1]][1]].strip() for r in runs]
-    return ("… " if keep[0] > 0 else "") + " … ".join(parts) + (" …" if keep[-1] < len(spans) - 1 else "")
+    # A gap is marked "…" in the line; between table rows it is a line of its own, so every row stays a line.
+    out = "… " if keep[0] > 0 else ""
+    for i, part in enumerate(parts):
+        if i:
+            out += "\n…\n" if _is_table_row(part) or _is_table_row(parts[i - 1]) else " … "
+        out += part
+    return out + (" …" if keep[-1] < len(spans) - 1 else "")
 
 
 def narrow(passages: list[dict], question: str, window: int, weights: dict[str, float] | None = None) -> list[dict]:
