@@ -27,7 +27,6 @@ def kbflow(*args, env, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([KBFLOW, *args], env=env, input=stdin, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.unit
 def test_version_is_the_one_in_pyproject_for_the_command_and_the_package():
     import kbflow as package
 
@@ -37,7 +36,6 @@ def test_version_is_the_one_in_pyproject_for_the_command_and_the_package():
     assert package.__version__ == declared
 
 
-@pytest.mark.unit
 def test_server_status_exits_3_and_says_so_when_no_server_runs(tmp_path):
     store = tmp_path / "store"
     plain = kbflow("server", "status", "--store", str(store), env=user_env())
@@ -113,7 +111,6 @@ def test_ask_dash_reads_questions_from_standard_input_one_a_line_or_csv(tiny_sto
     assert empty.returncode == 2 and "standard input is empty" in empty.stderr
 
 
-@pytest.mark.unit
 def test_models_list_prints_json_with_the_bundled_model_first():
     proc = kbflow("models", "list", "--json", env=user_env())
     assert proc.returncode == 0, proc.stderr
