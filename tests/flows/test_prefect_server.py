@@ -231,6 +231,8 @@ def test_deploy_registers_both_deployments_from_prefect_yaml(stack):
         "collection": "knowledge",
         "questions_path": "docs/demo/questions.csv",
         "out_dir": None,
+        "groups": None,  # the worker's KBFLOW_GROUPS, else public documents only
+        "all_documents": False,
     }  # top_k, mode, ...: none, so the worker's KBFLOW_* settings decide (test below)
     assert [s.schedule.interval.total_seconds() for s in refresh.schedules] == [900]
     assert refresh.schedules[0].active
