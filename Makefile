@@ -77,7 +77,7 @@ lint: install
 # Two workers, one test file each at a time (module fixtures stay shared): much of the suite waits on
 # servers and subprocesses, so two files at once fill the 2 cores (27 min in one process, 14 in two).
 test: lint
-	.ci/offline $(PY) -m pytest -q -n 2 --dist loadfile
+	.ci/offline $(PY) -m pytest -q -n 2 --dist loadfile --durations=25
 
 # The fast lane: pure logic, no model, no server, no Prefect (seconds).
 unit: install
