@@ -61,6 +61,12 @@ def fit_all(
     return messages, n_tokens
 
 
+def _doubtful_figures(answer: str, question: str, given: list[str]) -> bool:
+    """A figure the report would flag: one the passages state of something else, or a many-group number (a phone
+    number) that no passage states as a whole."""
+    return bool(misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given))
+
+
 def answer_question(
     backend: Backend,
     question: str,
@@ -97,7 +103,7 @@ def answer_question(
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
         # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
         given = same_language(question, [p["text"] for p in used])
-        if misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given):
+        if _doubtful_figures(answer, question, given):
             # A figure of the passage that belongs to something else than what was asked, or a phone number put
             # together from two rows (the report would flag it). Ask once more with each passage cut to its sentences
             # that match the question best, and keep the new answer if its figures are the question's own; otherwise
@@ -112,8 +118,7 @@ def answer_question(
             if (
                 _CITATION.sub("", again).strip(" .。")
                 and again not in REFUSAL.values()
-                and not misplaced_numbers(again, question, given)
-                and not broken_compounds(again, question, given)
+                and not _doubtful_figures(again, question, given)
             ):
                 answer, cited, second_look = again, cited_again, True
     if style == "short":
