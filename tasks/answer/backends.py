@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Literal, Protocol
 
+import numpy as np
 from pydantic import BaseModel, Field, SecretStr
 
 logger = logging.getLogger("kbflow.tasks.answer.backends")
@@ -97,6 +98,11 @@ class Backend(Protocol):
 
     def count_tokens(self, messages: list[dict]) -> int: ...
     def truncate(self, text: str, max_tokens: int) -> str: ...
+
+    # The last chat's generated tokens: (text, the probability the model gave it, [(another token it weighed, its
+    # probability), ...]); empty when the backend gives none.
+    last_tokens: list[tuple[str, float, list[tuple[str, float]]]]
+
     def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]: ...
 
 
@@ -129,6 +135,7 @@ class LlamaCppBackend:
 
         check_cpu_support()
         self.model_path, self.lora, self.lora_scale, self.seed = model_path, lora, lora_scale, seed
+        self.last_tokens: list[tuple[str, float, list[tuple[str, float]]]] = []
         from tasks.answer.threads import cpu_count, fastest_threads
 
         measure = threads == 0
@@ -193,9 +200,16 @@ class LlamaCppBackend:
                 f"prompt of {len(tokens)} tokens + {max_tokens} to generate exceeds n_ctx {self.n_ctx}"
             )
         stop = rendered.stop if isinstance(rendered.stop, list) else ([rendered.stop] if rendered.stop else [])
+        steps: list[tuple[int, dict[int, float]]] = []
         out = self.llm.create_completion(
-            prompt=tokens, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=self.seed
+            prompt=tokens,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop,
+            seed=self.seed,
+            logits_processor=[partial(_note_probabilities, steps)],
         )
+        self.last_tokens = self._sampled(steps)
         usage = out.get("usage", {})
         return (
             out["choices"][0]["text"],
@@ -203,6 +217,34 @@ class LlamaCppBackend:
             int(usage.get("completion_tokens", 0)),
         )
 
+    def _sampled(self, steps: list[tuple[int, dict[int, float]]]) -> list:
+        """Each generated token that was evaluated, with the probability the model gave it when it was chosen."""
+        evaluated = self.llm.input_ids[: self.llm.n_tokens]
+        out = []
+        for length, top in steps:
+            if length < len(evaluated):
+                token = int(evaluated[length])
+                # Not among the few most likely (sampling at a temperature): below the least of them.
+                prob = top.get(token, min(top.values(), default=0.0) / 2)
+                others = sorted(((p, t) for t, p in top.items() if t != token), reverse=True)[:3]
+                out.append((self._piece(token), prob, [(self._piece(t), p) for p, t in others]))
+        return out
+
+    def _piece(self, token: int) -> str:
+        return self.llm.detokenize([token]).decode("utf-8", errors="replace")
+
+
+def _note_probabilities(steps: list, input_ids, logits):
+    """A logits processor that changes nothing: it notes the few most likely next tokens and their probabilities
+    (a softmax over the whole vocabulary, about 1 ms a token), for the answer's confidence."""
+    top = np.argpartition(logits, -TOP_NOTED)[-TOP_NOTED:]
+    peak = float(logits.max())
+    log_total = peak + float(np.log(np.exp(logits - peak).sum()))
+    steps.append((len(input_ids), {int(t): float(np.exp(logits[t] - log_total)) for t in top}))
+    return logits
+
+
+TOP_NOTED = 8
 
 # HTTP statuses of a passing failure, retried with backoff; every other 4xx is the request's own fault.
 RETRIED_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -231,6 +273,7 @@ class OpenAIBackend:
     Tokens are estimated (1 per CJK character, 1 per 3 other characters)."""
 
     name = "openai"
+    last_tokens: list = []  # not asked for: a server may refuse logprobs
 
     def __init__(self, base_url: str, model: str, api_key: str, n_ctx: int, timeout: float = 300.0):
         import httpx

@@ -103,7 +103,19 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
                 # A model server's passing failure is retried inside its backend; EndpointRefused ends the run.
                 out = generate_answer.fn(q["question"], relevant, job.llm, whole=job.options.mode == "all")
                 row.update(
-                    {k: out[k] for k in ("answer", "citations", "prompt_tokens", "completion_tokens", "generation_ms")}
+                    {
+                        k: out.get(k)
+                        for k in (
+                            "answer",
+                            "citations",
+                            "prompt_tokens",
+                            "completion_tokens",
+                            "generation_ms",
+                            "token_probs",
+                            "second_look",
+                            "hesitation",
+                        )
+                    }
                 )
                 row.update(answer_source="generated", first_run=job.run_id)
                 if cache is not None:

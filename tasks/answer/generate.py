@@ -7,6 +7,7 @@ import time
 from prefect import task
 
 from tasks.answer.backends import Backend, ContextTooLarge, GenerationError, LLMConfig, make_backend
+from tasks.answer.confidence import HESITANT, figure_hesitation
 from tasks.answer.evidence import key_sentences
 from tasks.answer.prompts import _CITATION, REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
 from tasks.report.grounding import broken_compounds, misplaced_numbers, same_language
@@ -67,6 +68,14 @@ def _doubtful_figures(answer: str, question: str, given: list[str]) -> bool:
     return bool(misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given))
 
 
+def _share(hesitation: dict | None) -> float:
+    return 1.0 if hesitation is None else hesitation["share"]
+
+
+def _hesitant(hesitation: dict | None) -> bool:
+    return _share(hesitation) < HESITANT
+
+
 def answer_question(
     backend: Backend,
     question: str,
@@ -86,6 +95,7 @@ def answer_question(
         messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style)
     started = time.perf_counter()
     raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
+    tokens_of_answer = backend.last_tokens
     answer, cited = clean_citations(raw, len(used))
     if style == "sentence" and not _CITATION.sub("", answer).strip(" .。"):
         # A citation mark and nothing else: ask once more, for the answer alone. (An answer that puts the mark
@@ -93,6 +103,7 @@ def answer_question(
         # try gave a wrong figure there that no check caught.)
         short = build_messages(question, used, lang, "short")
         raw, more_prompt, more_completion = backend.chat(short, max_tokens, temperature)
+        tokens_of_answer = backend.last_tokens
         prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
         answer, cited = clean_citations(raw, len(used))
         answer = _CITATION.sub("", answer).strip()
@@ -100,14 +111,16 @@ def answer_question(
             cited = cited or [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
             answer = f"{answer.rstrip('。.')} [{cited[0]}]" if cited else answer
     second_look = False
+    hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
         # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
         given = same_language(question, [p["text"] for p in used])
-        if _doubtful_figures(answer, question, given):
-            # A figure of the passage that belongs to something else than what was asked, or a phone number put
-            # together from two rows (the report would flag it). Ask once more with each passage cut to its sentences
-            # that match the question best, and keep the new answer if its figures are the question's own; otherwise
-            # the first answer stays, flagged.
+        if _doubtful_figures(answer, question, given) or _hesitant(hesitation):
+            # A figure of the passage that belongs to something else than what was asked, a phone number put together
+            # from two rows, or a figure the model weighed against another as it wrote it (the report would flag
+            # each). Ask once more with each passage cut to its sentences that match the question best, and keep the
+            # new answer if its figures are the question's own and the model is surer of them; otherwise the first
+            # answer stays, flagged.
             tokens = tokenize(question)
             focused = [{**p, "text": key_sentences(p["text"], tokens)} for p in used]
             raw, more_prompt, more_completion = backend.chat(
@@ -115,12 +128,15 @@ def answer_question(
             )
             prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
             again, cited_again = clean_citations(raw, len(used))
+            doubt_again = figure_hesitation(backend.last_tokens, question)
             if (
                 _CITATION.sub("", again).strip(" .。")
                 and again not in REFUSAL.values()
                 and not _doubtful_figures(again, question, given)
+                and (not _hesitant(doubt_again) or _share(doubt_again) > _share(hesitation))
             ):
                 answer, cited, second_look = again, cited_again, True
+                tokens_of_answer, hesitation = backend.last_tokens, doubt_again
     if style == "short":
         # The answer alone: its citation marks are recorded, not shown; if the model gave none,
         # the passages that contain the answer support it.
@@ -141,6 +157,10 @@ def answer_question(
         ],
         "passages_used": len(used),
         "second_look": second_look,
+        "token_probs": [
+            [piece, round(prob, 4), [[a, round(q, 4)] for a, q in alt]] for piece, prob, alt in tokens_of_answer
+        ],
+        "hesitation": hesitation,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "generation_ms": round((time.perf_counter() - started) * 1000, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tasks.answer.confidence import HESITANT
 from tasks.answer.prompts import REFUSAL
 from tasks.text import SENTENCE, is_chinese, normalize_numbers, tokenize
 
@@ -265,6 +266,12 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
     for number, best in misplaced:
         where = f"; the passage's sentence closest to the question says {best}" if best else ""
         reasons.append(f"{number} belongs to another part of the passage{where}")
+    hesitation = row.get("hesitation")
+    if isinstance(hesitation, dict) and hesitation.get("share", 1.0) < HESITANT:
+        reasons.append(
+            f"the model weighed another figure against {hesitation['figure']} as it wrote it "
+            f"({hesitation['share']:.0%} for the one written)"
+        )
     words = [] if misplaced else misplaced_words(answer, question, same_language(question, given or texts))
     if words:
         reasons.append(f"{', '.join(words[:3])}: said in the passage of something other than what was asked")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from tasks.answer.prompts import REFUSAL
 from tasks.report.grounding import check_grounding
-from tasks.text import answer_tokens, contains_answer, normalize_answer
+from tasks.text import answer_tokens, contains_answer, normalize_answer, normalize_numbers
 
 
 def _norm_path(path: str) -> str:
@@ -74,10 +74,34 @@ def f1_score(prediction: str, expected: str | list[str]) -> float:
     return max(_f1_single(prediction, e) for e in _answer_list(expected))
 
 
+# A long expected answer said in other words: the share of its tokens the prediction must hold.
+COVERED = 0.75
+# An answer that is a part of a long expected one ("台湾台北市" for "出生地于台湾台北市"): how much of it, at least.
+CORE = 0.5
+# Expected answers shorter than this (in tokens: a Chinese character, an English word, a number) must appear whole.
+LONG_ANSWER = 4
+
+
+def _said_otherwise(prediction: str, expected: str) -> bool:
+    """A long expected answer that the prediction says in its own words: its figures all there, and most of its
+    tokens, or the prediction's own tokens are all in it and make up enough of it. Reading comprehension references
+    (CMRC's "育有3名子女", "出生地于台湾台北市") carry words a right answer need not repeat."""
+    gold = _f1_tokens(normalize_numbers(expected))
+    if len(gold) < LONG_ANSWER:
+        return False
+    pred = Counter(_f1_tokens(normalize_numbers(prediction)))
+    if any(t[0].isdigit() and not pred[t] for t in gold):
+        return False  # a figure of the expected answer is missing: never right
+    common = sum((Counter(gold) & pred).values())
+    if common >= COVERED * len(gold):
+        return True
+    return common == sum(pred.values()) and common >= CORE * len(gold)
+
+
 def answer_correct(prediction: str, expected: str | list[str]) -> bool:
     """Whether any expected answer appears in the prediction (case, width, spacing, punctuation, [n] marks, numbers
-    aside)."""
-    return any(contains_answer(prediction, e) for e in _answer_list(expected))
+    aside), or a long one is said in other words (_said_otherwise)."""
+    return any(contains_answer(prediction, e) or _said_otherwise(prediction, e) for e in _answer_list(expected))
 
 
 def _present(value: object) -> bool:

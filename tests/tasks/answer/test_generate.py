@@ -80,6 +80,7 @@ class ScriptedBackend:
     """A backend that answers with a fixed text, to test what happens around the model."""
 
     name, n_ctx = "scripted", 4096
+    last_tokens: list = []  # no token probabilities, as from a server
 
     def __init__(self, reply: str):
         self.reply = reply

@@ -107,6 +107,20 @@ def test_correct_is_containment_after_normalization():
     assert answer_correct("Two years.", ["24 months", "two years"])
 
 
+def test_a_long_expected_answer_said_in_other_words_is_right_but_not_without_its_figures():
+    # CMRC references carry words a right answer need not repeat; these were read as right by a person.
+    assert answer_correct("林永康有3名子女。[1]", "育有3名子女")
+    assert answer_correct("台湾台北市[1]", "出生地于台湾台北市")
+    assert answer_correct("软枝黄蝉的原生地在巴西。[2]", "原生于巴西")
+    assert answer_correct("塔身高23.5米象征着北回归线的纬度值。[1]", "暗示北回归线的纬度值")
+    # ... and these as wrong: another place, a part too small, a missing figure, a short answer not said whole.
+    assert not answer_correct("蒙泰罗在2005年没有参加美国大奖赛。[1]", "巴西大奖赛")
+    assert not answer_correct("统治者会议拥有最高元首的选举权和被选举权。", "世袭统治者")
+    assert not answer_correct("朱泚称帝。", "783年，拥立朱泚称帝")
+    assert not answer_correct("长柄艾纳香的花期约是10月起至翌年5~6月。", "花期1-3月")
+    assert not answer_correct("克伦贝格尔的出生地在德国。", "瑞士")
+
+
 def test_correct_reads_numbers_written_as_words():
     assert answer_correct("退款期限为三十天[1]。", "30天")
     assert answer_correct("退款在30天内完成", "三十天")

@@ -1,0 +1,104 @@
+"""The model's hesitation over a figure: from the token probabilities it wrote the answer with, to the report's flag
+and the second look."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.answer.confidence import figure_hesitation
+from tasks.answer.generate import answer_question
+from tasks.report.grounding import check_grounding
+
+pytestmark = pytest.mark.unit
+
+
+def written(*tokens) -> list:
+    """Tokens as the llama.cpp backend notes them: (text, probability, [(another token, probability), ...])."""
+    return [t if isinstance(t, tuple) else (t, 0.99, [("x", 0.005)]) for t in tokens]
+
+
+def test_a_figure_written_against_another_digit_is_hesitant():
+    # "7" got 0.5, the "2" of the 21 days beside it 0.45: the model weighed the two figures.
+    tokens = written("Returns", " within", " ", ("7", 0.5, [("2", 0.45), (" ", 0.02)]), " days", " [", "1", "]", ".")
+    assert figure_hesitation(tokens, "How long do I have to return a product?") == {"figure": "7", "share": 0.526}
+
+
+def test_another_way_to_write_the_same_figure_or_a_word_is_no_rival():
+    # " 8" is the same figure with a space before it; "about" is a word, not another figure.
+    tokens = written("按住", ("8", 0.55, [(" 8", 0.3), ("about", 0.1)]), "秒", "。")
+    assert figure_hesitation(tokens, "需要按住几秒？") == {"figure": "8", "share": 1.0}
+
+
+def test_citation_marks_pages_and_the_questions_own_figures_are_not_the_answers_figures():
+    unsure = ("1", 0.4, [("2", 0.4)])
+    tokens = written(
+        "For", " ", ("3", 0.5, [("5", 0.5)]), " years", ":", " 10", " days", " (page ", unsure, ")", " [", unsure, "]"
+    )
+    # 3 is the question's own figure; the page and the citation mark are not figures of the answer.
+    assert figure_hesitation(tokens, "How many days of leave after 3 years?") == {"figure": "10", "share": 1.0}
+
+
+def test_an_answer_without_probabilities_or_figures_has_no_hesitation():
+    assert figure_hesitation([], "How long?") is None  # a server backend gives none
+    assert figure_hesitation([("21", 0.5, [])], "How long?") is None
+    assert figure_hesitation(written("Berlin", "."), "Where is the office?") is None
+
+
+def _row(hesitation):
+    text = "Returns are accepted within 21 days of delivery. The return label is valid for 7 days."
+    return {
+        "question": "How many days do I have to return a product?",
+        "answer": "You have 7 days to return a product [1].",
+        "citations": [{"source": "returns.md", "page": None, "chunk_id": "c1", "text": text}],
+        "retrieved": [],
+        "hesitation": hesitation,
+    }
+
+
+def test_the_report_flags_a_hesitant_figure_and_names_it():
+    flagged = check_grounding(_row({"figure": "7", "share": 0.53}))
+    assert flagged["unsupported"] is True
+    assert (
+        "the model weighed another figure against 7 as it wrote it (53% for the one written)" in flagged["flag_reason"]
+    )
+    sure = check_grounding(_row({"figure": "7", "share": 0.97}))
+    assert "weighed another figure" not in (sure["flag_reason"] or "")
+
+
+class TwoReplies:
+    """A backend whose first reply hesitates over its figure and whose second is sure of another."""
+
+    name, n_ctx = "scripted", 4096
+
+    def __init__(self, replies):
+        self.replies, self.asked, self.last_tokens = list(replies), [], []
+
+    def count_tokens(self, messages):
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def truncate(self, text, max_tokens):
+        return text
+
+    def chat(self, messages, max_tokens, temperature):
+        self.asked.append(messages)
+        text, self.last_tokens = self.replies.pop(0)
+        return text, self.count_tokens(messages), 8
+
+
+def test_a_hesitant_figure_gets_a_second_look_and_the_surer_answer_is_kept():
+    passages = [
+        {
+            "source": "returns.md",
+            "chunk_id": "c1",
+            "text": "Returns are accepted within 21 days of delivery. The return label is valid for 7 days.",
+        }
+    ]
+    hesitant = written("You", " have", " ", ("7", 0.5, [("2", 0.45)]), " days", " [", "1", "]", ".")
+    sure = written("You", " have", " ", ("2", 0.97, [("7", 0.02)]), "1", " days", " [", "1", "]", ".")
+    backend = TwoReplies([("You have 7 days [1].", hesitant), ("You have 21 days [1].", sure)])
+    out = answer_question(
+        backend, "How many days do I have to return a product?", passages, max_tokens=32, temperature=0.0
+    )
+    assert len(backend.asked) == 2
+    assert out["answer"] == "You have 21 days [1]." and out["second_look"] is True
+    assert out["hesitation"] == {"figure": "21", "share": 0.98}
