@@ -59,6 +59,18 @@ class AnswerJob(BaseModel, frozen=True):
     language_warning: dict[str, str] = {}  # question id -> warning (a Chinese question, a model without Chinese)
 
 
+# What a report row keeps of a generated answer (the token probabilities stay behind: hesitation sums them up).
+GENERATED = (
+    "answer",
+    "citations",
+    "prompt_tokens",
+    "completion_tokens",
+    "generation_ms",
+    "second_look",
+    "hesitation",
+)
+
+
 def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
     """One scored report row: retrieve, refuse, reuse or generate; an error is recorded in the row, not raised."""
     started = time.perf_counter()
@@ -74,6 +86,8 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
         "completion_tokens": 0,
         "retrieval_ms": 0.0,
         "generation_ms": 0.0,
+        "second_look": False,  # asked again over the passages' key sentences, and that answer kept
+        "hesitation": None,  # the figure the model was least sure of, and how sure (tasks/answer/confidence.py)
         "answer_source": None,  # generated / reused (None: refused or retrieval only)
         "evidence": None,  # the passages given to the model: [chunk id, text hash, source], in order
         "first_run": None,
@@ -81,7 +95,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
     try:
         got = retrieve_context.fn(q["question"], job.store, job.embedder, job.options)
         row["retrieved"], row["retrieval_ms"] = got["passages"], got["retrieval_ms"]
-        relevant = select_context(got["passages"], job.min_score, job.keep_ratio)
+        relevant = select_context(got["passages"], job.min_score, job.keep_ratio, q["question"])
         if job.options.mode != "all":  # the whole knowledge base is given uncut, or the question refused
             relevant = narrow(relevant, q["question"], job.window, got.get("term_weights"))
         if not relevant:
@@ -102,21 +116,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
             else:
                 # A model server's passing failure is retried inside its backend; EndpointRefused ends the run.
                 out = generate_answer.fn(q["question"], relevant, job.llm, whole=job.options.mode == "all")
-                row.update(
-                    {
-                        k: out.get(k)
-                        for k in (
-                            "answer",
-                            "citations",
-                            "prompt_tokens",
-                            "completion_tokens",
-                            "generation_ms",
-                            "token_probs",
-                            "second_look",
-                            "hesitation",
-                        )
-                    }
-                )
+                row.update({k: out.get(k) for k in GENERATED})
                 row.update(answer_source="generated", first_run=job.run_id)
                 if cache is not None:
                     cache.put(key, q["question"], job.setup, evidence, out, job.run_id, job.deterministic)

@@ -132,3 +132,49 @@ def test_sentence_window_keeps_a_rare_word_in_a_list_and_a_table_row_with_its_he
     assert sentence_window(titled, tokenize("What does the Dock D3 station cost in EUR?"), 1).startswith(
         "Prices by product\n| SKU | Product | Price CNY | Price EUR |\n|---|---|---|---|"
     )
+
+
+def test_a_passage_in_the_other_language_is_judged_with_its_relevance_raised():
+    from tasks.answer.evidence import ACROSS_LANGUAGES, select_context
+
+    ps = [
+        {"chunk_id": "zh", "score": 0.40, "text": "员工每月可报销25欧元的网络费用。"},
+        {"chunk_id": "en", "score": 0.30, "text": "Rotterdam staff get an internet allowance of EUR 25 a month."},
+    ]
+    question = "鹿特丹办公室员工每月的网络补贴是多少？"
+    # Without the question, the English passage is under 0.8 x the best and is cut; with it, 0.30 x 1.25 stays.
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.8)] == ["zh"]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.8, question)] == ["zh", "en"]
+    # An English question over the English passage alone: nothing raised, so 0.25 stays under min_score.
+    low = [{"chunk_id": "en", "score": 0.25, "text": ps[1]["text"]}]
+    assert select_context(low, 0.3, 0.8, "What is the internet allowance in Rotterdam?") == []
+    assert select_context(low, 0.3, 0.8, question)[0]["chunk_id"] == "en"  # 0.25 x 1.25 >= 0.3
+    assert ACROSS_LANGUAGES > 1
+
+
+class _Chunks:
+    """A store whose get() returns the chunks asked for that it has."""
+
+    def __init__(self, texts: dict[str, str]):
+        from tasks.store.base import StoredChunk
+
+        self.chunks = {cid: StoredChunk(cid, text, {}) for cid, text in texts.items()}
+
+    def get(self, ids):
+        return {cid: self.chunks[cid] for cid in ids if cid in self.chunks}
+
+
+def test_a_top_k_of_one_language_gives_its_last_place_to_the_dense_rankings_best_passage_in_the_other():
+    from tasks.answer.retrieve import _other_language_slot
+
+    store = _Chunks(
+        {"zh1": "退货期为签收后15天。", "zh2": "退款在7天内到账。", "en1": "Returns within 30 days of delivery."}
+    )
+    rows = store.get(["zh1", "zh2"])
+    dense = [("zh1", 0.5), ("en1", 0.45), ("zh2", 0.4)]
+    # A Chinese question whose top 2 are both Chinese: the dense ranking's best English passage takes the last place.
+    assert _other_language_slot("退货期多长？", ["zh1", "zh2"], dense, dict(rows), store, 2) == ["zh1", "en1"]
+    # An English question over the same top 2 already reads the other language: left as it is.
+    assert _other_language_slot("How long are returns?", ["zh1", "zh2"], dense, dict(rows), store, 2) == ["zh1", "zh2"]
+    # No passage of the other language among the dense ranking's first: left as it is.
+    assert _other_language_slot("退货期多长？", ["zh1", "zh2"], dense[:1], dict(rows), store, 2) == ["zh1", "zh2"]
