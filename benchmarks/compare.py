@@ -185,6 +185,11 @@ def _last_json(stdout: str) -> dict:
         return json.loads(text.splitlines()[-1])
 
 
+def _hit_rate(rows: list[dict]) -> float | None:
+    judged = [r for r in rows if r.get("hit") is not None]
+    return round(sum(bool(r["hit"]) for r in judged) / len(judged), 3) if judged else None
+
+
 def _check(r: dict, label: str, ok=(0,)) -> None:
     if r["returncode"] not in ok:
         raise SystemExit(f"{label} exited {r['returncode']}:\n{r['stderr_tail']}")
@@ -278,8 +283,27 @@ def answer_both(questions: Path, model: str, work: Path, env: dict, kb_env: dict
         "prompt_tokens_mean": round(sum(prompt) / len(prompt), 1) if prompt else None,
         "completion_tokens_mean": round(sum(r.get("completion_tokens") or 0 for r in rows) / max(1, len(prompt)), 1),
         "refused": summary.get("refused"),
+        # The report's flags against the scored answers (the report's own figures), and retrieval across languages
+        # (question ids with "-x", as our held-out sets name their cross-lingual questions).
+        **{k: summary.get(k) for k in ("flag_recall", "flag_precision", "flagged", "flagged_wrong", "recall_at_k")},
+        "crosslingual_recall_at_k": _hit_rate([r for r in rows if "-x" in str(r.get("id"))]),
         "rows": [
-            {k: r.get(k) for k in ("question", "expected_answer", "answer", "correct", "latency_ms", "prompt_tokens")}
+            {
+                k: r.get(k)
+                for k in (
+                    "id",
+                    "question",
+                    "expected_answer",
+                    "answer",
+                    "correct",
+                    "hit",
+                    "unsupported",
+                    "flag_reason",
+                    "second_look",
+                    "latency_ms",
+                    "prompt_tokens",
+                )
+            }
             for r in rows
         ],
     }
