@@ -103,7 +103,7 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
 
 
 # What answer_question does besides the one prompt, by version: a change makes cached answers stale too.
-ANSWER_STEPS = "second look at a misplaced figure or a broken compound number, v2"
+ANSWER_STEPS = "second look at a misplaced, broken or hesitant figure; hesitation recorded, v3"
 
 
 def template_hash(style: AnswerStyle) -> str:
