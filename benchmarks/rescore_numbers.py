@@ -21,6 +21,7 @@ import types
 from pathlib import Path
 
 import tasks.report.grounding as grounding
+import tasks.report.metrics as metrics
 import tasks.text as text
 from tasks.report.metrics import answer_correct, expected_answers
 
@@ -53,8 +54,10 @@ def passage_texts(pattern: str) -> dict[str, str]:
 
 
 def use(normalize) -> None:
-    text.normalize_numbers = normalize  # contains_answer (accuracy) looks it up here
-    grounding.normalize_numbers = normalize
+    # Each module that reads numbers looks normalize_numbers up in its own namespace.
+    for module in (text, grounding, metrics):
+        if hasattr(module, "normalize_numbers"):
+            module.normalize_numbers = normalize
 
 
 def judge(rows: list[dict], normalize, regrade: bool) -> list[tuple]:
