@@ -91,10 +91,23 @@ def normalize_answer(text: str) -> str:
 
 
 # ---------------------------------------------------------------- numbers
+# cn2an reads Chinese numerals (万 and 亿 too) and text2num English number words (thousand, million, billion); the
+# code here finds the runs they read, and keeps what they miss: 百分之N, a lone "one" or "zero", and the guards.
 
 _CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
 _CN_RUN = re.compile(f"(百分之)?([{''.join(_CN_DIGIT)}{''.join(_CN_UNIT)}]+)")
+# 1.2亿, 35万: digits with a Chinese myriad unit (not 1万5, which is left as written).
+_CN_SCALED = re.compile(f"(?<![\\d.])(\\d+(?:\\.\\d+)?)([万亿])(?![\\d{''.join(_CN_DIGIT)}{''.join(_CN_UNIT)}])")
+_EN_SCALE = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+# 3.5 million, 2 thousand
+_EN_SCALED = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s+(thousand|million|billion)\b", re.IGNORECASE)
+# A lone digit character is a number before a measure word, after 第, or where jieba cuts it as a word of its own
+# (答案是三。); inside a word jieba knows it is left as written: 一致, 统一, 一些, 三星.
+_CN_MEASURE = set(
+    "个位名人口天日年月周次遍回条项家种类份件张本页台辆套层号级倍岁元块角分秒米克斤吨升里公千百成折点轮批笔所间座部首句段章节场届期季度"
+    "只头匹棵朵支杯瓶双对片颗粒封门"
+)
 _EN_SMALL = {
     w: n
     for n, w in enumerate(
@@ -103,43 +116,34 @@ _EN_SMALL = {
     )
 }
 _EN_TENS = {w: 10 * n for n, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
-_EN_WORD = "|".join([*_EN_SMALL, *_EN_TENS, "hundred"])
+_EN_WORD = "|".join([*_EN_SMALL, *_EN_TENS, "hundred", "thousand", "million", "billion"])
 _EN_RUN = re.compile(rf"\b(?:{_EN_WORD})(?:(?:[\s-]+and)?[\s-]+(?:{_EN_WORD}))*\b", re.IGNORECASE)
+# "one of the", "one another", "no one": a pronoun, not a count.
+_EN_PRONOUN_ONE = re.compile(r"\bone(?=\s+(?:of|another)\b)|(?<=\bno\s)one\b", re.IGNORECASE)
 _THOUSANDS_SEP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 
 
+def _digits(value: float) -> str:
+    """A number as plain digits: 120000000, 1.5 (never 1.2e8 or 120000000.0)."""
+    return str(int(value)) if float(value).is_integer() else format(value, "f").rstrip("0")
+
+
 def chinese_numeral_value(text: str) -> int | None:
-    """Value of a Chinese numeral from 0 to 9999 (十五, 三百五, 一千零二, 二〇二四), None when text is not one."""
-    if not text:
+    """Value of a Chinese numeral (十五, 三百五, 一千零二, 二〇二四, 三万五千, 一亿二千万); None when it is not one."""
+    import cn2an
+
+    if not text or any(ch not in _CN_DIGIT and ch not in _CN_UNIT for ch in text):
         return None
-    if all(ch in _CN_DIGIT for ch in text):  # read digit by digit: 二〇二四 -> 2024
-        return int("".join(str(_CN_DIGIT[ch]) for ch in text))
-    total, digit, last_unit, after_zero = 0, None, 10_000, False
-    for ch in text:
-        if ch in _CN_DIGIT:
-            if digit:  # two digits in a row, as in 三四十
-                return None
-            digit = _CN_DIGIT[ch]
-            after_zero = after_zero or digit == 0
-        else:
-            unit = _CN_UNIT[ch]
-            if unit >= last_unit or digit == 0:
-                return None
-            if digit is None:
-                if unit != 10 or total:  # only 十 may stand without its digit (十五 = 15)
-                    return None
-                digit = 1
-            total += digit * unit
-            last_unit, digit, after_zero = unit, None, False
-    if digit:
-        # 三百五 is 350 (the digit takes the next lower unit); 三百零五 is 305.
-        total += digit if after_zero or last_unit == 10 else digit * last_unit // 10
-    return total
+    try:
+        value = cn2an.cn2an(text, "normal")
+    except (ValueError, KeyError, IndexError):  # cn2an raises ValueError on 三四十, 百, 万一; guard the rest too
+        return None
+    return int(value) if float(value).is_integer() else None
 
 
 def _english_numbers(words: list[str]) -> list[str]:
     """Number-word runs as digits, greedily: ['twenty', 'four'] -> ['24'], ['one', 'and', 'two'] -> ['1', 'and',
-    '2']."""
+    '2']. The fallback for what text2num leaves as words (a lone one or zero)."""
     out: list[str] = []
     i, n = 0, len(words)
 
@@ -173,21 +177,58 @@ def _english_numbers(words: list[str]) -> list[str]:
     return out
 
 
+def _english_run(run: str) -> str:
+    """One run of English number words as digits: text2num's alpha2digit, then our own reading of what it leaves."""
+    from text_to_num import alpha2digit
+
+    words = re.split(r"[\s-]+", run.lower())
+    read = alpha2digit(" ".join(words), "en").split()
+    return " ".join(_english_numbers(read))
+
+
+def _in_a_word(text: str, at: int) -> bool:
+    """Whether the lone numeral character at text[at] is part of an ordinary word (一致, 统一), not a count."""
+    after = text[at + 1] if at + 1 < len(text) else ""
+    if after in _CN_MEASURE or (at and text[at - 1] == "第"):
+        return False
+    if not (_CJK.match(after) or (at and _CJK.match(text[at - 1]))):
+        return False
+    start = max(0, at - 4)
+    pos = start
+    for word in _jieba().lcut(text[start : at + 5]):
+        if pos <= at < pos + len(word):
+            return len(word) > 1
+        pos += len(word)
+    return False
+
+
+def _chinese_run(match: re.Match) -> str:
+    """One run of Chinese numeral characters as digits, left as written when it is not a number or a lone digit in a
+    word."""
+    percent, run = match.group(1), match.group(2)
+    if not percent and len(run) == 1 and run in _CN_DIGIT and _in_a_word(match.string, match.start()):
+        return run
+    value = chinese_numeral_value(run)
+    if value is None:
+        return match.group(0)
+    return f"{value}%" if percent else str(value)
+
+
 def normalize_numbers(text: str) -> str:
-    """NFKC text with numbers as digits: 1,000 -> 1000, 三十 -> 30, 百分之五 -> 5%, twenty-four -> 24.
-
-    Chinese numerals 0-9999 (no 万), English number words 0-999; anything else is left as written.
-    """
+    """NFKC text with numbers as digits: 1,000 -> 1000, 三十 -> 30, 1.2亿 -> 120000000, 百分之五 -> 5%,
+    twenty-four -> 24, twelve thousand four hundred -> 12400; anything else is left as written."""
     text = _THOUSANDS_SEP.sub("", unicodedata.normalize("NFKC", text))
+    text = _CN_SCALED.sub(lambda m: _digits(float(m.group(1)) * _CN_UNIT[m.group(2)]), text)
+    text = _EN_SCALED.sub(lambda m: _digits(float(m.group(1)) * _EN_SCALE[m.group(2).lower()]), text)
+    text = _CN_RUN.sub(_chinese_run, text)
+    kept = {m.start() for m in _EN_PRONOUN_ONE.finditer(text)}
 
-    def chinese(match: re.Match) -> str:
-        value = chinese_numeral_value(match.group(2))
-        if value is None:
+    def english(match: re.Match) -> str:
+        if match.start() in kept and match.group(0).lower() == "one":
             return match.group(0)
-        return f"{value}%" if match.group(1) else str(value)
+        return _english_run(match.group(0))
 
-    text = _CN_RUN.sub(chinese, text)
-    return _EN_RUN.sub(lambda m: " ".join(_english_numbers(re.split(r"[\s-]+", m.group(0).lower()))), text)
+    return _EN_RUN.sub(english, text)
 
 
 def contains_answer(prediction: str, expected: str) -> bool:
