@@ -118,6 +118,7 @@ def test_a_re_embedding_stopped_half_way_leaves_the_old_model_serving_until_the_
     folder, store_dir, embeds, monkeypatch
 ):
     from flows.answer import model_change_note
+    from kbflow.cli.status import store_status
 
     first = run(folder, store_dir, MULTILINGUAL_USE)
     chunks = first["chunks_written"]
@@ -146,6 +147,8 @@ def test_a_re_embedding_stopped_half_way_leaves_the_old_model_serving_until_the_
     assert partial.count() == 4  # two batches of two, written before the third died
     with Ledger.of_store(store_dir, "knowledge") as ledger:
         assert ledger.building()["embedding_model"] == MINILM
+    status = store_status(load_settings(store_dir=str(store_dir)))
+    assert (status["embedding_model"], status["embedding_building"]) == (MULTILINGUAL_USE, MINILM)
     # Questions still embed with the old model and search its vectors, and say what is going on.
     assert top_source(store_dir, "How long do I hold the reset pin?", MULTILINGUAL_USE) == "guide.md"
     note = model_change_note(load_settings(store_dir=str(store_dir), embedding_model=MINILM), MULTILINGUAL_USE)
