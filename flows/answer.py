@@ -66,6 +66,9 @@ def prepare(cfg: Settings, retrieval_only: bool) -> tuple[EmbedderConfig, LLMCon
     if cfg.mode != "all" and (recorded := recorded_embedding_model(cfg.store_config())):
         preload(cfg.embedder_config(model=recorded) if cfg.mode != "keyword" else None)
     embedder = cfg.embedder_config(model=ChromaStore.open_existing(cfg.store_config()).embedding_model)
+    if cfg.mode != "all" and (note := model_change_note(cfg, embedder.model)):
+        get_run_logger().warning("%s", note)
+        progress.notice(f"note: {note}")
     if retrieval_only:
         return embedder, None, None
     llm = cfg.llm_config()
@@ -79,6 +82,23 @@ def prepare(cfg: Settings, retrieval_only: bool) -> tuple[EmbedderConfig, LLMCon
     except ModelError as exc:
         raise ConfigError(str(exc)) from exc
     return embedder, llm, adapter
+
+
+def model_change_note(cfg: Settings, served: str) -> str | None:
+    """What to tell the person asking when the embedding setting is not the model the store serves (None when it is):
+    questions embed with the store's model until a refresh has embedded everything with the setting's."""
+    if served == cfg.embedding_model:
+        return None
+    from tasks.ingest.ledger import Ledger
+
+    with Ledger.of_store(cfg.store_dir, cfg.collection) as ledger:
+        building = ledger.building() or {}
+    when = (
+        "is being built by a refresh, and serves once complete"
+        if building.get("embedding_model") == cfg.embedding_model
+        else "serves after the next `kbflow ingest` embeds the documents again"
+    )
+    return f"the store serves {served}; {cfg.embedding_model} (the setting) {when}. Questions embed with {served}"
 
 
 def open_cache(cfg: Settings, llm: LLMConfig | None, use_cache: bool | None) -> AnswerCache | None:

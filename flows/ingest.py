@@ -29,9 +29,10 @@ from tasks.ingest.summary import IngestSummary
 from tasks.settings import Settings, load_settings
 from tasks.store import keyword
 from tasks.store.base import EmbeddingMismatchError
-from tasks.store.chroma import ChromaStore, state_token
+from tasks.store.chroma import ChromaStore, collection_for_model, state_token
 from tasks.store.lock import store_lock
 from tasks.store.recover import heal_store
+from tasks.store.reembed import drop_retired, reembed_store
 from tasks.store.write import (
     delete_documents,
     drop_collection,
@@ -77,19 +78,49 @@ def healed(cfg: Settings, rebuild: bool):
 
 
 def open_store(cfg: Settings, rebuild: bool) -> tuple[ChromaStore, dict]:
-    """The collection to write, created if new; the embedding model is loaded only when the collection is new."""
+    """The collection to write, created if new; the embedding model is loaded only when the collection is new. A
+    collection embedded with another model than the setting's keeps serving while the knowledge base is embedded
+    again into a new one, which then serves (tasks.store.reembed)."""
     store = cfg.store_config()
     if rebuild:
         get_run_logger().info("Rebuilding collection %r from scratch", cfg.collection)
         drop_collection(store)
-    dim = ChromaStore.open_existing(store).embedding_dim if ChromaStore.collection_exists(store) else None
-    if dim is None:
-        dim = get_embedder(cfg.embedder_config()).dimension
+    serving = ChromaStore.open_existing(store) if ChromaStore.collection_exists(store) else None
+    changed = serving is not None and serving.embedding_model != cfg.embedding_model
+    if serving is not None and not changed:
+        dim = serving.embedding_dim
+    else:
+        try:
+            dim = get_embedder(cfg.embedder_config()).dimension
+        except Exception as exc:  # noqa: BLE001 - any failure to load it: the store is left as it is, and says so
+            if not changed:
+                raise
+            raise ConfigError(
+                f"cannot load embedding model {cfg.embedding_model!r} ({type(exc).__name__}: {str(exc)[:200]}); the "
+                f"store still serves {serving.embedding_model!r}. Fix KBFLOW_EMBEDDING_MODEL, or set it back."
+            ) from None
     embedding = {"embedding_model": cfg.embedding_model, "dim": dim, "backend": resolve_backend(cfg.embedder_config())}
+    retire(cfg, serving, embedding if changed else None)
+    if changed:
+        return reembed_store(store, serving, cfg.embedder_config(), embedding), embedding
     try:
         return ChromaStore.open_for_writing(store, **embedding), embedding
     except EmbeddingMismatchError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def retire(cfg: Settings, serving: ChromaStore | None, building: dict | None) -> None:
+    """Drop the collections a model change left behind, but the one serving and the one being built."""
+    store = cfg.store_config()
+    keep = {serving.name} if serving is not None else set()
+    if building is not None:
+        keep.add(collection_for_model(store, building["embedding_model"]))
+    else:
+        with Ledger.of_store(cfg.store_dir, cfg.collection) as ledger:
+            if ledger.building():
+                ledger.abandon_building()  # the setting went back to the serving model
+    for name in drop_retired(store, keep):
+        get_run_logger().info("Dropped collection %s (embedded with a model that no longer serves)", name)
 
 
 LOCAL_LANES = 2  # with task_runner=local: one batch partitions (Python, one core) while the other embeds
@@ -341,7 +372,8 @@ def plan_refresh(cfg: Settings, src: Source, ledger: Ledger, rebuild: bool) -> R
     orphans, broken = 0, set()
     # Chroma as the last finished run left it holds what the ledger lists: reconcile has nothing to repair,
     # and a refresh that finds no changed document never opens it (nor imports chromadb: a third of its time).
-    if rebuild or not ledger.store_as_left(state_token(cfg.store_config(), cfg.embedding_model)):
+    # A model change's retired collection is dropped by the next refresh, even one that finds nothing changed.
+    if rebuild or ledger.retired() or not ledger.store_as_left(state_token(cfg.store_config(), cfg.embedding_model)):
         vectors, embedding = open_store(cfg, rebuild)
         repaired = reconcile_store(cfg.store_config(), embedding)
         orphans, broken = repaired["orphans"], {tuple(b) for b in repaired["broken"]}

@@ -22,6 +22,7 @@ def store_status(settings) -> dict:
         failures = ledger.failures()
         last = ledger.get_meta("last_refresh")
         embedding = ledger.recorded_embedding()
+        building = (ledger.building() or {}).get("embedding_model")
         token = state_token(settings.store_config(), embedding["embedding_model"]) if embedding else ""
         as_left = ledger.store_as_left(token)
     if not as_left:  # changed since the last run (or a Chroma server): ask Chroma itself
@@ -35,6 +36,7 @@ def store_status(settings) -> dict:
         "embedding_model": embedding["embedding_model"],
         "embedding_dim": embedding["dim"],
         "embedding_backend": embedding["backend"],
+        "embedding_building": building,
         "last_refresh": last,
         "failed": [{"path": p, "reason": r} for p, r in failures.items()],
         "answer_cache": cache_stats(settings.store_dir),
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"Collection {status['collection']!r} in {status['store']}")
         print(f"  documents {status['documents']}, chunks {status['chunks']}")
         print(f"  embedding model {status['embedding_model']} ({status['embedding_dim']}-d)")
+        if status["embedding_building"]:
+            print(f"  embedding again with {status['embedding_building']}: it serves once a refresh completes it")
         print(f"  last refresh {status['last_refresh'] or 'never'}")
         cache = status["answer_cache"]
         if cache is not None:

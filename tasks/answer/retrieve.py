@@ -254,6 +254,8 @@ def retrieve_context(question: str, store: StoreConfig, embedder: EmbedderConfig
             key = ledger.index_key()
         reopen_if_moved(store, key)  # another process refreshed the store: read its current version
     vectors = ChromaStore.open_existing(store)
+    if vectors.embedding_model and vectors.embedding_model != embedder.model:  # the store switched model meanwhile
+        embedder = embedder.model_copy(update={"model": vectors.embedding_model})
     if options.mode == "all":
         passages = all_passages(vectors, options.source_prefix, groups=options.readers_filter())
         return {

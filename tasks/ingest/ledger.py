@@ -221,8 +221,43 @@ class Ledger:
             self.set_meta("embedding", json.dumps(embedding, sort_keys=True))
 
     def recorded_embedding(self) -> dict | None:
+        """The embedding of the collection that serves: model, dim, backend and the Chroma collection's name (none
+        in a ledger from before a model change could move it: then it is the knowledge base's own name)."""
         recorded = self.get_meta("embedding")
         return json.loads(recorded) if recorded else None
+
+    def building(self) -> dict | None:
+        """The collection a refresh is embedding with another model (collection, embedding_model), if any: it
+        serves only once complete (switch_embedding)."""
+        recorded = self.get_meta("building")
+        return json.loads(recorded) if recorded else None
+
+    def start_building(self, record: dict) -> None:
+        self.set_meta("building", json.dumps(record, sort_keys=True))
+
+    def retired(self) -> list[str]:
+        """Collections that served before the last model change: dropped by the next refresh (a question that
+        picked one just before the switch still finds it)."""
+        return json.loads(self.get_meta("retired") or "[]")
+
+    def set_retired(self, names: list[str]) -> None:
+        self.set_meta("retired", json.dumps(sorted(names)))
+
+    def abandon_building(self) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM meta WHERE collection=? AND key='building'", (self.collection,))
+
+    def switch_embedding(self, record: dict, retired: str) -> None:
+        """One transaction: the collection `record` names serves from now on, embedded with its model; the one that
+        served is retired; the generation moves, so readers open the store again (reopen_if_moved). The chunks, and
+        so the keyword index, are the same in both collections."""
+        with self.transaction() as db:
+            put = "INSERT OR REPLACE INTO meta VALUES (?,?,?)"
+            db.execute(put, (self.collection, "embedding", json.dumps(record, sort_keys=True)))
+            old = sorted({*self.retired(), retired} - {record["collection"]})
+            db.execute(put, (self.collection, "retired", json.dumps(old)))
+            db.execute("DELETE FROM meta WHERE collection=? AND key='building'", (self.collection,))
+            self._bump(db)
 
     def generation(self) -> int:
         """A number that changes whenever the indexed chunks change (keys keyword-index caches)."""

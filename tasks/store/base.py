@@ -38,6 +38,11 @@ class StoreConfig(BaseModel, frozen=True):
 
     store_dir: str = Field(description="Folder of the ledger, the lock, the reports and the embedded Chroma files.")
     collection: str = Field(description="Chroma collection: one knowledge base.")
+    chroma_collection: str = Field(
+        "",
+        description="The Chroma collection to read and write; empty: the one that serves the knowledge base (the "
+        "ledger names it: a change of embedding model moves it to a new collection, tasks.store.reembed).",
+    )
     chroma_host: str = Field("", description="host:port of a Chroma server; empty uses the embedded store.")
     chroma_token: str = Field("", repr=False, description="Bearer token sent to the Chroma server, if any.")
     min_free_mb: int = Field(

@@ -67,6 +67,39 @@ def state_token(config: StoreConfig, embedding_model: str) -> str:
     return f"{embedding_model}|{fingerprint}" if fingerprint else ""
 
 
+def collection_name(config: StoreConfig) -> str:
+    """The Chroma collection that holds the knowledge base's vectors: config.chroma_collection when given, else the
+    one the ledger's embedding record names (a change of embedding model moves it, tasks.store.reembed), else the
+    knowledge base's own name (a store from before the record named it, or a new one)."""
+    if config.chroma_collection:
+        return config.chroma_collection
+    from tasks.ingest.ledger import Ledger, ledger_path
+
+    if not ledger_path(Path(config.store_dir)).exists():
+        return config.collection
+    try:
+        with Ledger.of_store(Path(config.store_dir), config.collection) as ledger:
+            recorded = ledger.recorded_embedding() or {}
+    except Exception:  # noqa: BLE001 - a damaged ledger is reported (and healed) where the store is checked
+        return config.collection
+    return str(recorded.get("collection") or config.collection)
+
+
+def collection_for_model(config: StoreConfig, model: str) -> str:
+    """The Chroma collection a knowledge base is embedded into with another model: its name, '--', and a tag of the
+    model (readable, plus a hash that tells apart two paths that read alike)."""
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:40].strip("-") or "model"
+    return f"{config.collection}--{slug}-{hashlib.sha256(model.encode()).hexdigest()[:6]}"
+
+
+def pinned(config: StoreConfig, name: str | None = None) -> StoreConfig:
+    """The config with its Chroma collection fixed (by default the one serving now), whatever the ledger says later."""
+    return config.model_copy(update={"chroma_collection": name or collection_name(config)})
+
+
 _seen_keys: dict[str, str] = {}
 _reopen_lock = threading.Lock()
 
@@ -201,8 +234,16 @@ class ChromaStore:
     @classmethod
     @_server_call
     def collection_exists(cls, config: StoreConfig) -> bool:
+        """Whether the collection that serves the knowledge base (or config.chroma_collection) exists."""
+        return collection_name(config) in cls.collections_of(config)
+
+    @classmethod
+    @_server_call
+    def collections_of(cls, config: StoreConfig) -> set[str]:
+        """The Chroma collections of the knowledge base: its own name, and those embedded with another model."""
         client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
-        return config.collection in {c.name for c in client.list_collections()}
+        names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+        return {n for n in names if n == config.collection or n.startswith(config.collection + "--")}
 
     @classmethod
     @_server_call
@@ -218,7 +259,7 @@ class ChromaStore:
 
         client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
         try:
-            coll = client.get_collection(config.collection, embedding_function=None)
+            coll = client.get_collection(collection_name(config), embedding_function=None)
         except (NotFoundError, ValueError):  # chromadb raises one or the other depending on version
             raise StoreError(
                 f"collection {config.collection!r} does not exist in {config.store_dir}; run `kbflow ingest PATH` first"
@@ -231,7 +272,7 @@ class ChromaStore:
         """Open (or create) the collection and refuse it if it was built with another embedding model."""
         client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
         coll = client.get_or_create_collection(
-            config.collection,
+            collection_name(config),
             embedding_function=None,  # never Chroma's default: it would download an ONNX model
             metadata={"hnsw:space": "cosine", META_MODEL: embedding_model, META_DIM: dim, META_BACKEND: backend},
         )
@@ -249,14 +290,22 @@ class ChromaStore:
 
     @classmethod
     @_server_call
-    def drop(cls, config: StoreConfig) -> None:
-        """Delete the collection; only "it does not exist" is passed over, any other failure is raised."""
+    def drop(cls, config: StoreConfig, names: Collection[str] | None = None) -> None:
+        """Delete these collections (by default every collection of the knowledge base, for --rebuild); only "it
+        does not exist" is passed over, any other failure is raised."""
         from chromadb.errors import NotFoundError
 
-        try:
-            _client(config.chroma_dir, config.chroma_host, config.chroma_token).delete_collection(config.collection)
-        except (NotFoundError, ValueError):
-            pass  # it did not exist
+        client = _client(config.chroma_dir, config.chroma_host, config.chroma_token)
+        for name in sorted(cls.collections_of(config) if names is None else names):
+            try:
+                client.delete_collection(name)
+            except (NotFoundError, ValueError):
+                pass  # it did not exist
+
+    @property
+    def name(self) -> str:
+        """The Chroma collection's own name."""
+        return self._coll.name
 
     @property
     def metadata(self) -> dict:
@@ -277,6 +326,7 @@ class ChromaStore:
             "embedding_model": self.embedding_model,
             "dim": self.embedding_dim,
             "backend": self.metadata.get(META_BACKEND) or "torch",
+            "collection": self.name,
         }
 
     # --- VectorStore -----------------------------------------------------------------------------
@@ -300,6 +350,18 @@ class ChromaStore:
                 metadatas=[_with_readers(c.metadata(), readers.get(c.source)) for c in part],
             )
         return len(chunks)
+
+    @_server_call
+    def put(self, rows: Sequence[StoredChunk], vectors: Sequence[Sequence[float]]) -> int:
+        """Upsert chunks read from another collection, text and metadata as they are, with new vectors."""
+        for idx in _batches(range(len(rows)), self._max_batch):
+            self._coll.upsert(
+                ids=[rows[i].id for i in idx],
+                embeddings=[list(vectors[i]) for i in idx],
+                documents=[rows[i].text for i in idx],
+                metadatas=[rows[i].metadata for i in idx],
+            )
+        return len(rows)
 
     @_server_call
     def set_readers(self, ids: Sequence[str], readers: Sequence[str]) -> int:

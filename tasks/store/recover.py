@@ -68,18 +68,28 @@ def chroma_problem(config: StoreConfig, thorough: bool = False) -> str | None:
     return sqlite_problem(db, thorough)
 
 
+def serving_in_chroma(config: StoreConfig) -> str | None:
+    """The collection a ledger made again is read from: the one the ledger names (or the knowledge base's own name),
+    else the knowledge base's only collection (a ledger lost after a change of embedding model); None if none."""
+    from tasks.store.chroma import ChromaStore, collection_name
+
+    name, present = collection_name(config), ChromaStore.collections_of(config)
+    if name in present:
+        return name
+    return next(iter(present)) if len(present) == 1 else None
+
+
 def ledger_documents_in_chroma(config: StoreConfig) -> int | None:
     """How many chunks the collection holds, or None when it cannot be opened."""
-    from tasks.store.chroma import ChromaStore
-
     try:
-        if not ChromaStore.collection_exists(config):
+        name = serving_in_chroma(config)
+        if name is None:
             return 0
         from tasks.store.chroma import _client
 
         return int(
             _client(config.chroma_dir, config.chroma_host, config.chroma_token)
-            .get_collection(config.collection, embedding_function=None)
+            .get_collection(name, embedding_function=None)
             .count()
         )
     except Exception:  # noqa: BLE001 - any failure to read the collection means it cannot be trusted
@@ -91,11 +101,12 @@ def rebuild_ledger_from_chroma(config: StoreConfig) -> int:
     documents recorded. Sizes and mtimes are unknown, so the next listing hashes each file once again."""
     from connectors.base import DocumentRef
     from tasks.ingest.ledger import DocumentWrite, Ledger
-    from tasks.store.chroma import _client
+    from tasks.store.chroma import ChromaStore, _client, pinned
     from tasks.text import tokenize
 
+    name = serving_in_chroma(config) or config.collection
     coll = _client(config.chroma_dir, config.chroma_host, config.chroma_token).get_collection(
-        config.collection, embedding_function=None
+        name, embedding_function=None
     )
     docs: dict[tuple[str, str], dict] = {}
     offset, page = 0, 2000
@@ -124,6 +135,8 @@ def rebuild_ledger_from_chroma(config: StoreConfig) -> int:
         writes.append(DocumentWrite(ref, [c[1] for c in chunks], [c[2] for c in chunks]))
     with Ledger.of_store(Path(config.store_dir), config.collection) as ledger:
         ledger.commit_documents(writes)
+        # Which collection serves, with its model: it may not bear the knowledge base's own name.
+        ledger.record_store_as_left("", ChromaStore(pinned(config, name), coll).embedding_record())
         ledger.mark_consistent()
     return len(writes)
 

@@ -171,13 +171,15 @@ def test_chunks_lost_from_chroma_are_re_indexed(docs_dir, store_dir):
     assert store_status(settings)["chunks"] == chunks
 
 
-def test_opening_with_another_embedding_model_is_a_clear_error(docs_dir, store_dir):
+def test_a_model_that_cannot_load_is_a_clear_error_and_the_store_keeps_serving(docs_dir, store_dir):
     run(docs_dir, store_dir)
     other = shutil.copytree(docs_dir, store_dir.parent / "other")
     with pytest.raises(ConfigError) as info:
         run(other, store_dir, embedding_model="some/other-model")
     msg = str(info.value)
-    assert "multilingual-use-v3" in msg and "some/other-model" in msg and "--rebuild" in msg
+    assert "'some/other-model'" in msg and "still serves 'multilingual-use-v3'" in msg
+    served = ChromaStore.open_existing(StoreConfig(store_dir=str(store_dir), collection="knowledge"))
+    assert served.embedding_model == "multilingual-use-v3" and served.count() == len(store_state(store_dir)["ids"])
 
 
 def test_a_file_deleted_while_the_run_reads_it_is_vanished_not_failed(docs_dir, store_dir, monkeypatch):
