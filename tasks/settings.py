@@ -329,12 +329,22 @@ def prefect_env(store_dir: str | os.PathLike | None) -> dict[str, str]:
 
 
 def timestamped_dir(parent: Path, name: str) -> Path:
-    """A new folder name under parent: the time, then name made safe for a path (reports, datasets)."""
+    """A new folder under parent, made here: the time, then name made safe for a path (reports, datasets). It is
+    claimed by creating it, so two runs that end in the same second (two jobs of one question set) get two folders:
+    the second gets a suffix -2, -3, ..."""
     from datetime import datetime
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^\w.-]+", "-", name)[:40]
-    return Path(parent) / f"{stamp}-{safe}"
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = Path(parent) / (f"{stamp}-{safe}" if n == 1 else f"{stamp}-{safe}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent}: 999 folders named {stamp}-{safe} already exist")
 
 
 def load_settings(**overrides) -> Settings:

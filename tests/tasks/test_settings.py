@@ -88,3 +88,14 @@ def test_prefect_env_says_when_the_recorded_server_does_not_answer(tmp_path):
 def test_prefect_env_leaves_a_users_own_prefect_setting_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     assert prefect_env(tmp_path) == {}
+
+
+def test_two_runs_ending_in_the_same_second_get_two_report_folders(tmp_path):
+    """Two jobs of one question set that end together never write into one folder (one report would be lost)."""
+    from tasks.settings import timestamped_dir
+
+    made = [timestamped_dir(tmp_path / "reports", "questions set") for _ in range(3)]
+    assert all(p.is_dir() and p.parent == tmp_path / "reports" for p in made)
+    if made[0].name[:15] == made[2].name[:15]:  # the same second (the stamp is YYYYmmdd-HHMMSS)
+        assert [p.name[16:] for p in made] == ["questions-set", "questions-set-2", "questions-set-3"]
+    assert len(set(made)) == 3
