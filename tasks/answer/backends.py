@@ -346,9 +346,7 @@ class OpenAIBackend:
         else:
             try:
                 data = self._retried({**body, "response_format": self._response_format(json_schema)})
-            except GenerationError as exc:
-                if not _refuses_json_schema(exc):
-                    raise
+            except FormatRefused:
                 self.json_form = "json_object"
                 logger.info("%s has no json_schema response format; asking for json_object", self.base_url)
                 data = self._retried({**body, "response_format": self._response_format(json_schema)})
@@ -393,6 +391,8 @@ class OpenAIBackend:
             except ValueError as exc:
                 raise GenerationError(f"{url} answered HTTP 200 with no JSON: {resp.text[:200]}") from exc
         status = f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
+        if _refuses_json_schema(body, resp.status_code, resp.text):
+            raise FormatRefused(f"{url} answered {status}: {resp.text[:200]}")
         if resp.status_code in REFUSED_STATUS:
             # The server's own text is left out: it may repeat the key that was refused.
             raise EndpointRefused(
@@ -406,11 +406,16 @@ class OpenAIBackend:
         raise GenerationError(f"{url} answered {status}: {resp.text[:200]}")
 
 
-def _refuses_json_schema(exc: GenerationError) -> bool:
-    """Whether a server's 400 or 422 rejects the json_schema response format itself (llama-cpp-python's server
-    accepts only text and json_object, with an optional schema)."""
-    text = str(exc)
-    return ("HTTP 400" in text or "HTTP 422" in text) and ("response_format" in text or "json_schema" in text)
+class FormatRefused(GenerationError):
+    """The server refused the json_schema response format itself."""
+
+
+def _refuses_json_schema(body: dict, status: int, text: str) -> bool:
+    """Whether a server refused a request's json_schema response format itself: a 400 or 422 naming it, or the 500
+    llama-cpp-python's server answers (it accepts only text and json_object, with an optional schema, and reports
+    its request validation as a server error), which no retry changes."""
+    asked = (body.get("response_format") or {}).get("type") == "json_schema"
+    return asked and status in (400, 422, 500) and ("response_format" in text or "json_schema" in text)
 
 
 @lru_cache(maxsize=4)
