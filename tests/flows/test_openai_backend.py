@@ -201,7 +201,7 @@ def test_dataset_export_through_the_server_gets_replies_held_to_the_schema(
         summary = failed.value.summary
     assert summary["failures"] == [] and summary["model"] == "openai:smollm2"
     # The server's grammar holds every reply to the schema; only the token cap can cut one (at most one of four).
-    assert summary["replies_not_json"] <= 1 and summary["dropped_unparsed_reply"] == 0
+    assert summary["dropped_unparsed_reply"] <= summary["replies_not_json"] <= 1
     assert summary["pairs_generated"] >= 4 and summary["completion_tokens"] > 0
     backend = make_backend(load_settings(llm_backend="openai").llm_config())
     assert backend.json_form == "json_object"
