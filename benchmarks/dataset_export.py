@@ -9,7 +9,10 @@ sharegpt) and checks what it wrote:
 - every kept answer is in its gold chunk (read back from the store, kbflow's own normalization);
 - the exported questions.csv (held-out documents) through `kbflow ask --retrieval-only --top-k 5`
   finds each question's own document: recall@5. The same for every exported question (train too).
-Records the time per example (whole export process / examples written).
+Records the time per example (whole export process / examples written), the replies that were not JSON (and those
+no pair could be read from), and, where the export's summary has them, the tokens generated and their rate.
+
+    .venv/bin/python benchmarks/dataset_export.py --model smollm2 --formats openai --name dataset-export-grammar-smollm2
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ def main() -> None:
             "corpus": "docs/demo/corpus",
             "limit": args.limit,
             "per_chunk": args.per_chunk,
-            "command": f"benchmarks/dataset_export.py --model {args.model}",
+            "command": "benchmarks/dataset_export.py " + " ".join(sys.argv[1:]),
             "formats": {},
         }
         for fmt in args.formats.split(","):
@@ -127,13 +130,9 @@ def main() -> None:
             summary = json.loads(stdout)
             lines = check_format(out, fmt)
             examples = [json.loads(line) for line in (out / "examples.jsonl").read_text(encoding="utf-8").splitlines()]
-            texts = dict(
-                zip(
-                    *(lambda g: (g["ids"], g["documents"]))(
-                        coll.get(ids=sorted({e["chunk_id"] for e in examples}), include=["documents"])
-                    )
-                )
-            )
+            ids = sorted({e["chunk_id"] for e in examples})
+            got = coll.get(ids=ids, include=["documents"]) if ids else {"ids": [], "documents": []}
+            texts = dict(zip(got["ids"], got["documents"]))
             in_gold = [contains_answer(texts.get(e["chunk_id"], ""), e["answer"]) for e in examples]
             everything = work / f"all-questions-{fmt}.csv"
             with everything.open("w", encoding="utf-8-sig", newline="") as fh:
@@ -153,6 +152,9 @@ def main() -> None:
                 "dropped_answer_in_question": summary["dropped_answer_in_question"],
                 "dropped_question_not_standalone": summary["dropped_question_not_standalone"],
                 "dropped_duplicate_question": summary["dropped_duplicate_question"],
+                "replies_without_pairs": summary.get("replies_without_pairs"),
+                "replies_not_json": summary.get("replies_not_json"),
+                "dropped_unparsed_reply": summary.get("dropped_unparsed_reply"),
                 "failures": len(summary["failures"]),
                 "jsonl_lines_valid": lines,
                 "answers_in_gold_chunk": f"{sum(in_gold)} of {len(in_gold)}",
@@ -165,6 +167,11 @@ def main() -> None:
                 "export_s": round(seconds, 1),
                 "s_per_example": round(seconds / summary["examples"], 1) if summary["examples"] else None,
                 "s_per_chunk": round(seconds / summary["chunks_sampled"], 1) if summary["chunks_sampled"] else None,
+                "completion_tokens": summary.get("completion_tokens"),
+                "generation_s": summary.get("generation_s"),
+                "tokens_per_s": round(summary["completion_tokens"] / summary["generation_s"], 1)
+                if summary.get("generation_s")
+                else None,
             }
             result["formats"][fmt] = figures
             print(fmt, figures, flush=True)

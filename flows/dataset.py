@@ -90,6 +90,11 @@ def ask_for_pairs(
             continue
         counts["pairs_generated"] += len(got["pairs"])
         counts["replies_without_pairs"] += not got["pairs"]
+        # Not JSON: cut by the token cap, or from a server that ignored the schema; its complete pairs still count.
+        counts["replies_not_json"] += not got["parsed"]
+        counts["dropped_unparsed_reply"] += not got["parsed"] and not got["pairs"]
+        counts["completion_tokens"] += got["completion_tokens"]
+        counts["generation_ms"] += round(got["seconds"] * 1000)
         pairs, dropped = filter_pairs(
             got["pairs"], chunk["text"], seen, options.duplicate_similarity, options.max_answer_tokens
         )
@@ -134,6 +139,8 @@ def dataset_markdown(summary: dict) -> str:
         ("without the gold chunk", summary["without_gold"]),
         ("chunks sampled", f"{summary['chunks_sampled']} of {summary['chunks_available']}"),
         ("pairs written by the model", summary["pairs_generated"]),
+        ("replies not valid JSON (pairs read from the complete objects)", summary["replies_not_json"]),
+        ("dropped: reply with no readable pair", summary["dropped_unparsed_reply"]),
         ("dropped: answer not in chunk", summary["dropped_answer_not_in_chunk"]),
         ("dropped: answer too long", summary["dropped_answer_too_long"]),
         ("dropped: answer given in the question", summary["dropped_answer_in_question"]),
@@ -218,12 +225,16 @@ def dataset_flow(
         "chunks_sampled": len(sampled),
         "pairs_generated": counts["pairs_generated"],
         "replies_without_pairs": counts["replies_without_pairs"],
+        "replies_not_json": counts["replies_not_json"],
+        "dropped_unparsed_reply": counts["dropped_unparsed_reply"],
         "dropped_answer_not_in_chunk": counts["dropped_answer_not_in_chunk"],
         "dropped_answer_too_long": counts["dropped_answer_too_long"],
         "dropped_answer_in_question": counts["dropped_answer_in_question"],
         "dropped_question_not_standalone": counts["dropped_question_not_standalone"],
         "dropped_duplicate_question": counts["dropped_duplicate_question"],
         "failures": failures,
+        "completion_tokens": counts["completion_tokens"],
+        "generation_s": round(counts["generation_ms"] / 1000, 1),
         "model": model_name(llm),
         "answer_style": cfg.answer_style,
         "audience": readers.audience(),

@@ -45,12 +45,11 @@ def run(args: argparse.Namespace) -> int:
         f"{summary['without_gold']} without the gold chunk) in {summary['format']} format to {summary['out_dir']}"
     )
     print(
-        f"  {summary['chunks_sampled']} chunks sampled, {summary['pairs_generated']} pairs written by the model; "
-        "dropped: "
-        f"{summary['dropped_answer_not_in_chunk']} answer not in its chunk, {summary['dropped_answer_too_long']} "
-        "answer "
-        f"too long, {summary['dropped_answer_in_question']} answer given in the question, "
-        f"{summary['dropped_question_not_standalone']} question not standalone, "
+        f"  {summary['chunks_sampled']} chunks sampled, {summary['pairs_generated']} pairs written by the model "
+        f"({summary['replies_not_json']} replies not valid JSON); dropped: {summary['dropped_unparsed_reply']} "
+        f"replies with no readable pair, {summary['dropped_answer_not_in_chunk']} answer not in its chunk, "
+        f"{summary['dropped_answer_too_long']} answer too long, {summary['dropped_answer_in_question']} answer given "
+        f"in the question, {summary['dropped_question_not_standalone']} question not standalone, "
         f"{summary['dropped_duplicate_question']} near-duplicate question"
     )
     print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -103,7 +104,36 @@ class Backend(Protocol):
     # probability), ...]); empty when the backend gives none.
     last_tokens: list[tuple[str, float, list[tuple[str, float]]]]
 
-    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]: ...
+    def chat(
+        self, messages: list[dict], max_tokens: int, temperature: float, *, json_schema: dict | None = None
+    ) -> tuple[str, int, int]:
+        """The reply, its prompt tokens and completion tokens; with json_schema, a reply held to that JSON schema
+        (cut short only by max_tokens)."""
+        ...
+
+
+# A JSON string's character in GBNF, as llama-cpp-python's converter writes it and as JSON allows it.
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+@lru_cache(maxsize=8)
+def json_grammar(schema_json: str):
+    """llama.cpp's GBNF grammar for a JSON schema (given as JSON text), built once per schema and process."""
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    # LlamaGrammar.from_json_schema is from_string(json_schema_to_gbnf(...)), and that converter lets raw control
+    # characters (a newline) into strings: not JSON. llama.cpp's own converter excludes them (ggml-org/llama.cpp#5888,
+    # abetlen/llama-cpp-python#1259); so does this rule.
+    gbnf = json_schema_to_gbnf(schema_json).replace(_LOOSE_CHAR, _JSON_CHAR)
+    return LlamaGrammar.from_string(gbnf, verbose=False)
+
+
+def schema_key(schema: dict) -> str:
+    """A JSON schema as the text that keys its cached grammar (keys in the schema's order: the grammar writes
+    properties in that order)."""
+    return json.dumps(schema, ensure_ascii=False)
 
 
 def check_cpu_support() -> None:
@@ -192,7 +222,9 @@ class LlamaCppBackend:
             return text
         return self.llm.detokenize(tokens[: max(0, max_tokens)]).decode("utf-8", errors="ignore")
 
-    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
+    def chat(
+        self, messages: list[dict], max_tokens: int, temperature: float, *, json_schema: dict | None = None
+    ) -> tuple[str, int, int]:
         rendered = self._render(messages)
         tokens = self._tokens(rendered)
         if len(tokens) + max_tokens > self.n_ctx:
@@ -207,7 +239,9 @@ class LlamaCppBackend:
             temperature=temperature,
             stop=stop,
             seed=self.seed,
-            logits_processor=[partial(_note_probabilities, steps)],
+            # The token probabilities are for an answer's figures; a JSON reply skips their ~1 ms a token.
+            logits_processor=None if json_schema else [partial(_note_probabilities, steps)],
+            grammar=json_grammar(schema_key(json_schema)) if json_schema else None,
         )
         self.last_tokens = self._sampled(steps)
         usage = out.get("usage", {})
@@ -282,6 +316,8 @@ class OpenAIBackend:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # Thread-safe: the answer flow's concurrent questions share it. Connecting gets 10 s, a reply the full timeout.
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        # How a JSON schema is asked for: OpenAI's json_schema until the server refuses it, then json_object.
+        self.json_form: Literal["json_schema", "json_object"] = "json_schema"
 
     @staticmethod
     def _estimate(text: str) -> int:
@@ -296,25 +332,46 @@ class OpenAIBackend:
             text = text[: int(len(text) * 0.9)]
         return text
 
-    def chat(self, messages: list[dict], max_tokens: int, temperature: float) -> tuple[str, int, int]:
-        """One answer; a passing failure is retried with backoff, a refusal of the endpoint raises EndpointRefused."""
+    def chat(
+        self, messages: list[dict], max_tokens: int, temperature: float, *, json_schema: dict | None = None
+    ) -> tuple[str, int, int]:
+        """One answer; a passing failure is retried with backoff, a refusal of the endpoint raises EndpointRefused.
+        With json_schema the reply is asked for as OpenAI's structured output (response_format json_schema), or as
+        a json_object with that schema from a server that only knows that form (llama-cpp-python's)."""
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
-        delays = list(RETRY_DELAYS)
-        while True:
+        if json_schema is None:
+            data = self._retried(body)
+        elif self.json_form == "json_object":
+            data = self._retried({**body, "response_format": self._response_format(json_schema)})
+        else:
             try:
-                data = self._complete(body)
-                break
-            except ServerBusy as exc:
-                if not delays:
-                    raise
-                wait = delays.pop(0)
-                time.sleep(max(wait, exc.retry_after or 0.0))
+                data = self._retried({**body, "response_format": self._response_format(json_schema)})
+            except FormatRefused:
+                self.json_form = "json_object"
+                logger.info("%s has no json_schema response format; asking for json_object", self.base_url)
+                data = self._retried({**body, "response_format": self._response_format(json_schema)})
         usage = data.get("usage") or {}
         return (
             data["choices"][0]["message"]["content"] or "",
             int(usage.get("prompt_tokens", self.count_tokens(messages))),
             int(usage.get("completion_tokens", 0)),
         )
+
+    def _response_format(self, schema: dict) -> dict:
+        if self.json_form == "json_object":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": schema.get("title", "reply"), "schema": schema}}
+
+    def _retried(self, body: dict) -> dict:
+        delays = list(RETRY_DELAYS)
+        while True:
+            try:
+                return self._complete(body)
+            except ServerBusy as exc:
+                if not delays:
+                    raise
+                wait = delays.pop(0)
+                time.sleep(max(wait, exc.retry_after or 0.0))
 
     def _complete(self, body: dict) -> dict:
         """One POST to /chat/completions, its failure sorted: ServerBusy (retry), EndpointRefused (stop the run),
@@ -334,6 +391,8 @@ class OpenAIBackend:
             except ValueError as exc:
                 raise GenerationError(f"{url} answered HTTP 200 with no JSON: {resp.text[:200]}") from exc
         status = f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
+        if _refuses_json_schema(body, resp.status_code, resp.text):
+            raise FormatRefused(f"{url} answered {status}: {resp.text[:200]}")
         if resp.status_code in REFUSED_STATUS:
             # The server's own text is left out: it may repeat the key that was refused.
             raise EndpointRefused(
@@ -345,6 +404,18 @@ class OpenAIBackend:
                 f"{url} answered {status}: {resp.text[:200]}", _retry_after(resp.headers.get("retry-after"))
             )
         raise GenerationError(f"{url} answered {status}: {resp.text[:200]}")
+
+
+class FormatRefused(GenerationError):
+    """The server refused the json_schema response format itself."""
+
+
+def _refuses_json_schema(body: dict, status: int, text: str) -> bool:
+    """Whether a server refused a request's json_schema response format itself: a 400 or 422 naming it, or the 500
+    llama-cpp-python's server answers (it accepts only text and json_object, with an optional schema, and reports
+    its request validation as a server error), which no retry changes."""
+    asked = (body.get("response_format") or {}).get("type") == "json_schema"
+    return asked and status in (400, 422, 500) and ("response_format" in text or "json_schema" in text)
 
 
 @lru_cache(maxsize=4)

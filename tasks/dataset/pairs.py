@@ -7,6 +7,7 @@ import csv
 import json
 import random
 import re
+import time
 from pathlib import Path
 
 from prefect import task
@@ -46,20 +47,23 @@ QA_SYSTEM = {
         "You write quiz questions about a company's documents. From the passage, write {k} different questions "
         "that the passage answers. Each question must make sense on its own: name the product, policy or topic, and "
         "never say 'the passage' or 'the text'. Each answer is short (at most a few words) and copied word for word "
-        "from the passage: a name, number, date or phrase. Reply with JSON only: a list of objects with the keys "
-        '"question" and "answer".'
+        'from the passage: a name, number, date or phrase. Reply with JSON only: {{"pairs": [{{"question": ..., '
+        '"answer": ...}}, ...]}}.'
     ),
     "zh": (
         "你为公司文档出测验题。根据段落写出 {k} 个不同的问题，每个问题都能由该段落回答。"
         "每个问题都要能单独看懂：写明产品、"
         "制度或主题，不要说“段落中”或“文中”。每个答案都简短（最多几个词），并且从段落中原样摘抄：名称、数字、日期或短语。"
-        '只回复 JSON：一个由含 "question" 和 "answer" 两个键的对象组成的列表。'
+        '只回复 JSON：{{"pairs": [{{"question": ..., "answer": ...}}, ...]}}。'
     ),
 }
 QA_USER = {
     "en": "Passage (from {source}):\n{text}\n\nJSON:",
     "zh": "段落（来自 {source}）：\n{text}\n\nJSON：",
 }
+# Bounds that keep a constrained reply inside the token cap: a question is a sentence, an answer a short span.
+QUESTION_MAX_CHARS = 200
+ANSWER_MAX_CHARS = 100
 
 
 def qa_messages(chunk: dict, k: int) -> list[dict]:
@@ -71,66 +75,80 @@ def qa_messages(chunk: dict, k: int) -> list[dict]:
     ]
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+def pairs_schema(k: int) -> dict:
+    """The JSON schema of the reply: {"pairs": [...]}, 1 to k objects with a non-empty question and answer.
+
+    llama.cpp samples under it as a grammar, and OpenAI-compatible servers take it as response_format, so the
+    reply is this JSON unless the token cap cuts it (the root is an object: OpenAI's structured output requires
+    one)."""
+    pair = {
+        "type": "object",
+        "properties": {
+            "question": {"type": "string", "minLength": 1, "maxLength": QUESTION_MAX_CHARS},
+            "answer": {"type": "string", "minLength": 1, "maxLength": ANSWER_MAX_CHARS},
+        },
+        "required": ["question", "answer"],
+        "additionalProperties": False,
+    }
+    return {
+        "title": "qa_pairs",
+        "type": "object",
+        "properties": {"pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": k}},
+        "required": ["pairs"],
+        "additionalProperties": False,
+    }
+
+
+# A complete {...} holding no braces: one pair of a reply cut by the token cap.
 _OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 
 
 def _as_pair(item: object) -> dict | None:
     if not isinstance(item, dict):
         return None
-    keys = {str(k).strip().lower(): v for k, v in item.items()}
-    q = next((keys[k] for k in ("question", "q", "问题") if k in keys), None)
-    a = next((keys[k] for k in ("answer", "a", "答案") if k in keys), None)
-    if isinstance(a, (int, float)) and not isinstance(a, bool):
-        a = str(a)
+    q, a = item.get("question"), item.get("answer")
     if not isinstance(q, str) or not isinstance(a, str) or not q.strip() or not a.strip():
         return None
     return {"question": " ".join(q.split()), "answer": " ".join(a.split())}
 
 
-def _items(value: object) -> list:
-    if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        for key in ("pairs", "questions", "items", "data"):
-            if isinstance(value.get(key), list):
-                return value[key]
-        return [value]
-    return []
+def parse_pairs(raw: str) -> tuple[list[dict], bool]:
+    """The {question, answer} pairs in a reply held to pairs_schema, and whether the reply was complete JSON.
 
-
-def parse_pairs(raw: str) -> list[dict]:
-    """The {question, answer} pairs in a model's reply: a JSON list (bare, fenced or inside prose), else any JSON
-    objects in it."""
-    fenced = _FENCE.search(raw)
-    text = fenced.group(1) if fenced else raw
-    candidates = [text]
-    start, end = text.find("["), text.rfind("]")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            pairs = [p for p in map(_as_pair, _items(json.loads(candidate))) if p]
-        except ValueError:
-            continue
-        if pairs:
-            return pairs
-    # Truncated or malformed lists: take the complete objects one by one.
-    pairs = []
-    for match in _OBJECT.finditer(text):
-        try:
-            pair = _as_pair(json.loads(match.group(0)))
-        except ValueError:
-            continue
-        if pair:
-            pairs.append(pair)
-    return pairs
+    A reply the token cap cut (or a server that ignored the schema) is not JSON: its complete pair objects are
+    taken one by one."""
+    try:
+        # strict=False: a raw newline inside a string, as the grammar of llama-cpp-python's server lets through.
+        value = json.loads(raw, strict=False)
+    except ValueError:
+        pairs = []
+        for match in _OBJECT.finditer(raw):
+            try:
+                pair = _as_pair(json.loads(match.group(0)))
+            except ValueError:
+                continue
+            if pair:
+                pairs.append(pair)
+        return pairs, False
+    items = value.get("pairs") if isinstance(value, dict) else value
+    return [p for p in map(_as_pair, items if isinstance(items, list) else []) if p], True
 
 
 def ask_pairs(backend: Backend, chunk: dict, k: int, max_tokens: int, temperature: float) -> dict:
-    """k question/answer pairs about one chunk from a backend: its raw reply and the pairs parsed from it."""
-    raw, _, _ = backend.chat(qa_messages(chunk, k), max(max_tokens, 64 * k), temperature)
-    return {"raw": raw, "pairs": parse_pairs(raw)}
+    """k question/answer pairs about one chunk from a backend, its reply held to pairs_schema: the raw reply, the
+    pairs parsed from it, whether it was complete JSON, its completion tokens and seconds."""
+    started = time.perf_counter()
+    raw, _, completion_tokens = backend.chat(
+        qa_messages(chunk, k), max(max_tokens, 64 * k), temperature, json_schema=pairs_schema(k)
+    )
+    pairs, parsed = parse_pairs(raw)
+    return {
+        "raw": raw,
+        "pairs": pairs,
+        "parsed": parsed,
+        "completion_tokens": completion_tokens,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 @task(name="write-qa-pairs")

@@ -27,7 +27,7 @@ class PassageEcho:
     def count_tokens(self, messages):
         return sum(len(m["content"]) for m in messages) // 3
 
-    def chat(self, messages, max_tokens, temperature):
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None):
         body = messages[1]["content"]
         text = body.split("\n", 1)[1].rsplit("\n\nJSON", 1)[0]
         chinese = re.search(r"[\u4e00-\u9fff]{12,}", text)
@@ -39,7 +39,7 @@ class PassageEcho:
             pair = {"question": f"What comes after '{' '.join(words[:5])}'?", "answer": " ".join(words[5:8])}
         else:
             return "No questions.", 0, 0
-        return json.dumps([pair], ensure_ascii=False), 0, 0
+        return json.dumps({"pairs": [pair]}, ensure_ascii=False), 0, 0
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,8 @@ def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, mon
 
 def test_a_model_that_writes_no_usable_pair_fails_the_run_with_the_counts(demo_store, tmp_path, monkeypatch):
     class Wrong(PassageEcho):
-        def chat(self, messages, max_tokens, temperature):
-            return '[{"question": "What is the capital of Mars?", "answer": "Olympus City"}]', 0, 0
+        def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+            return '{"pairs": [{"question": "What is the capital of Mars?", "answer": "Olympus City"}]}', 0, 0
 
     monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: Wrong())
     with pytest.raises(DatasetFailed) as failed:
@@ -112,3 +112,33 @@ def test_an_empty_source_prefix_is_a_configuration_error(demo_store, tmp_path):
         dataset_flow(
             store_dir=str(demo_store), out_dir=str(tmp_path / "ds"), source_prefix="nowhere/", llm_model="smollm2"
         )
+
+
+def test_smollm2_held_to_the_schema_writes_pairs_that_parse(demo_store, tmp_path):
+    """The bundled SmolLM2-135M, which without the grammar rarely writes JSON that parses, writes pairs that do; the
+    replies that still fail to parse (cut by the token cap) are counted in the summary."""
+    out = tmp_path / "ds"
+    try:
+        summary = dataset_flow(
+            store_dir=str(demo_store), out_dir=str(out), chunks=8, pairs_per_chunk=2, distractors=1, llm_model="smollm2"
+        )
+    except DatasetFailed as failed:
+        summary = failed.value.summary
+    assert summary["failures"] == [] and summary["chunks_sampled"] == 8
+    assert summary["pairs_generated"] >= 8 and summary["dropped_unparsed_reply"] <= 1
+    written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert {k: written[k] for k in ("replies_not_json", "dropped_unparsed_reply")} == {
+        k: summary[k] for k in ("replies_not_json", "dropped_unparsed_reply")
+    }
+    examples = [json.loads(line) for line in (out / "examples.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(examples) == summary["examples"] >= 1
+    assert all(e["question"].strip() and e["answer"].strip() for e in examples)
+    records = [
+        json.loads(line)
+        for name in ("train.jsonl", "eval.jsonl")
+        for line in (out / name).read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(records) == len(examples)
+    for example, record in zip(examples, records):
+        system, user, assistant = record["messages"]
+        assert example["question"] in user["content"] and assistant["content"].strip()

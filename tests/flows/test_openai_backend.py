@@ -177,3 +177,36 @@ def test_a_refused_api_key_stops_the_run_with_one_line_naming_endpoint_and_statu
         "to every request: check KBFLOW_OPENAI_API_KEY"
     ], proc.stderr[-3000:]
     assert len(server.ports) == 1 and "sk-wrong" not in proc.stderr  # asked once, the server's text not repeated
+
+
+def test_dataset_export_through_the_server_gets_replies_held_to_the_schema(
+    llama_server, demo_kb, tmp_path, monkeypatch
+):
+    """llama-cpp-python's server knows response_format json_object with a schema, not OpenAI's json_schema: the
+    backend falls back to it once, and every reply of SmolLM2 is then the schema's JSON."""
+    from flows.dataset import DatasetFailed, dataset_flow
+    from tasks.answer.backends import make_backend
+    from tasks.settings import load_settings
+    from tests.conftest import demo_store_copy
+
+    store = demo_store_copy(demo_kb, tmp_path / "store")
+    monkeypatch.setenv("KBFLOW_OPENAI_BASE_URL", llama_server)
+    monkeypatch.setenv("KBFLOW_OPENAI_MODEL", "smollm2")
+    out = tmp_path / "ds"
+    try:
+        summary = dataset_flow(
+            store_dir=str(store), out_dir=str(out), chunks=4, pairs_per_chunk=2, distractors=1, llm_backend="openai"
+        )
+    except DatasetFailed as failed:
+        summary = failed.value.summary
+    assert summary["failures"] == [] and summary["model"] == "openai:smollm2"
+    # The server's grammar holds every reply to the schema; only the token cap can cut one (at most one of four).
+    assert summary["dropped_unparsed_reply"] <= summary["replies_not_json"] <= 1
+    assert summary["pairs_generated"] >= 4 and summary["completion_tokens"] > 0
+    backend = make_backend(load_settings(llm_backend="openai").llm_config())
+    assert backend.json_form == "json_object"
+    written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert (written["replies_not_json"], written["dropped_unparsed_reply"]) == (
+        summary["replies_not_json"],
+        summary["dropped_unparsed_reply"],
+    )

@@ -83,7 +83,7 @@ class ScriptedBackend:
     last_tokens: list = []  # no token probabilities, as from a server
 
     def __init__(self, reply: str):
-        self.reply = reply
+        self.reply, self.json_schema = reply, None
 
     def count_tokens(self, messages):
         return sum(len(m["content"]) for m in messages) // 4
@@ -91,7 +91,8 @@ class ScriptedBackend:
     def truncate(self, text, max_tokens):
         return text[: max_tokens * 4]
 
-    def chat(self, messages, max_tokens, temperature):
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+        self.json_schema = json_schema
         return self.reply, self.count_tokens(messages), 12
 
 

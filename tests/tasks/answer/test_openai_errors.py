@@ -24,10 +24,10 @@ MESSAGES = [{"role": "user", "content": "How long do refunds take?"}]
 
 class ModelServer:
     """Answers POST /v1/chat/completions with the scripted (status, headers, body, delay) in turn, then 200s; records
-    each request's client port (one port for all: the connection was kept)."""
+    each request's client port (one port for all: the connection was kept) and body."""
 
     def __init__(self, script: list[tuple[int, dict, object, float]]):
-        self.script, self.ports = list(script), []
+        self.script, self.ports, self.bodies = list(script), [], []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,7 +37,7 @@ class ModelServer:
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                server.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or "{}"))
                 server.ports.append(self.client_address[1])
                 status, headers, body, delay = server.script.pop(0) if server.script else (200, {}, REPLY, 0.0)
                 time.sleep(delay)
@@ -147,3 +147,42 @@ def test_one_client_per_endpoint_keeps_one_connection_for_every_question(serve):
         assert make_backend(config).chat(MESSAGES, 16, 0.0)[0] == "Within 14 days [1]."
     assert make_backend(config) is first
     assert len(server.ports) == 5 and len(set(server.ports)) == 1
+
+
+# llama-cpp-python's server reports its request validation as HTTP 500 (a FastAPI app would answer 422): neither is
+# retried.
+FORMAT_REFUSALS = [
+    (
+        500,
+        {
+            "error": {
+                "message": "1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', "
+                "'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+            }
+        },
+    ),
+    (422, {"detail": [{"loc": ["body", "response_format", "type"], "msg": "Input should be 'text' or 'json_object'"}]}),
+]
+
+
+@pytest.mark.parametrize(("status", "refused"), FORMAT_REFUSALS)
+def test_a_json_schema_goes_as_json_schema_and_as_json_object_to_a_server_that_knows_only_that(serve, status, refused):
+    schema = {"title": "qa_pairs", "type": "object", "properties": {"pairs": {"type": "array"}}}
+    server = serve((status, {}, refused, 0.0))
+    client = backend(server)
+    assert client.chat(MESSAGES, 16, 0.0, json_schema=schema)[0] == "Within 14 days [1]."
+    client.chat(MESSAGES, 16, 0.0, json_schema=schema)  # remembered: json_object straight away
+    client.chat(MESSAGES, 16, 0.0)  # an answer asks for no format
+    assert [body.get("response_format") for body in server.bodies] == [
+        {"type": "json_schema", "json_schema": {"name": "qa_pairs", "schema": schema}},
+        {"type": "json_object", "schema": schema},
+        {"type": "json_object", "schema": schema},
+        None,
+    ]
+
+
+def test_another_bad_request_with_a_schema_is_that_requests_error_not_a_second_try(serve):
+    server = serve((400, {}, {"error": {"message": "the prompt is longer than the context"}}, 0.0))
+    with pytest.raises(GenerationError, match="HTTP 400 Bad Request: .*longer than the context"):
+        backend(server).chat(MESSAGES, 16, 0.0, json_schema={"type": "object"})
+    assert len(server.bodies) == 1

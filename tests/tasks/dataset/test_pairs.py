@@ -15,6 +15,7 @@ from tasks.dataset.pairs import (
     dataset_info,
     filter_pairs,
     gold_flags,
+    pairs_schema,
     parse_pairs,
     qa_messages,
     raft_example,
@@ -48,34 +49,56 @@ NEIGHBOUR = {
 }
 
 
-def test_pairs_are_read_from_a_fenced_list_with_prose_around_it():
+def test_a_reply_held_to_the_schema_is_read_as_is():
     reply = (
-        'Sure! Here are the questions:\n```json\n[{"question": "How long do refunds take?", "answer": "21 days"},\n'
-        ' {"Question": "Does store credit expire?", "Answer": "never expires"}]\n```\nHope this helps.'
+        '{"pairs": [{"question": "How long do refunds take?", "answer": "21 days"},\n'
+        ' {"question": "Does store\\ncredit expire?", "answer": " never expires "}]}'
     )
-    assert parse_pairs(reply) == [
-        {"question": "How long do refunds take?", "answer": "21 days"},
-        {"question": "Does store credit expire?", "answer": "never expires"},
-    ]
+    assert parse_pairs(reply) == (
+        [
+            {"question": "How long do refunds take?", "answer": "21 days"},
+            {"question": "Does store credit expire?", "answer": "never expires"},
+        ],
+        True,
+    )
+    # Valid JSON, nothing usable: parsed, no pair (blank strings pass the grammar's minLength, not the reader).
+    assert parse_pairs('{"pairs": [{"question": " ", "answer": "x"}]}') == ([], True)
 
 
-def test_pairs_survive_a_truncated_list_a_wrapper_object_and_numeric_answers():
-    truncated = '[{"question": "How many days?", "answer": 21}, {"question": "Where is the office?", "answer": "Berl'
-    assert parse_pairs(truncated) == [{"question": "How many days?", "answer": "21"}]
-    wrapped = '{"pairs": [{"q": "退款多久？", "a": "21天"}]}'
-    assert parse_pairs(wrapped) == [{"question": "退款多久？", "answer": "21天"}]
-    assert parse_pairs("I cannot write questions about this.") == []
-    assert parse_pairs('[{"question": "", "answer": "x"}, {"question": "Why?"}, "text"]') == []
+def test_a_reply_cut_by_the_token_cap_keeps_its_complete_pairs_and_says_it_was_not_json():
+    cut = '{"pairs": [{"question": "How many days?", "answer": "21"}, {"question": "Where is it?", "answer": "Berl'
+    assert parse_pairs(cut) == ([{"question": "How many days?", "answer": "21"}], False)
+    # A server that ignored response_format: fenced JSON in prose is not JSON, its complete objects still read.
+    fenced = 'Sure!\n```json\n[{"question": "退款多久？", "answer": "21天"}]\n```'
+    assert parse_pairs(fenced) == ([{"question": "退款多久？", "answer": "21天"}], False)
+    assert parse_pairs("I cannot write questions about this.") == ([], False)
+
+
+def test_the_schema_asks_for_one_to_k_pairs_of_non_empty_strings_and_its_grammar_is_built_once():
+    from tasks.answer.backends import json_grammar, schema_key
+
+    schema = pairs_schema(3)
+    pairs = schema["properties"]["pairs"]
+    assert (schema["type"], schema["required"], pairs["minItems"], pairs["maxItems"]) == ("object", ["pairs"], 1, 3)
+    assert pairs["items"]["required"] == ["question", "answer"]
+    assert all(f["minLength"] == 1 for f in pairs["items"]["properties"].values())
+    json_grammar.cache_clear()
+    first = json_grammar(schema_key(pairs_schema(3)))
+    assert json_grammar(schema_key(pairs_schema(3))) is first and json_grammar.cache_info().hits == 1
+    assert "pairs" in first._grammar and "root ::=" in first._grammar
+    assert r'char ::= [^"\\\x7F\x00-\x1F]' in first._grammar  # no raw newline inside a JSON string
 
 
 def test_the_model_is_asked_in_the_chunks_language_and_its_reply_parsed():
-    backend = ScriptedBackend('[{"question": "How long do refunds take?", "answer": "21 days"}]')
+    backend = ScriptedBackend('{"pairs": [{"question": "How long do refunds take?", "answer": "21 days"}]}')
     got = ask_pairs(backend, REFUNDS, 3, 64, 0.2)
-    assert got["pairs"] == [{"question": "How long do refunds take?", "answer": "21 days"}]
+    assert got["pairs"] == [{"question": "How long do refunds take?", "answer": "21 days"}] and got["parsed"]
+    assert backend.json_schema == pairs_schema(3) and got["completion_tokens"] == 12
     messages = qa_messages(REFUNDS, 3)
     assert "write 3 different questions" in messages[0]["content"] and REFUNDS["text"] in messages[1]["content"]
+    assert '{"pairs": [{"question": ..., "answer": ...}, ...]}' in messages[0]["content"]
     zh = qa_messages({**REFUNDS, "text": "退款在退货后二十一天内支付。"}, 2)
-    assert "2 个不同的问题" in zh[0]["content"]
+    assert "2 个不同的问题" in zh[0]["content"] and '{"pairs":' in zh[0]["content"]
 
 
 def test_pairs_whose_answer_is_not_in_the_chunk_or_whose_question_repeats_are_dropped():
