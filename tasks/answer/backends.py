@@ -268,6 +268,10 @@ class LlamaCppBackend:
         return self.llm.detokenize([token]).decode("utf-8", errors="replace")
 
 
+# How many of the most likely next tokens are noted at each step.
+TOP_NOTED = 8
+
+
 def _note_probabilities(steps: list, input_ids, logits):
     """A logits processor that changes nothing: it notes the few most likely next tokens and their probabilities
     (a softmax over the whole vocabulary, about 1 ms a token), for the answer's confidence."""
@@ -277,8 +281,6 @@ def _note_probabilities(steps: list, input_ids, logits):
     steps.append((len(input_ids), {int(t): float(np.exp(logits[t] - log_total)) for t in top}))
     return logits
 
-
-TOP_NOTED = 8
 
 # HTTP statuses of a passing failure, retried with backoff; every other 4xx is the request's own fault.
 RETRIED_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -341,12 +343,12 @@ class OpenAIBackend:
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         if json_schema is None:
             data = self._retried(body)
-        elif self.json_form == "json_object":
-            data = self._retried({**body, "response_format": self._response_format(json_schema)})
         else:
             try:
                 data = self._retried({**body, "response_format": self._response_format(json_schema)})
             except FormatRefused:
+                if self.json_form == "json_object":
+                    raise
                 self.json_form = "json_object"
                 logger.info("%s has no json_schema response format; asking for json_object", self.base_url)
                 data = self._retried({**body, "response_format": self._response_format(json_schema)})

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks import progress
 from tasks.answer.backends import ContextTooLarge, GenerationError, LLMConfig
-from tasks.answer.cache import AnswerCache, answer_key, evidence_of
+from tasks.answer.cache import KEPT, AnswerCache, answer_key, evidence_of
 from tasks.answer.evidence import narrow, select_context
 from tasks.answer.generate import generate_answer
 from tasks.answer.models import ModelError
@@ -57,18 +57,6 @@ class AnswerJob(BaseModel, frozen=True):
     run_id: str = ""
     rows_file: str = ""  # the run's JSONL of scored rows, appended as they are made
     language_warning: dict[str, str] = {}  # question id -> warning (a Chinese question, a model without Chinese)
-
-
-# What a report row keeps of a generated answer (the token probabilities stay behind: hesitation sums them up).
-GENERATED = (
-    "answer",
-    "citations",
-    "prompt_tokens",
-    "completion_tokens",
-    "generation_ms",
-    "second_look",
-    "hesitation",
-)
 
 
 def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
@@ -116,7 +104,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
             else:
                 # A model server's passing failure is retried inside its backend; EndpointRefused ends the run.
                 out = generate_answer.fn(q["question"], relevant, job.llm, whole=job.options.mode == "all")
-                row.update({k: out.get(k) for k in GENERATED})
+                row.update({k: out.get(k) for k in KEPT})  # what the cache keeps too
                 row.update(answer_source="generated", first_run=job.run_id)
                 if cache is not None:
                     cache.put(key, q["question"], job.setup, evidence, out, job.run_id, job.deterministic)

@@ -41,7 +41,15 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 );
 """
 # What an answer row keeps of the model's output (the rest of a report row is made by the run).
-KEPT = ("answer", "citations", "prompt_tokens", "completion_tokens", "generation_ms", "hesitation")
+KEPT = (
+    "answer",
+    "citations",
+    "prompt_tokens",
+    "completion_tokens",
+    "generation_ms",
+    "second_look",
+    "hesitation",
+)
 
 
 class CacheError(Exception):

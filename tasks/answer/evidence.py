@@ -28,13 +28,14 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float, qu
         across = asked_in_chinese is not None and is_chinese(p["text"]) != asked_in_chinese
         return p["score"] * ACROSS_LANGUAGES if across else p["score"]
 
-    relevant = [p for p in passages if relevance(p) >= min_score]
+    judged = [(relevance(p), p) for p in passages]  # once a passage: is_chinese reads its whole text
+    relevant = [(r, p) for r, p in judged if r >= min_score]
     if not relevant:
         return []
-    best = max(relevance(p) for p in relevant)
-    by_keywords = [p for p in relevant if p.get("keyword_score") is not None]
+    best = max(r for r, _ in relevant)
+    by_keywords = [p for _, p in relevant if p.get("keyword_score") is not None]
     first = max(by_keywords, key=lambda p: p["keyword_score"])["chunk_id"] if by_keywords else None
-    return [p for p in relevant if relevance(p) >= keep_ratio * best or p.get("chunk_id") == first]
+    return [p for r, p in relevant if r >= keep_ratio * best or p.get("chunk_id") == first]
 
 
 def _is_table_row(line: str) -> bool:
