@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"  {summary['chunks_sampled']} chunks sampled, {summary['pairs_generated']} pairs written by the model "
-        f"({summary['replies_not_json']} replies not valid JSON); dropped: {summary['dropped_unparsed_reply']} "
+        f"({summary['replies_asked_again_held']} asked again under the JSON schema, "
+        f"{summary['replies_not_json']} replies not valid JSON); dropped: {summary['dropped_unparsed_reply']} "
         f"replies with no readable pair, {summary['dropped_answer_not_in_chunk']} answer not in its chunk, "
         f"{summary['dropped_answer_too_long']} answer too long, {summary['dropped_answer_in_question']} answer given "
         f"in the question, {summary['dropped_question_not_standalone']} question not standalone, "

@@ -99,6 +99,8 @@ def pairs_schema(k: int) -> dict:
     }
 
 
+# A markdown code fence at either end of a reply: ```json ... ```.
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 # A complete {...} holding no braces: one pair of a reply cut by the token cap.
 _OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 
@@ -116,7 +118,9 @@ def parse_pairs(raw: str) -> tuple[list[dict], bool]:
     """The {question, answer} pairs in a reply held to pairs_schema, and whether the reply was complete JSON.
 
     A reply the token cap cut (or a server that ignored the schema) is not JSON: its complete pair objects are
-    taken one by one."""
+    taken one by one. A markdown code fence around the JSON, as models write it when not held to the schema, is
+    dropped."""
+    raw = _FENCE.sub("", raw.strip())
     try:
         # strict=False: a raw newline inside a string, as the grammar of llama-cpp-python's server lets through.
         value = json.loads(raw, strict=False)
@@ -134,12 +138,15 @@ def parse_pairs(raw: str) -> tuple[list[dict], bool]:
     return [p for p in map(_as_pair, items if isinstance(items, list) else []) if p], True
 
 
-def ask_pairs(backend: Backend, chunk: dict, k: int, max_tokens: int, temperature: float) -> dict:
-    """k question/answer pairs about one chunk from a backend, its reply held to pairs_schema: the raw reply, the
-    pairs parsed from it, whether it was complete JSON, its completion tokens and seconds."""
+def ask_pairs(
+    backend: Backend, chunk: dict, k: int, max_tokens: int, temperature: float, held: bool = True
+) -> dict:
+    """k question/answer pairs about one chunk from a backend, its reply held to pairs_schema (or, held=False, only
+    asked for it in the prompt): the raw reply, the pairs parsed from it, whether it was complete JSON, its
+    completion tokens and seconds."""
     started = time.perf_counter()
     raw, _, completion_tokens = backend.chat(
-        qa_messages(chunk, k), max(max_tokens, 64 * k), temperature, json_schema=pairs_schema(k)
+        qa_messages(chunk, k), max(max_tokens, 64 * k), temperature, json_schema=pairs_schema(k) if held else None
     )
     pairs, parsed = parse_pairs(raw)
     return {
@@ -152,9 +159,9 @@ def ask_pairs(backend: Backend, chunk: dict, k: int, max_tokens: int, temperatur
 
 
 @task(name="write-qa-pairs")
-def write_qa_pairs(chunk: dict, k: int, llm: LLMConfig) -> dict:
+def write_qa_pairs(chunk: dict, k: int, llm: LLMConfig, held: bool = True) -> dict:
     """Ask the configured model for k question/answer pairs about one chunk; the reply is parsed, not trusted."""
-    return ask_pairs(make_backend(llm), chunk, k, llm.max_tokens, llm.temperature)
+    return ask_pairs(make_backend(llm), chunk, k, llm.max_tokens, llm.temperature, held)
 
 
 # ---------------------------------------------------------------- filtering

@@ -107,6 +107,37 @@ def test_a_model_that_writes_no_usable_pair_fails_the_run_with_the_counts(demo_s
     assert json.loads((tmp_path / "ds" / "summary.json").read_text(encoding="utf-8"))["examples"] == 0
 
 
+def test_free_replies_first_and_the_schema_only_after_replies_that_are_not_json(demo_store, tmp_path, monkeypatch):
+    """A model that writes JSON unaided (here in a code fence) is never held to the schema's grammar; one that writes
+    prose is asked again under it, and after two such replies every remaining chunk is asked under it at once."""
+    calls: list[bool] = []
+
+    class Fenced(PassageEcho):
+        def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+            calls.append(json_schema is not None)
+            reply, _, _ = super().chat(messages, max_tokens, temperature)
+            return f"```json\n{reply}\n```", 0, 0
+
+    class Prose(PassageEcho):
+        def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+            calls.append(json_schema is not None)
+            if json_schema is None:
+                return "Here are some questions about the passage: what is it about?", 0, 0
+            return super().chat(messages, max_tokens, temperature)
+
+    monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: Fenced())
+    summary = dataset_flow(store_dir=str(demo_store), out_dir=str(tmp_path / "a"), chunks=6, llm_model="smollm2")
+    assert calls == [False] * 6 and summary["replies_asked_again_held"] == 0 and summary["replies_not_json"] == 0
+    assert summary["pairs_generated"] >= 5
+
+    calls.clear()
+    monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: Prose())
+    summary = dataset_flow(store_dir=str(demo_store), out_dir=str(tmp_path / "b"), chunks=6, llm_model="smollm2")
+    assert calls == [False, True, False, True, True, True, True, True]
+    assert summary["replies_asked_again_held"] == 2 and summary["replies_not_json"] == 0
+    assert summary["pairs_generated"] >= 5
+
+
 def test_an_empty_source_prefix_is_a_configuration_error(demo_store, tmp_path):
     with pytest.raises(ConfigError, match="no chunks in collection 'knowledge'.* under 'nowhere/'"):
         dataset_flow(
@@ -126,6 +157,7 @@ def test_smollm2_held_to_the_schema_writes_pairs_that_parse(demo_store, tmp_path
         summary = failed.value.summary
     assert summary["failures"] == [] and summary["chunks_sampled"] == 5
     assert summary["pairs_generated"] >= 5 and summary["dropped_unparsed_reply"] <= 1
+    assert summary["replies_asked_again_held"] <= 2  # free replies that failed, before the run held every reply
     written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert {k: written[k] for k in ("replies_not_json", "dropped_unparsed_reply")} == {
         k: summary[k] for k in ("replies_not_json", "dropped_unparsed_reply")
