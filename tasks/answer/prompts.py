@@ -85,9 +85,20 @@ def build_messages(question: str, passages: list[dict], lang: str, style: Answer
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
 
+# "(2)" where the prompt asked for "[2]": at the end of the answer or of one of its sentences.
+_ROUND_CITATION = re.compile(r"[(（](\d{1,2})[)）](?=\s*(?:[.。;；]|$))")
+
+
 def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
-    """Drop citation marks that point to no passage; return the answer and the passages it cites (1-based)."""
+    """Drop citation marks that point to no passage; return the answer and the passages it cites (1-based).
+
+    An answer with no [n] mark whose sentences end in "(n)", n a passage's number, cites with round brackets:
+    those become [n], so the figure in them is not read as part of the answer."""
     cited: list[int] = []
+    if not _CITATION.search(answer):
+        answer = _ROUND_CITATION.sub(
+            lambda m: f"[{m.group(1)}]" if 1 <= int(m.group(1)) <= n_passages else m.group(0), answer
+        )
 
     def keep(match: re.Match) -> str:
         n = int(match.group(1))
@@ -103,7 +114,7 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
 
 
 # What answer_question does besides the one prompt, by version: a change makes cached answers stale too.
-ANSWER_STEPS = "second look at a misplaced, broken or hesitant figure; hesitation recorded, v3"
+ANSWER_STEPS = "second look at a misplaced, broken or hesitant figure; hesitation recorded; (n) read as [n], v4"
 
 
 def template_hash(style: AnswerStyle) -> str:

@@ -50,6 +50,17 @@ def test_clean_citations_drops_numbers_that_point_nowhere():
 
 
 @pytest.mark.unit
+def test_round_bracket_citations_become_marks_only_where_they_end_a_sentence_and_point_to_a_passage():
+    assert clean_citations("Returns take 21 days (2).", 3) == ("Returns take 21 days [2].", [2])
+    zh = clean_citations("退货期限为21天（1）。运费由公司承担(3)", 3)
+    assert zh == ("退货期限为21天[1]。运费由公司承担[3]", [1, 3])
+    # not a citation: a passage number that does not exist, a figure inside the sentence, an answer with real marks
+    assert clean_citations("Model D3 (7).", 3) == ("Model D3 (7).", [])
+    assert clean_citations("Option (2) costs 40 euros.", 3) == ("Option (2) costs 40 euros.", [])
+    assert clean_citations("Step (2) applies [1].", 3) == ("Step (2) applies [1].", [1])
+
+
+@pytest.mark.unit
 def test_prompt_is_in_the_question_language_with_numbered_sources():
     msgs = build_messages("退款期限是多久？", [{"source": "a.docx", "page": 2, "text": "二十一天"}], "zh")
     assert "[1] (a.docx, page 2)\n二十一天" in msgs[1]["content"] and REFUSAL["zh"] in msgs[0]["content"]
