@@ -85,20 +85,21 @@ class TwoReplies:
         return text, self.count_tokens(messages), 8
 
 
-def test_a_hesitant_figure_gets_a_second_look_and_the_surer_answer_is_kept():
+def test_a_hesitant_figure_is_recorded_for_its_flag_and_not_asked_again():
+    """A figure the model weighed against another is flagged by the report, not asked again (on both held-out sets a
+    second look there changed no answer)."""
     passages = [
         {
             "source": "returns.md",
             "chunk_id": "c1",
-            "text": "Returns are accepted within 21 days of delivery. The return label is valid for 7 days.",
+            "text": "Returns are accepted within 21 days of delivery. Our shop ships to every country in the EU.",
         }
     ]
-    hesitant = written("You", " have", " ", ("7", 0.5, [("2", 0.45)]), " days", " [", "1", "]", ".")
-    sure = written("You", " have", " ", ("2", 0.97, [("7", 0.02)]), "1", " days", " [", "1", "]", ".")
-    backend = TwoReplies([("You have 7 days [1].", hesitant), ("You have 21 days [1].", sure)])
+    hesitant = written("You", " have", " ", ("2", 0.5, [("7", 0.45)]), "1", " days", " [", "1", "]", ".")
+    backend = TwoReplies([("You have 21 days [1].", hesitant), ("You have 7 days [1].", [])])
     out = answer_question(
         backend, "How many days do I have to return a product?", passages, max_tokens=32, temperature=0.0
     )
-    assert len(backend.asked) == 2
-    assert out["answer"] == "You have 21 days [1]." and out["second_look"] is True
-    assert out["hesitation"] == {"figure": "21", "share": 0.98}
+    assert len(backend.asked) == 1
+    assert out["answer"] == "You have 21 days [1]." and out["second_look"] is False
+    assert out["hesitation"] == {"figure": "21", "share": 0.526}
