@@ -1,0 +1,319 @@
+"""Tables on text-layer PDF pages: ruled ones read by pdfplumber from their lines, unruled ones found as short text
+boxes aligned in rows and columns. Each table replaces its cells' loose text among unstructured's elements, in its
+place on its page, as a Table element that group_sections turns into markdown with the header in every chunk."""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+# A page with fewer vector paths (lines, rectangles) than this has no ruled table worth reading with pdfplumber.
+MIN_RULING_PATHS = 6
+# A text box longer than this is prose, not a table cell (a cell wrapped onto a few lines is still shorter).
+MAX_CELL_CHARS = 120
+# An unruled table has a header and at least two rows, of at least two columns.
+MIN_UNRULED_ROWS = 3
+# Rows further apart than this many row heights are not one table.
+MAX_ROW_GAP = 2.5
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+@dataclass
+class Box:
+    """A rectangle on a page in PDF points, from the top-left corner (pdfplumber's and unstructured's system)."""
+
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    def holds_center_of(self, other: Box, margin: float = 2.0) -> bool:
+        cx, cy = (other.x0 + other.x1) / 2, (other.top + other.bottom) / 2
+        return self.x0 - margin <= cx <= self.x1 + margin and self.top - margin <= cy <= self.bottom + margin
+
+
+@dataclass
+class PageTable:
+    """A table found on a page: its rows of cell texts (the first is the header) and the elements it replaces."""
+
+    box: Box
+    rows: list[list[str]]
+    replaced: set[int] = field(default_factory=set)  # indexes into the document's element list
+
+
+def element_box(el) -> Box | None:
+    """An element's box from its coordinates metadata (None when unstructured gave none)."""
+    coords = getattr(el.metadata, "coordinates", None)
+    points = getattr(coords, "points", None)
+    if not points:
+        return None
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return Box(min(xs), min(ys), max(xs), max(ys))
+
+
+def cell_text(text: str | None) -> str:
+    """A cell's lines joined: with a space, but none between two CJK characters (a wrapped Chinese word)."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    out = ""
+    for line in lines:
+        if out and not (_CJK.match(out[-1]) and _CJK.match(line[0])):
+            out += " "
+        out += line
+    return out
+
+
+def clean_rows(rows: list[list[str | None]]) -> list[list[str]]:
+    """Rows of cell texts with empty rows and empty columns dropped."""
+    cells = [[cell_text(c) for c in row] for row in rows]
+    cells = [row for row in cells if any(row)]
+    if not cells:
+        return []
+    width = max(len(row) for row in cells)
+    cells = [row + [""] * (width - len(row)) for row in cells]
+    keep = [j for j in range(width) if any(row[j] for row in cells)]
+    return [[row[j] for j in keep] for row in cells]
+
+
+def is_table(rows: list[list[str]], min_rows: int = 2) -> bool:
+    """A header and data rows of at least two columns, mostly filled: not a frame around a page of prose."""
+    if len(rows) < min_rows or len(rows[0]) < 2:
+        return False
+    filled = sum(1 for row in rows for c in row if c)
+    return filled >= 0.5 * len(rows) * len(rows[0]) and sum(1 for c in rows[0] if c) >= 2
+
+
+def aligned_tables(boxes: dict[int, Box], texts: dict[int, str]) -> list[PageTable]:
+    """Unruled tables among one page's text boxes (element index -> box): runs of at least MIN_UNRULED_ROWS
+    consecutive rows that each hold two or more short boxes side by side, read into columns by where they stand."""
+    order = sorted(boxes, key=lambda i: (boxes[i].top, boxes[i].x0))
+    rows: list[list[int]] = []
+    for i in order:
+        b = boxes[i]
+        if rows:
+            last = rows[-1]
+            top = min(boxes[j].top for j in last)
+            bottom = max(boxes[j].bottom for j in last)
+            if min(bottom, b.bottom) - max(top, b.top) >= 0.5 * min(bottom - top, b.height):
+                last.append(i)
+                continue
+        rows.append([i])
+
+    def is_cell_row(row: list[int]) -> bool:
+        if len(row) < 2 or any(len(texts[i]) > MAX_CELL_CHARS for i in row):
+            return False
+        spans = sorted((boxes[i].x0, boxes[i].x1) for i in row)
+        return all(a[1] <= b[0] + 1 for a, b in zip(spans, spans[1:]))  # side by side, not stacked
+
+    tables: list[PageTable] = []
+    run: list[list[int]] = []
+    for row in [*rows, []]:
+        if run and row and is_cell_row(row):
+            height = max(boxes[i].height for i in run[-1])
+            gap = min(boxes[i].top for i in row) - max(boxes[i].bottom for i in run[-1])
+            if gap <= MAX_ROW_GAP * height:
+                run.append(row)
+                continue
+        if len(run) >= MIN_UNRULED_ROWS:
+            table = _grid(run, boxes, texts)
+            if table is not None:
+                tables.append(table)
+        run = [row] if row and is_cell_row(row) else []
+    return tables
+
+
+def _grid(run: list[list[int]], boxes: dict[int, Box], texts: dict[int, str]) -> PageTable | None:
+    """Rows of boxes as a table: columns are the x-ranges where boxes of the run overlap."""
+    spans = sorted((boxes[i].x0, boxes[i].x1) for row in run for i in row)
+    columns: list[list[float]] = []
+    for x0, x1 in spans:
+        if columns and x0 <= columns[-1][1]:
+            columns[-1][1] = max(columns[-1][1], x1)
+        else:
+            columns.append([x0, x1])
+    if len(columns) < 2:
+        return None
+    cells: list[list[str]] = []
+    for row in run:
+        line = [""] * len(columns)
+        for i in sorted(row, key=lambda i: boxes[i].x0):
+            j = next(k for k, (x0, x1) in enumerate(columns) if x0 <= boxes[i].x0 <= x1)
+            line[j] = f"{line[j]} {texts[i]}".strip()
+        cells.append(line)
+    rows = clean_rows(cells)
+    if not is_table(rows, MIN_UNRULED_ROWS):
+        return None
+    members = [boxes[i] for row in run for i in row]
+    x0, top = min(b.x0 for b in members), min(b.top for b in members)
+    x1, bottom = max(b.x1 for b in members), max(b.bottom for b in members)
+    return PageTable(box=Box(x0, top, x1, bottom), rows=rows, replaced={i for row in run for i in row})
+
+
+def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
+    """The pages (of those given) that draw at least MIN_RULING_PATHS vector paths: only they can hold a ruled table.
+    pdfium counts them in well under a millisecond a page; pdfplumber reads a page in 10-100 ms."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    ruled: set[int] = set()
+    pdf = pdfium.PdfDocument(data)
+    try:
+        for number in sorted(pages):
+            if not 1 <= number <= len(pdf):
+                continue
+            page = pdf[number - 1]
+            try:
+                paths = 0
+                for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2):
+                    paths += 1
+                    if paths >= MIN_RULING_PATHS:
+                        ruled.add(number)
+                        break
+            finally:
+                page.close()
+    finally:
+        pdf.close()
+    return ruled
+
+
+def ruled_tables(data: bytes, pages: set[int]) -> dict[int, list[PageTable]]:
+    """Tables drawn with lines on the given pages, read by pdfplumber (page number -> tables, top to bottom)."""
+    import pdfplumber
+
+    found: dict[int, list[PageTable]] = {}
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        for number in sorted(pages):
+            page = pdf.pages[number - 1]
+            try:
+                for table in page.find_tables({"vertical_strategy": "lines", "horizontal_strategy": "lines"}):
+                    rows = clean_rows(table.extract())
+                    if is_table(rows):
+                        found.setdefault(number, []).append(PageTable(box=Box(*table.bbox), rows=rows))
+            finally:
+                page.close()
+    return found
+
+
+def table_element(table: PageTable, page: int):
+    """An unstructured Table element of the rows, with the HTML that group_sections reads its cells from."""
+    from unstructured.documents.elements import ElementMetadata, Table
+
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows
+    )
+    text = "\n".join(" ".join(c for c in row if c) for row in table.rows)
+    return Table(text=text, metadata=ElementMetadata(page_number=page, text_as_html=f"<table>{body}</table>"))
+
+
+def with_pdf_tables(data: bytes, elements: list, warnings: list[str]) -> list:
+    """The elements of a PDF partitioned with the fast strategy, with each table's loose cell text replaced by one
+    Table element where the table stands on its page. If the tables cannot be read, the elements stay as they are
+    (the cells as loose text) and warnings gets the reason."""
+    try:
+        return _with_tables(data, elements)
+    except Exception as exc:  # noqa: BLE001 - pdfplumber's or pdfium's error on a PDF that unstructured read
+        warnings.append(f"tables not read, their cells are kept as plain text: {type(exc).__name__}: {str(exc)[:200]}")
+        return elements
+
+
+def _with_tables(data: bytes, elements: list) -> list:
+    pages: dict[int, dict[int, Box]] = {}
+    texts: dict[int, str] = {}
+    for i, el in enumerate(elements):
+        page, box = getattr(el.metadata, "page_number", None), element_box(el)
+        text = (getattr(el, "text", "") or "").strip()
+        if page is None or box is None or not text or getattr(el, "category", "") == "Table":
+            continue
+        pages.setdefault(page, {})[i] = box
+        texts[i] = text
+    if not pages:
+        return elements
+    # Only pages that draw lines can hold a ruled table; only they pay for pdfplumber's reading.
+    ruled = ruled_tables(data, pages_with_ruling(data, set(pages)))
+    tables: dict[int, list[PageTable]] = {}
+    for page, boxes in pages.items():
+        found = ruled.get(page, [])
+        for table in found:
+            table.replaced = {i for i, b in boxes.items() if table.box.holds_center_of(b)}
+        taken = set().union(*(t.replaced for t in found)) if found else set()
+        loose = {i: b for i, b in boxes.items() if i not in taken}
+        found = found + [t for t in aligned_tables(loose, texts) if not any(_overlap(t.box, r.box) for r in found)]
+        if found:
+            tables[page] = found
+    if not tables:
+        return elements
+    _continue_headers(tables, pages, elements)
+    return _rebuild(elements, tables, pages)
+
+
+_MARGINS = {"Header", "Footer", "PageNumber"}
+
+
+def _continue_headers(tables: dict[int, list[PageTable]], pages: dict[int, dict[int, Box]], elements: list) -> None:
+    """A table that goes on over a page break without repeating its header gets the header of its first part: the
+    last thing on a page is a table, the first thing on the next page is a table of as many columns whose first row
+    is not that header and holds a digit somewhere (a data row: a table's own header rarely has one)."""
+
+    def text_beside(page: int, table: PageTable, above: bool) -> bool:
+        taken = {i for t in tables.get(page, []) for i in t.replaced}
+        for i, b in pages.get(page, {}).items():
+            if i in taken or getattr(elements[i], "category", "") in _MARGINS:
+                continue
+            if (b.bottom <= table.box.top + 2) if above else (b.top >= table.box.bottom - 2):
+                return True
+        return False
+
+    for page in sorted(tables):
+        following = tables.get(page + 1)
+        if not following:
+            continue
+        last = max(tables[page], key=lambda t: t.box.bottom)
+        first = min(following, key=lambda t: t.box.top)
+        if (
+            len(first.rows[0]) == len(last.rows[0])
+            and first.rows[0] != last.rows[0]
+            and any(ch.isdigit() for cell in first.rows[0] for ch in cell)
+            and not text_beside(page, last, above=False)
+            and not text_beside(page + 1, first, above=True)
+        ):
+            first.rows = [last.rows[0], *first.rows]
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.bottom, b.bottom) > max(a.top, b.top)
+
+
+def _rebuild(elements: list, tables: dict[int, list[PageTable]], pages: dict[int, dict[int, Box]]) -> list:
+    """The element list with each table in place of its first replaced element, moved after the text above it and
+    before the text below it (pdfminer may read a table's cells after the paragraph that follows it)."""
+    replaced = {i for found in tables.values() for table in found for i in table.replaced}
+    at: dict[int, list] = {}
+    for page, found in tables.items():
+        for table in found:
+            boxes = pages[page].items()
+            near = [(i, b) for i, b in boxes if i not in replaced and b.x0 < table.box.x1 and b.x1 > table.box.x0]
+            above = [i for i, b in near if b.bottom <= table.box.top + 2]
+            below = [i for i, b in near if b.top >= table.box.bottom - 2]
+            low = max(above) + 1 if above else 0
+            high = min(below) if below else len(elements)
+            place = min(table.replaced) if table.replaced else high
+            if place > high:
+                place = high
+            elif place < low <= high:
+                place = low
+            at.setdefault(place, []).append((table, page))
+    out = []
+    for i in range(len(elements) + 1):
+        for table, page in sorted(at.get(i, []), key=lambda tp: tp[0].box.top):
+            out.append(table_element(table, page))
+        if i < len(elements) and i not in replaced:
+            out.append(elements[i])
+    return out
