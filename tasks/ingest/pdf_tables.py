@@ -91,12 +91,10 @@ def is_table(rows: list[list[str]], min_rows: int = 2) -> bool:
     return filled >= 0.5 * len(rows) * len(rows[0]) and sum(1 for c in rows[0] if c) >= 2
 
 
-def aligned_tables(boxes: dict[int, Box], texts: dict[int, str]) -> list[PageTable]:
-    """Unruled tables among one page's text boxes (element index -> box): runs of at least MIN_UNRULED_ROWS
-    consecutive rows that each hold two or more short boxes side by side, read into columns by where they stand."""
-    order = sorted(boxes, key=lambda i: (boxes[i].top, boxes[i].x0))
+def _rows(boxes: dict[int, Box]) -> list[list[int]]:
+    """Boxes grouped into rows, top to bottom: a box joins the row it overlaps by half its height (or the row's)."""
     rows: list[list[int]] = []
-    for i in order:
+    for i in sorted(boxes, key=lambda i: (boxes[i].top, boxes[i].x0)):
         b = boxes[i]
         if rows:
             last = rows[-1]
@@ -106,6 +104,49 @@ def aligned_tables(boxes: dict[int, Box], texts: dict[int, str]) -> list[PageTab
                 last.append(i)
                 continue
         rows.append([i])
+    return rows
+
+
+def has_column_boxes(boxes: dict[int, Box]) -> bool:
+    """Two or more boxes of three lines or more side by side: the columns of a table set too tight for pdfminer to
+    keep its rows apart (or columns of prose, which the word-level reading then rejects)."""
+    if not boxes:
+        return False
+    line = min(b.height for b in boxes.values())
+    for row in _rows(boxes):
+        tall = sorted((boxes[i].x0, boxes[i].x1) for i in row if boxes[i].height >= 2.5 * line)
+        if len(tall) >= 2 and any(a[1] <= b[0] + 1 for a, b in zip(tall, tall[1:])):
+            return True
+    return False
+
+
+def word_segments(words: list[dict]) -> tuple[dict[int, Box], dict[int, str]]:
+    """pdfplumber's words as pieces of lines: a line is cut where the gap between two words is wider than its
+    height (a column gap, not a space)."""
+    boxes: dict[int, Box] = {}
+    texts: dict[int, str] = {}
+    lines = _rows({k: Box(w["x0"], w["top"], w["x1"], w["bottom"]) for k, w in enumerate(words)})
+    for line in lines:
+        piece: list[dict] = []
+        for w in sorted((words[k] for k in line), key=lambda w: w["x0"]):
+            if piece and w["x0"] - piece[-1]["x1"] > max(w["bottom"] - w["top"], 4.0):
+                _add_segment(piece, boxes, texts)
+                piece = []
+            piece.append(w)
+        _add_segment(piece, boxes, texts)
+    return boxes, texts
+
+
+def _add_segment(piece: list[dict], boxes: dict[int, Box], texts: dict[int, str]) -> None:
+    k = len(boxes)
+    boxes[k] = Box(piece[0]["x0"], min(w["top"] for w in piece), piece[-1]["x1"], max(w["bottom"] for w in piece))
+    texts[k] = " ".join(w["text"] for w in piece)
+
+
+def aligned_tables(boxes: dict[int, Box], texts: dict[int, str]) -> list[PageTable]:
+    """Unruled tables among one page's text boxes (element index -> box): runs of at least MIN_UNRULED_ROWS
+    consecutive rows that each hold two or more short boxes side by side, read into columns by where they stand."""
+    rows = _rows(boxes)
 
     def is_cell_row(row: list[int]) -> bool:
         if len(row) < 2 or any(len(texts[i]) > MAX_CELL_CHARS for i in row):
@@ -184,22 +225,40 @@ def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
     return ruled
 
 
-def ruled_tables(data: bytes, pages: set[int]) -> dict[int, list[PageTable]]:
-    """Tables drawn with lines on the given pages, read by pdfplumber (page number -> tables, top to bottom)."""
+def read_pages(data: bytes, ruled: set[int], tight: set[int]) -> dict[int, list[PageTable]]:
+    """Tables that pdfplumber reads (page number -> tables): ruled ones from their lines on the `ruled` pages, and
+    on the `tight` pages unruled ones from its words, when one column is short (a table has a key column; two
+    columns of prose have none). Their `replaced` sets are left for the caller to fill."""
+    found: dict[int, list[PageTable]] = {}
+    if not ruled | tight:
+        return found
     import pdfplumber
 
-    found: dict[int, list[PageTable]] = {}
     with pdfplumber.open(io.BytesIO(data)) as pdf:
-        for number in sorted(pages):
+        for number in sorted(ruled | tight):
             page = pdf.pages[number - 1]
             try:
-                for table in page.find_tables({"vertical_strategy": "lines", "horizontal_strategy": "lines"}):
-                    rows = clean_rows(table.extract())
-                    if is_table(rows):
-                        found.setdefault(number, []).append(PageTable(box=Box(*table.bbox), rows=rows))
+                tables = []
+                if number in ruled:
+                    for table in page.find_tables({"vertical_strategy": "lines", "horizontal_strategy": "lines"}):
+                        rows = clean_rows(table.extract())
+                        if is_table(rows):
+                            tables.append(PageTable(box=Box(*table.bbox), rows=rows))
+                if number in tight:
+                    boxes, texts = word_segments(page.extract_words())
+                    for table in aligned_tables(boxes, texts):
+                        if _has_key_column(table.rows) and not any(_overlap(table.box, t.box) for t in tables):
+                            tables.append(PageTable(box=table.box, rows=table.rows))
+                if tables:
+                    found[number] = tables
             finally:
                 page.close()
     return found
+
+
+def _has_key_column(rows: list[list[str]]) -> bool:
+    body = rows[1:]
+    return any(sorted(len(row[j]) for row in body)[len(body) // 2] <= 20 for j in range(len(rows[0])))
 
 
 def table_element(table: PageTable, page: int):
@@ -236,16 +295,19 @@ def _with_tables(data: bytes, elements: list) -> list:
         texts[i] = text
     if not pages:
         return elements
-    # Only pages that draw lines can hold a ruled table; only they pay for pdfplumber's reading.
-    ruled = ruled_tables(data, pages_with_ruling(data, set(pages)))
+    # Only pages that draw lines can hold a ruled table, and only pages with tall boxes side by side a table too
+    # tight for the elements to show its rows: only they pay for pdfplumber's reading.
+    tight = {page for page, boxes in pages.items() if has_column_boxes(boxes)}
+    read = read_pages(data, pages_with_ruling(data, set(pages)), tight)
     tables: dict[int, list[PageTable]] = {}
     for page, boxes in pages.items():
-        found = ruled.get(page, [])
-        for table in found:
+        found: list[PageTable] = []
+        for table in read.get(page, []):
             table.replaced = {i for i, b in boxes.items() if table.box.holds_center_of(b)}
-        taken = set().union(*(t.replaced for t in found)) if found else set()
+            found.append(table)
+        taken = {i for t in found for i in t.replaced}
         loose = {i: b for i, b in boxes.items() if i not in taken}
-        found = found + [t for t in aligned_tables(loose, texts) if not any(_overlap(t.box, r.box) for r in found)]
+        found += [t for t in aligned_tables(loose, texts) if not any(_overlap(t.box, r.box) for r in found)]
         if found:
             tables[page] = found
     if not tables:

@@ -32,8 +32,9 @@ def cjk_font() -> Path:
     return Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"
 
 
-def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_header=True) -> bytes:
-    """An A4 text-layer PDF: a title, a paragraph, the table (ruled, or columns without lines), a paragraph."""
+def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_header=True, tight=False) -> bytes:
+    """An A4 text-layer PDF: a title, a paragraph, the table (ruled, or columns without lines; tight: rows so close
+    that pdfminer reads each column as one box), a paragraph."""
     from fpdf import FPDF
     from fpdf.fonts import FontFace
 
@@ -47,6 +48,8 @@ def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_head
     pdf.multi_cell(0, 6, before, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     style = {} if ruled else {"borders_layout": "NONE", "headings_style": FontFace(emphasis="")}
+    if tight:
+        style.update(line_height=5, padding=0)
     with pdf.table(col_widths=(30, 40, 40), width=110, align="LEFT", repeat_headings=int(repeat_header), **style) as t:
         for values in [head, *rows]:
             row = t.row()
@@ -76,6 +79,14 @@ def prose_pdf() -> bytes:
     pdf.multi_cell(0, 6, zh, new_x="LMARGIN", new_y="NEXT")
     for step in ("1. Open the lid.", "2. Press the red button.", "3. Wait for the green light.", "4. Close it."):
         pdf.cell(0, 6, step, new_x="LMARGIN", new_y="NEXT")
+    # A page in two columns, then three: tall boxes side by side, as a tight table's columns are.
+    pdf.add_page()
+    for columns, top in ((2, 20), (3, 150)):
+        width = 190 / columns - 5
+        for c in range(columns):
+            pdf.set_xy(10 + c * (width + 5), top)
+            text = f"Column {c + 1}. The manager approves every trip abroad in writing before tickets are bought. " * 4
+            pdf.multi_cell(width, 5, text)
     return bytes(pdf.output())
 
 
@@ -153,8 +164,10 @@ def test_a_chinese_ruled_price_table_keeps_its_chinese_header():
 
 
 @pytest.mark.slow
-def test_a_table_without_lines_is_found_by_its_aligned_columns():
-    _check_price_table(table_pdf(EN_HEAD, EN_ROWS, ruled=False), "prices.pdf", EN_MD, EN_ROWS, BEFORE, AFTER)
+@pytest.mark.parametrize("tight", [False, True], ids=["spaced", "tight"])
+def test_a_table_without_lines_is_found_by_its_aligned_columns(tight):
+    data = table_pdf(EN_HEAD, EN_ROWS, ruled=False, tight=tight)
+    _check_price_table(data, "prices.pdf", EN_MD, EN_ROWS, BEFORE, AFTER)
 
 
 @pytest.mark.slow
@@ -178,6 +191,7 @@ def test_a_pdf_of_prose_and_a_list_is_read_exactly_as_before():
     data = prose_pdf()
     sections = partition_document(data, "policy.pdf")
     assert not any(s.table_header for s in sections)
+    assert {s.page for s in sections} == {1, 2}
     assert sections == group_sections(partition_pdf(file=io.BytesIO(data), strategy="fast"))
     assert "2. Press the red button." in "\n".join(s.text for s in sections)
 
