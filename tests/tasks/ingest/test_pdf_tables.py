@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tasks.ingest.partition import group_sections, partition_document
-from tasks.ingest.pdf_tables import Box, aligned_tables, cell_text, clean_rows, is_table
+from tasks.ingest.pdf_tables import (
+    Box,
+    aligned_tables,
+    cell_text,
+    clean_rows,
+    has_column_boxes,
+    is_table,
+    word_segments,
+)
 from tasks.ingest.split import split_sections
 
 EN_HEAD = ["Model", "EU price", "US price"]
@@ -111,6 +119,24 @@ def test_short_boxes_aligned_in_rows_and_columns_are_a_table_and_lines_of_prose_
     assert aligned_tables(prose, {i: f"Line {i} of a paragraph that fills the page." for i in prose}) == []
     # Two rows of two boxes are not enough (a header and one row could be a caption beside a figure).
     assert aligned_tables({i: boxes[i] for i in range(1, 7)}, texts) == []
+
+
+@pytest.mark.unit
+def test_words_are_cut_into_cells_at_column_gaps_and_tall_boxes_side_by_side_mark_a_tight_table():
+    def word(text, x0, top):
+        return {"text": text, "x0": x0, "x1": x0 + 5.5 * len(text), "top": top, "bottom": top + 11}
+
+    words = [word("Model", 31, 70), word("EU", 116, 70), word("price", 131, 70), word("D1", 31, 82)]
+    words += [word("117", 116, 82.5), word("EUR", 136, 82.5), word("D2", 31, 94), word("134", 116, 94)]
+    words += [word("EUR", 136, 94), word("A", 31, 120), word("sentence", 40, 120), word("below.", 88, 120)]
+    boxes, texts = word_segments(words)
+    assert set(texts.values()) == {"Model", "EU price", "D1", "117 EUR", "D2", "134 EUR", "A sentence below."}
+    (table,) = aligned_tables(boxes, texts)
+    assert table.rows == [["Model", "EU price"], ["D1", "117 EUR"], ["D2", "134 EUR"]]
+    line = Box(30, 40, 560, 52)
+    columns = {0: line, 1: Box(30, 60, 60, 130), 2: Box(116, 60, 160, 130), 3: Box(230, 60, 275, 130)}
+    assert has_column_boxes(columns)
+    assert not has_column_boxes({0: line, 1: Box(30, 60, 560, 130), 2: Box(30, 140, 560, 152)})
 
 
 @pytest.mark.unit
