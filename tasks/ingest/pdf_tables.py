@@ -4,10 +4,12 @@ place on its page, as a Table element that group_sections turns into markdown wi
 
 from __future__ import annotations
 
+import copy
 import html
 import io
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class PageTable:
     box: Box
     rows: list[list[str]]
     replaced: set[int] = field(default_factory=set)  # indexes into the document's element list
+    # Elements that run into the table (pdfminer joined a paragraph's line and a row): index -> their text outside it.
+    trimmed: dict[int, str] = field(default_factory=dict)
 
 
 def element_box(el) -> Box | None:
@@ -193,9 +197,13 @@ def _grid(run: list[list[int]], boxes: dict[int, Box], texts: dict[int, str]) ->
     if not is_table(rows, MIN_UNRULED_ROWS):
         return None
     members = [boxes[i] for row in run for i in row]
-    x0, top = min(b.x0 for b in members), min(b.top for b in members)
-    x1, bottom = max(b.x1 for b in members), max(b.bottom for b in members)
-    return PageTable(box=Box(x0, top, x1, bottom), rows=rows, replaced={i for row in run for i in row})
+    return PageTable(box=_bounds(members), rows=rows, replaced={i for row in run for i in row})
+
+
+def _bounds(boxes: list[Box]) -> Box:
+    """The smallest box around the given ones."""
+    x0, top = min(b.x0 for b in boxes), min(b.top for b in boxes)
+    return Box(x0, top, max(b.x1 for b in boxes), max(b.bottom for b in boxes))
 
 
 def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
@@ -225,10 +233,13 @@ def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
     return ruled
 
 
-def read_pages(data: bytes, ruled: set[int], tight: set[int]) -> dict[int, list[PageTable]]:
+def read_pages(
+    data: bytes, ruled: set[int], tight: set[int], pages: dict[int, dict[int, Box]], texts: dict[int, str]
+) -> dict[int, list[PageTable]]:
     """Tables that pdfplumber reads (page number -> tables): ruled ones from their lines on the `ruled` pages, and
     on the `tight` pages unruled ones from its words, when one column is short (a table has a key column; two
-    columns of prose have none). Their `replaced` sets are left for the caller to fill."""
+    columns of prose have none). Each replaces the elements (of `pages`) inside it; an element that runs into it
+    keeps its words outside it. A table whose cells the elements do not hold is left out (its text stays loose)."""
     found: dict[int, list[PageTable]] = {}
     if not ruled | tight:
         return found
@@ -238,22 +249,50 @@ def read_pages(data: bytes, ruled: set[int], tight: set[int]) -> dict[int, list[
         for number in sorted(ruled | tight):
             page = pdf.pages[number - 1]
             try:
-                tables = []
+                words = page.extract_words()
+                tables: list[PageTable] = []
                 if number in ruled:
                     for table in page.find_tables({"vertical_strategy": "lines", "horizontal_strategy": "lines"}):
                         rows = clean_rows(table.extract())
                         if is_table(rows):
                             tables.append(PageTable(box=Box(*table.bbox), rows=rows))
                 if number in tight:
-                    boxes, texts = word_segments(page.extract_words())
-                    for table in aligned_tables(boxes, texts):
+                    boxes, segments = word_segments(words)
+                    for table in aligned_tables(boxes, segments):
                         if _has_key_column(table.rows) and not any(_overlap(table.box, t.box) for t in tables):
                             tables.append(PageTable(box=table.box, rows=table.rows))
-                if tables:
-                    found[number] = tables
+                kept = [t for t in tables if _take_elements(t, pages.get(number, {}), texts, words)]
+                if kept:
+                    found[number] = kept
             finally:
                 page.close()
     return found
+
+
+def _take_elements(table: PageTable, boxes: dict[int, Box], texts: dict[int, str], words: list[dict]) -> bool:
+    """Fill the table's replaced and trimmed elements; False if they do not hold its cells' characters."""
+    inside = Box(table.box.x0 - 1, table.box.top - 1, table.box.x1 + 1, table.box.bottom + 1)
+    touching = [i for i, b in boxes.items() if _overlap(b, inside)]
+    cells = Counter("".join("".join(c.split()) for row in table.rows for c in row))
+    held = Counter("".join("".join(texts[i].split()) for i in touching))
+    if not cells or sum((cells - held).values()) > 0.05 * sum(cells.values()):
+        return False
+    for i in touching:
+        b = boxes[i]
+        rest = [w for w in words if _center_in(w, b, 1.0) and not _center_in(w, table.box, 1.0)]
+        if not rest:
+            table.replaced.add(i)
+            continue
+        wb = {k: Box(w["x0"], w["top"], w["x1"], w["bottom"]) for k, w in enumerate(rest)}
+        lines = [" ".join(rest[k]["text"] for k in sorted(line, key=lambda k: rest[k]["x0"])) for line in _rows(wb)]
+        table.trimmed[i] = cell_text("\n".join(lines))
+        # Its place is now where its remaining words stand: above the table or below it.
+        boxes[i] = _bounds(list(wb.values()))
+    return True
+
+
+def _center_in(word: dict, box: Box, margin: float) -> bool:
+    return box.holds_center_of(Box(word["x0"], word["top"], word["x1"], word["bottom"]), margin)
 
 
 def _has_key_column(rows: list[list[str]]) -> bool:
@@ -298,14 +337,11 @@ def _with_tables(data: bytes, elements: list) -> list:
     # Only pages that draw lines can hold a ruled table, and only pages with tall boxes side by side a table too
     # tight for the elements to show its rows: only they pay for pdfplumber's reading.
     tight = {page for page, boxes in pages.items() if has_column_boxes(boxes)}
-    read = read_pages(data, pages_with_ruling(data, set(pages)), tight)
+    read = read_pages(data, pages_with_ruling(data, set(pages)), tight, pages, texts)
     tables: dict[int, list[PageTable]] = {}
     for page, boxes in pages.items():
-        found: list[PageTable] = []
-        for table in read.get(page, []):
-            table.replaced = {i for i, b in boxes.items() if table.box.holds_center_of(b)}
-            found.append(table)
-        taken = {i for t in found for i in t.replaced}
+        found: list[PageTable] = read.get(page, [])
+        taken = {i for t in found for i in [*t.replaced, *t.trimmed]}
         loose = {i: b for i, b in boxes.items() if i not in taken}
         found += [t for t in aligned_tables(loose, texts) if not any(_overlap(t.box, r.box) for r in found)]
         if found:
@@ -357,6 +393,7 @@ def _rebuild(elements: list, tables: dict[int, list[PageTable]], pages: dict[int
     """The element list with each table in place of its first replaced element, moved after the text above it and
     before the text below it (pdfminer may read a table's cells after the paragraph that follows it)."""
     replaced = {i for found in tables.values() for table in found for i in table.replaced}
+    trimmed = {i: text for found in tables.values() for table in found for i, text in table.trimmed.items()}
     at: dict[int, list] = {}
     for page, found in tables.items():
         for table in found:
@@ -377,5 +414,9 @@ def _rebuild(elements: list, tables: dict[int, list[PageTable]], pages: dict[int
         for table, page in sorted(at.get(i, []), key=lambda tp: tp[0].box.top):
             out.append(table_element(table, page))
         if i < len(elements) and i not in replaced:
-            out.append(elements[i])
+            el = elements[i]
+            if i in trimmed:
+                el = copy.copy(el)
+                el.text = trimmed[i]
+            out.append(el)
     return out

@@ -40,9 +40,10 @@ def cjk_font() -> Path:
     return Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"
 
 
-def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_header=True, tight=False) -> bytes:
+def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_header=True, tight=False, glued=False):
     """An A4 text-layer PDF: a title, a paragraph, the table (ruled, or columns without lines; tight: rows so close
-    that pdfminer reads each column as one box), a paragraph."""
+    that pdfminer reads each column as one box), a paragraph (glued: no space around the table, so that pdfminer
+    joins the paragraphs' lines with the first and last rows' first cells)."""
     from fpdf import FPDF
     from fpdf.fonts import FontFace
 
@@ -53,18 +54,20 @@ def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_head
     pdf.set_font("wqy", size=16)
     pdf.cell(0, 10, "Price list", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("wqy", size=11)
-    pdf.multi_cell(0, 6, before, new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
+    pdf.multi_cell(0, 5 if glued else 6, before, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(0 if glued else 4)
     style = {} if ruled else {"borders_layout": "NONE", "headings_style": FontFace(emphasis="")}
-    if tight:
-        style.update(line_height=5, padding=0)
+    if tight or glued:
+        style.update(line_height=5, padding=0.5 if glued else 0)
+    if glued:
+        style.update(first_row_as_headings=False)
     with pdf.table(col_widths=(30, 40, 40), width=110, align="LEFT", repeat_headings=int(repeat_header), **style) as t:
         for values in [head, *rows]:
             row = t.row()
             for value in values:
                 row.cell(value)
-    pdf.ln(4)
-    pdf.multi_cell(0, 6, after, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(0 if glued else 4)
+    pdf.multi_cell(0, 5 if glued else 6, after, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
@@ -179,8 +182,9 @@ def _check_price_table(data: bytes, name: str, md_header: str, rows, before: str
 
 
 @pytest.mark.slow
-def test_a_ruled_price_table_in_a_pdf_is_chunked_with_its_header_between_its_paragraphs():
-    _check_price_table(table_pdf(EN_HEAD, EN_ROWS), "prices.pdf", EN_MD, EN_ROWS, BEFORE, AFTER)
+@pytest.mark.parametrize("glued", [False, True], ids=["spaced", "glued"])
+def test_a_ruled_price_table_in_a_pdf_is_chunked_with_its_header_between_its_paragraphs(glued):
+    _check_price_table(table_pdf(EN_HEAD, EN_ROWS, glued=glued), "prices.pdf", EN_MD, EN_ROWS, BEFORE, AFTER)
 
 
 @pytest.mark.slow
