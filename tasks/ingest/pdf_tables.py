@@ -1,18 +1,17 @@
 """Tables on text-layer PDF pages: ruled ones read by pdfplumber from their lines, unruled ones found as short text
-boxes aligned in rows and columns. Each table replaces its cells' loose text among unstructured's elements, in its
-place on its page, as a Table element that group_sections turns into markdown with the header in every chunk."""
+boxes aligned in rows and columns (or, set too tight for pdfminer to keep rows apart, in pdfplumber's words). Each
+table replaces its cells' loose text among unstructured's elements, in its place on its page, as a Table element that
+group_sections turns into markdown with the header in every chunk; one that goes on over a page break without its
+header gets it back."""
 
 from __future__ import annotations
 
 import copy
 import html
 import io
-import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-
-log = logging.getLogger(__name__)
 
 # A page with fewer vector paths (lines, rectangles) than this has no ruled table worth reading with pdfplumber.
 MIN_RULING_PATHS = 6
@@ -249,13 +248,13 @@ def read_pages(
         for number in sorted(ruled | tight):
             page = pdf.pages[number - 1]
             try:
-                words = page.extract_words()
                 tables: list[PageTable] = []
                 if number in ruled:
                     for table in page.find_tables({"vertical_strategy": "lines", "horizontal_strategy": "lines"}):
                         rows = clean_rows(table.extract())
                         if is_table(rows):
                             tables.append(PageTable(box=Box(*table.bbox), rows=rows))
+                words = page.extract_words() if tables or number in tight else []
                 if number in tight:
                     boxes, segments = word_segments(words)
                     for table in aligned_tables(boxes, segments):
