@@ -13,8 +13,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-# A page with fewer vector paths (lines, rectangles) than this has no ruled table worth reading with pdfplumber.
-MIN_RULING_PATHS = 6
+# A drawn line or box side shorter than this (points) is no table edge: underscores, bullets, glyph-like strokes.
+MIN_EDGE = 8
 # A text box longer than this is prose, not a table cell (a cell wrapped onto a few lines is still shorter).
 MAX_CELL_CHARS = 120
 # An unruled table has a header and at least two rows, of at least two columns.
@@ -206,8 +206,10 @@ def _bounds(boxes: list[Box]) -> Box:
 
 
 def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
-    """The pages (of those given) that draw at least MIN_RULING_PATHS vector paths: only they can hold a ruled table.
-    pdfium counts them in well under a millisecond a page; pdfplumber reads a page in 10-100 ms."""
+    """The pages (of those given) whose drawn lines and boxes have edges at 3 or more distinct x and 3 or more
+    distinct y positions: only they can hold a ruled table of 2 x 2 cells or more. A frame around a code listing,
+    rules under headings or underscores drawn as strokes do not count. pdfium reads the paths' bounds in about a
+    millisecond a page; pdfplumber reads a page in 10-100 ms."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -219,10 +221,16 @@ def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
                 continue
             page = pdf[number - 1]
             try:
-                paths = 0
-                for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2):
-                    paths += 1
-                    if paths >= MIN_RULING_PATHS:
+                xs: set[int] = set()
+                ys: set[int] = set()
+                for path in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2):
+                    left, bottom, right, top = path.get_bounds()
+                    wide, tall = right - left >= MIN_EDGE, top - bottom >= MIN_EDGE
+                    if wide:  # a horizontal rule, or a box's top and bottom
+                        ys.update({round((top + bottom) / 2)} if not tall else {round(top), round(bottom)})
+                    if tall:
+                        xs.update({round((left + right) / 2)} if not wide else {round(left), round(right)})
+                    if _distinct(xs) >= 3 and _distinct(ys) >= 3:
                         ruled.add(number)
                         break
             finally:
@@ -230,6 +238,16 @@ def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
     finally:
         pdf.close()
     return ruled
+
+
+def _distinct(positions: set[int]) -> int:
+    """Positions more than 2 points apart (the two sides of a stroke, or two cells' shared edge, are one)."""
+    count, last = 0, None
+    for p in sorted(positions):
+        if last is None or p - last > 2:
+            count += 1
+        last = p
+    return count
 
 
 def read_pages(
