@@ -9,48 +9,25 @@ from __future__ import annotations
 import copy
 import html
 import io
-import re
 from collections import Counter
-from dataclasses import dataclass, field
+
+from tasks.ingest.table_grid import (
+    Box,
+    PageTable,
+    aligned_tables,
+    bounds,
+    cell_text,
+    clean_rows,
+    has_column_boxes,
+    has_key_column,
+    is_table,
+    overlaps,
+    rows_of,
+    word_segments,
+)
 
 # A drawn line or box side shorter than this (points) is no table edge: underscores, bullets, glyph-like strokes.
 MIN_EDGE = 8
-# A text box longer than this is prose, not a table cell (a cell wrapped onto a few lines is still shorter).
-MAX_CELL_CHARS = 120
-# An unruled table has a header and at least two rows, of at least two columns.
-MIN_UNRULED_ROWS = 3
-# Rows further apart than this many row heights are not one table.
-MAX_ROW_GAP = 2.5
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
-
-
-@dataclass
-class Box:
-    """A rectangle on a page in PDF points, from the top-left corner (pdfplumber's and unstructured's system)."""
-
-    x0: float
-    top: float
-    x1: float
-    bottom: float
-
-    @property
-    def height(self) -> float:
-        return self.bottom - self.top
-
-    def holds_center_of(self, other: Box, margin: float = 2.0) -> bool:
-        cx, cy = (other.x0 + other.x1) / 2, (other.top + other.bottom) / 2
-        return self.x0 - margin <= cx <= self.x1 + margin and self.top - margin <= cy <= self.bottom + margin
-
-
-@dataclass
-class PageTable:
-    """A table found on a page: its rows of cell texts (the first is the header) and the elements it replaces."""
-
-    box: Box
-    rows: list[list[str]]
-    replaced: set[int] = field(default_factory=set)  # indexes into the document's element list
-    # Elements that run into the table (pdfminer joined a paragraph's line and a row): index -> their text outside it.
-    trimmed: dict[int, str] = field(default_factory=dict)
 
 
 def element_box(el) -> Box | None:
@@ -61,148 +38,6 @@ def element_box(el) -> Box | None:
         return None
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     return Box(min(xs), min(ys), max(xs), max(ys))
-
-
-def cell_text(text: str | None) -> str:
-    """A cell's lines joined: with a space, but none between two CJK characters (a wrapped Chinese word)."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    out = ""
-    for line in lines:
-        if out and not (_CJK.match(out[-1]) and _CJK.match(line[0])):
-            out += " "
-        out += line
-    return out
-
-
-def clean_rows(rows: list[list[str | None]]) -> list[list[str]]:
-    """Rows of cell texts with empty rows and empty columns dropped."""
-    cells = [[cell_text(c) for c in row] for row in rows]
-    cells = [row for row in cells if any(row)]
-    if not cells:
-        return []
-    width = max(len(row) for row in cells)
-    cells = [row + [""] * (width - len(row)) for row in cells]
-    keep = [j for j in range(width) if any(row[j] for row in cells)]
-    return [[row[j] for j in keep] for row in cells]
-
-
-def is_table(rows: list[list[str]], min_rows: int = 2) -> bool:
-    """A header and data rows of at least two columns, mostly filled: not a frame around a page of prose."""
-    if len(rows) < min_rows or len(rows[0]) < 2:
-        return False
-    filled = sum(1 for row in rows for c in row if c)
-    return filled >= 0.5 * len(rows) * len(rows[0]) and sum(1 for c in rows[0] if c) >= 2
-
-
-def _rows(boxes: dict[int, Box]) -> list[list[int]]:
-    """Boxes grouped into rows, top to bottom: a box joins the row it overlaps by half its height (or the row's)."""
-    rows: list[list[int]] = []
-    for i in sorted(boxes, key=lambda i: (boxes[i].top, boxes[i].x0)):
-        b = boxes[i]
-        if rows:
-            last = rows[-1]
-            top = min(boxes[j].top for j in last)
-            bottom = max(boxes[j].bottom for j in last)
-            if min(bottom, b.bottom) - max(top, b.top) >= 0.5 * min(bottom - top, b.height):
-                last.append(i)
-                continue
-        rows.append([i])
-    return rows
-
-
-def has_column_boxes(boxes: dict[int, Box]) -> bool:
-    """Two or more boxes of three lines or more side by side: the columns of a table set too tight for pdfminer to
-    keep its rows apart (or columns of prose, which the word-level reading then rejects)."""
-    if not boxes:
-        return False
-    line = min(b.height for b in boxes.values())
-    for row in _rows(boxes):
-        tall = sorted((boxes[i].x0, boxes[i].x1) for i in row if boxes[i].height >= 2.5 * line)
-        if len(tall) >= 2 and any(a[1] <= b[0] + 1 for a, b in zip(tall, tall[1:])):
-            return True
-    return False
-
-
-def word_segments(words: list[dict]) -> tuple[dict[int, Box], dict[int, str]]:
-    """pdfplumber's words as pieces of lines: a line is cut where the gap between two words is wider than its
-    height (a column gap, not a space)."""
-    boxes: dict[int, Box] = {}
-    texts: dict[int, str] = {}
-    lines = _rows({k: Box(w["x0"], w["top"], w["x1"], w["bottom"]) for k, w in enumerate(words)})
-    for line in lines:
-        piece: list[dict] = []
-        for w in sorted((words[k] for k in line), key=lambda w: w["x0"]):
-            if piece and w["x0"] - piece[-1]["x1"] > max(w["bottom"] - w["top"], 4.0):
-                _add_segment(piece, boxes, texts)
-                piece = []
-            piece.append(w)
-        _add_segment(piece, boxes, texts)
-    return boxes, texts
-
-
-def _add_segment(piece: list[dict], boxes: dict[int, Box], texts: dict[int, str]) -> None:
-    k = len(boxes)
-    boxes[k] = Box(piece[0]["x0"], min(w["top"] for w in piece), piece[-1]["x1"], max(w["bottom"] for w in piece))
-    texts[k] = " ".join(w["text"] for w in piece)
-
-
-def aligned_tables(boxes: dict[int, Box], texts: dict[int, str]) -> list[PageTable]:
-    """Unruled tables among one page's text boxes (element index -> box): runs of at least MIN_UNRULED_ROWS
-    consecutive rows that each hold two or more short boxes side by side, read into columns by where they stand."""
-    rows = _rows(boxes)
-
-    def is_cell_row(row: list[int]) -> bool:
-        if len(row) < 2 or any(len(texts[i]) > MAX_CELL_CHARS for i in row):
-            return False
-        spans = sorted((boxes[i].x0, boxes[i].x1) for i in row)
-        return all(a[1] <= b[0] + 1 for a, b in zip(spans, spans[1:]))  # side by side, not stacked
-
-    tables: list[PageTable] = []
-    run: list[list[int]] = []
-    for row in [*rows, []]:
-        if run and row and is_cell_row(row):
-            height = max(boxes[i].height for i in run[-1])
-            gap = min(boxes[i].top for i in row) - max(boxes[i].bottom for i in run[-1])
-            if gap <= MAX_ROW_GAP * height:
-                run.append(row)
-                continue
-        if len(run) >= MIN_UNRULED_ROWS:
-            table = _grid(run, boxes, texts)
-            if table is not None:
-                tables.append(table)
-        run = [row] if row and is_cell_row(row) else []
-    return tables
-
-
-def _grid(run: list[list[int]], boxes: dict[int, Box], texts: dict[int, str]) -> PageTable | None:
-    """Rows of boxes as a table: columns are the x-ranges where boxes of the run overlap."""
-    spans = sorted((boxes[i].x0, boxes[i].x1) for row in run for i in row)
-    columns: list[list[float]] = []
-    for x0, x1 in spans:
-        if columns and x0 <= columns[-1][1]:
-            columns[-1][1] = max(columns[-1][1], x1)
-        else:
-            columns.append([x0, x1])
-    if len(columns) < 2:
-        return None
-    cells: list[list[str]] = []
-    for row in run:
-        line = [""] * len(columns)
-        for i in sorted(row, key=lambda i: boxes[i].x0):
-            j = next(k for k, (x0, x1) in enumerate(columns) if x0 <= boxes[i].x0 <= x1)
-            line[j] = f"{line[j]} {texts[i]}".strip()
-        cells.append(line)
-    rows = clean_rows(cells)
-    if not is_table(rows, MIN_UNRULED_ROWS):
-        return None
-    members = [boxes[i] for row in run for i in row]
-    return PageTable(box=_bounds(members), rows=rows, replaced={i for row in run for i in row})
-
-
-def _bounds(boxes: list[Box]) -> Box:
-    """The smallest box around the given ones."""
-    x0, top = min(b.x0 for b in boxes), min(b.top for b in boxes)
-    return Box(x0, top, max(b.x1 for b in boxes), max(b.bottom for b in boxes))
 
 
 def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
@@ -276,7 +111,7 @@ def read_pages(
                 if number in tight:
                     boxes, segments = word_segments(words)
                     for table in aligned_tables(boxes, segments):
-                        if _has_key_column(table.rows) and not any(_overlap(table.box, t.box) for t in tables):
+                        if has_key_column(table.rows) and not any(overlaps(table.box, t.box) for t in tables):
                             tables.append(PageTable(box=table.box, rows=table.rows))
                 kept = [t for t in tables if _take_elements(t, pages.get(number, {}), texts, words)]
                 if kept:
@@ -289,7 +124,7 @@ def read_pages(
 def _take_elements(table: PageTable, boxes: dict[int, Box], texts: dict[int, str], words: list[dict]) -> bool:
     """Fill the table's replaced and trimmed elements; False if they do not hold its cells' characters."""
     inside = Box(table.box.x0 - 1, table.box.top - 1, table.box.x1 + 1, table.box.bottom + 1)
-    touching = [i for i, b in boxes.items() if _overlap(b, inside)]
+    touching = [i for i, b in boxes.items() if overlaps(b, inside)]
     cells = Counter("".join("".join(c.split()) for row in table.rows for c in row))
     held = Counter("".join("".join(texts[i].split()) for i in touching))
     if not cells or sum((cells - held).values()) > 0.05 * sum(cells.values()):
@@ -301,20 +136,15 @@ def _take_elements(table: PageTable, boxes: dict[int, Box], texts: dict[int, str
             table.replaced.add(i)
             continue
         wb = {k: Box(w["x0"], w["top"], w["x1"], w["bottom"]) for k, w in enumerate(rest)}
-        lines = [" ".join(rest[k]["text"] for k in sorted(line, key=lambda k: rest[k]["x0"])) for line in _rows(wb)]
+        lines = [" ".join(rest[k]["text"] for k in sorted(line, key=lambda k: rest[k]["x0"])) for line in rows_of(wb)]
         table.trimmed[i] = cell_text("\n".join(lines))
         # Its place is now where its remaining words stand: above the table or below it.
-        boxes[i] = _bounds(list(wb.values()))
+        boxes[i] = bounds(list(wb.values()))
     return True
 
 
 def _center_in(word: dict, box: Box, margin: float) -> bool:
     return box.holds_center_of(Box(word["x0"], word["top"], word["x1"], word["bottom"]), margin)
-
-
-def _has_key_column(rows: list[list[str]]) -> bool:
-    body = rows[1:]
-    return any(sorted(len(row[j]) for row in body)[len(body) // 2] <= 20 for j in range(len(rows[0])))
 
 
 def table_element(table: PageTable, page: int):
@@ -360,7 +190,7 @@ def _with_tables(data: bytes, elements: list) -> list:
         found: list[PageTable] = read.get(page, [])
         taken = {i for t in found for i in [*t.replaced, *t.trimmed]}
         loose = {i: b for i, b in boxes.items() if i not in taken}
-        found += [t for t in aligned_tables(loose, texts) if not any(_overlap(t.box, r.box) for r in found)]
+        found += [t for t in aligned_tables(loose, texts) if not any(overlaps(t.box, r.box) for r in found)]
         if found:
             tables[page] = found
     if not tables:
@@ -400,10 +230,6 @@ def _continue_headers(tables: dict[int, list[PageTable]], pages: dict[int, dict[
             and not text_beside(page + 1, first, above=True)
         ):
             first.rows = [last.rows[0], *first.rows]
-
-
-def _overlap(a: Box, b: Box) -> bool:
-    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.bottom, b.bottom) > max(a.top, b.top)
 
 
 def _rebuild(elements: list, tables: dict[int, list[PageTable]], pages: dict[int, dict[int, Box]]) -> list:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tasks.ingest.partition import group_sections, partition_document
-from tasks.ingest.pdf_tables import (
+from tasks.ingest.split import split_sections
+from tasks.ingest.table_grid import (
     Box,
     aligned_tables,
     cell_text,
@@ -19,7 +20,6 @@ from tasks.ingest.pdf_tables import (
     is_table,
     word_segments,
 )
-from tasks.ingest.split import split_sections
 
 EN_HEAD = ["Model", "EU price", "US price"]
 EN_ROWS = [[f"D{i}", f"{100 + 17 * i} EUR", f"{90 + 23 * i} USD"] for i in range(1, 5)]
