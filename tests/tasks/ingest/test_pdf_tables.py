@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.ingest.partition import group_sections, partition_document
+from tasks.ingest.pdf_tables import with_pdf_tables
 from tasks.ingest.split import split_sections
 from tasks.ingest.table_grid import (
     Box,
@@ -251,3 +252,17 @@ def test_the_eu_price_of_the_d3_is_retrieved_with_the_table_header(tmp_path):
     top = got["passages"][0]
     assert top["source"] == "prices.pdf" and top["page"] == 1
     assert EN_MD in top["text"] and "| D3 | 151 EUR | 159 USD |" in top["text"]
+
+
+@pytest.mark.unit
+def test_a_pdf_whose_tables_cannot_be_read_keeps_its_text_and_says_why():
+    from unstructured.documents.coordinates import PixelSpace
+    from unstructured.documents.elements import Text
+
+    corners = ((31, 130), (31, 141), (45, 141), (45, 130))
+    cell = Text(text="D1", coordinates=corners, coordinate_system=PixelSpace(595, 842))
+    cell.metadata.page_number = 1
+    warnings: list[str] = []
+    assert with_pdf_tables(b"%PDF-1.4 cut short", [cell], warnings) == [cell]
+    reason = "PdfiumError: Failed to load document (PDFium: Data format error)."
+    assert warnings == [f"tables not read, their cells are kept as plain text: {reason}"]
