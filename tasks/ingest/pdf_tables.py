@@ -244,8 +244,8 @@ def _rebuild(elements: list, tables: dict[int, list[PageTable]], pages: dict[int
             near = [(i, b) for i, b in boxes if i not in replaced and b.x0 < table.box.x1 and b.x1 > table.box.x0]
             above = [i for i, b in near if b.bottom <= table.box.top + 2]
             below = [i for i, b in near if b.top >= table.box.bottom - 2]
-            low = max(above) + 1 if above else 0
-            high = min(below) if below else len(elements)
+            low = max(above) + 1 if above else min(pages[page])
+            high = min(below) if below else max(pages[page]) + 1  # never past its own page
             place = min(table.replaced) if table.replaced else high
             if place > high:
                 place = high
