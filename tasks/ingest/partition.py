@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
 from tasks.ingest.decode import TextDecodeError, decode_text
+from tasks.ingest.pdf_tables import with_pdf_tables
 from tasks.ingest.scan import IMAGE_TYPES, MIN_TEXT_CHARS, UnreadableImage, image_pages, pdf_pages_without_text
 from tasks.ingest.tables import html_table_rows, markdown_table
 
@@ -222,6 +223,8 @@ def partition_document(data: bytes, name: str, warnings: list[str] | None = None
         raise
     except Exception as exc:  # unstructured raises many kinds; the user needs the reason, not the type
         raise PartitionError(_describe(exc, suffix)) from exc
+    if suffix == ".pdf":
+        elements = with_pdf_tables(data, elements, warnings)
     sections = group_sections(elements, by_page=suffix == ".pptx")
     if suffix == ".pdf":
         sections = _with_scanned_pages(data, sections, warnings)
