@@ -293,9 +293,9 @@ def main() -> None:
     try:
         if args.pages_300:
             runs, sizes = [], {}
-            # The long file read from its path and from its bytes, and a tenth of it from its path: memory that
+            # The long file read from its path and from its bytes, and a third of it from its path: memory that
             # grows with the file shows as a difference between the first and the last.
-            for pages, mode in ((args.pages, "path"), (args.pages, "bytes"), (max(args.pages // 10, 1), "path")):
+            for pages, mode in ((args.pages, "path"), (args.pages, "bytes"), (max(args.pages // 3, 1), "path")):
                 folder = work / f"long-{pages}"
                 if not folder.exists():
                     folder.mkdir()
