@@ -1,5 +1,5 @@
-"""OCR of one page image with RapidOCR (PP-OCRv4, Chinese and English, models inside the wheel): lines joined into
-paragraphs in reading order, with the page's mean confidence."""
+"""OCR of one page image with RapidOCR (PP-OCRv4, Chinese and English, models inside the wheel, run by OpenVINO):
+lines joined into paragraphs in reading order, with the page's mean confidence."""
 
 from __future__ import annotations
 
