@@ -129,7 +129,7 @@ def run(variant: str, pages: list) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=4)
-    parser.add_argument("--variants", default="kbflow,kbflow-det1280,kbflow-onnxruntime,kbflow-onnxruntime-det1280,rapidocr-defaults")
+    parser.add_argument("--variants", default=",".join(["kbflow", *VARIANTS, "rapidocr-defaults"]))
     args = parser.parse_args()
     pages = [render_page(text, seed) for seed, text in enumerate(paragraphs(args.pages))]
     load = os.getloadavg()[0]
