@@ -44,8 +44,13 @@ def read_document(source, ref: DocumentRef) -> bytes | Path:
     if path_of is None or not ref.path.lower().endswith(".pdf"):
         return source.read(ref)
     path = path_of(ref)
-    if not path.is_file():
-        raise DocumentVanished("deleted while the run was going on")
+    try:
+        with path.open("rb"):  # the errors source.read gives, before partitioning opens it again
+            pass
+    except FileNotFoundError as exc:
+        raise DocumentVanished("deleted while the run was going on") from exc
+    except OSError as exc:
+        raise SourceError(f"cannot read file: {exc.strerror or exc}") from exc
     return path
 
 
