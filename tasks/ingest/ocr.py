@@ -118,11 +118,19 @@ def join_lines(lines: list[OcrLine]) -> str:
     return "\n\n".join(paragraphs)
 
 
+# OpenVINO keeps compiled code for every input shape it meets, and a recognition batch comes in any width (its
+# widest line's) and 1 to 6 lines: a long scan's memory grew with every page, about 18 MB a page. Each batch is padded
+# to a full batch and to a multiple of this width, so the shapes are few and the memory stops growing. The padding is
+# blank and read as nothing.
+REC_WIDTH_STEP = 128
+
+
 class _OpenVinoSession:
     """One of RapidOCR's ONNX models compiled by OpenVINO, called as RapidOCR calls its onnxruntime session (a list
-    of outputs); an infer request per thread, as two ingest lanes may OCR at once."""
+    of outputs); an infer request per thread, as two ingest lanes may OCR at once. batch > 0 pads each input to that
+    many images and its width to a multiple of REC_WIDTH_STEP (the recognizer)."""
 
-    def __init__(self, model_path: str, threads: int):
+    def __init__(self, model_path: str, threads: int, batch: int = 0):
         from tasks.embed.exported import _import_openvino
 
         config = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}  # other jobs share the cores
@@ -130,6 +138,7 @@ class _OpenVinoSession:
             config["INFERENCE_NUM_THREADS"] = threads
         self._compiled = _import_openvino().Core().compile_model(model_path, "CPU", config)
         self._local = threading.local()
+        self._batch = batch
 
     def __call__(self, array):
         import numpy as np
@@ -137,8 +146,15 @@ class _OpenVinoSession:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
+        n, width = array.shape[0], array.shape[-1]
+        if self._batch:
+            padded = np.zeros(
+                (max(n, self._batch), *array.shape[1:-1], -(-width // REC_WIDTH_STEP) * REC_WIDTH_STEP), array.dtype
+            )
+            padded[:n, ..., :width] = array
+            array = padded
         result = request.infer({0: array})
-        return [np.array(result[self._compiled.output(0)], copy=True)]  # the request reuses its output buffer
+        return [np.array(result[self._compiled.output(0)][:n], copy=True)]  # the request reuses its output buffer
 
 
 @lru_cache(maxsize=2)
@@ -171,7 +187,7 @@ def get_engine(threads: int = 0, runtime: str = RUNTIME, det_side: int = DET_SID
         # pages through them): the detector's `infer` and the recognizer's `session`, each called with the batch.
         models = Path(importlib.util.find_spec("rapidocr_onnxruntime").submodule_search_locations[0]) / "models"
         engine.text_det.infer = _OpenVinoSession(str(models / DET_MODEL), threads)
-        engine.text_rec.session = _OpenVinoSession(str(models / REC_MODEL), threads)
+        engine.text_rec.session = _OpenVinoSession(str(models / REC_MODEL), threads, engine.text_rec.rec_batch_num)
     return engine
 
 

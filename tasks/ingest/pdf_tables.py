@@ -10,6 +10,7 @@ import copy
 import html
 import io
 from collections import Counter
+from pathlib import Path
 
 from tasks.ingest.table_grid import (
     Box,
@@ -40,7 +41,7 @@ def element_box(el) -> Box | None:
     return Box(min(xs), min(ys), max(xs), max(ys))
 
 
-def pages_with_ruling(data: bytes, pages: set[int]) -> set[int]:
+def pages_with_ruling(data: bytes | Path, pages: set[int]) -> set[int]:
     """The pages (of those given) whose drawn lines and boxes have edges at 3 or more distinct x and 3 or more
     distinct y positions: only they can hold a ruled table of 2 x 2 cells or more. A frame around a code listing,
     rules under headings or underscores drawn as strokes do not count. pdfium reads the paths' bounds in about a
@@ -86,7 +87,7 @@ def _distinct(positions: set[int]) -> int:
 
 
 def read_pages(
-    data: bytes, ruled: set[int], tight: set[int], pages: dict[int, dict[int, Box]], texts: dict[int, str]
+    data: bytes | Path, ruled: set[int], tight: set[int], pages: dict[int, dict[int, Box]], texts: dict[int, str]
 ) -> dict[int, list[PageTable]]:
     """Tables that pdfplumber reads (page number -> tables): ruled ones from their lines on the `ruled` pages, and
     on the `tight` pages unruled ones from its words, when one column is short (a table has a key column; two
@@ -97,7 +98,7 @@ def read_pages(
         return found
     import pdfplumber
 
-    with pdfplumber.open(io.BytesIO(data)) as pdf:
+    with pdfplumber.open(data if isinstance(data, Path) else io.BytesIO(data)) as pdf:
         for number in sorted(ruled | tight):
             page = pdf.pages[number - 1]
             try:
@@ -158,7 +159,7 @@ def table_element(table: PageTable, page: int):
     return Table(text=text, metadata=ElementMetadata(page_number=page, text_as_html=f"<table>{body}</table>"))
 
 
-def with_pdf_tables(data: bytes, elements: list, warnings: list[str]) -> list:
+def with_pdf_tables(data: bytes | Path, elements: list, warnings: list[str]) -> list:
     """The elements of a PDF partitioned with the fast strategy, with each table's loose cell text replaced by one
     Table element where the table stands on its page. If the tables cannot be read, the elements stay as they are
     (the cells as loose text) and warnings gets the reason."""
@@ -169,7 +170,7 @@ def with_pdf_tables(data: bytes, elements: list, warnings: list[str]) -> list:
         return elements
 
 
-def _with_tables(data: bytes, elements: list) -> list:
+def _with_tables(data: bytes | Path, elements: list) -> list:
     pages: dict[int, dict[int, Box]] = {}
     texts: dict[int, str] = {}
     for i, el in enumerate(elements):
