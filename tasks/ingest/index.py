@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -36,12 +37,30 @@ def check_size(ref: DocumentRef, data: bytes | None, split: SplitOptions) -> Non
             )
 
 
+def read_document(source, ref: DocumentRef) -> bytes | Path:
+    """A document's bytes; for a PDF in a local folder, its path instead, so that partitioning reads a 300-page scan
+    a page at a time rather than holding the whole file. Raises SourceError or DocumentVanished."""
+    path_of = getattr(source, "path_of", None)  # connectors.local: the file behind a ref, kept inside the folder
+    if path_of is None or not ref.path.lower().endswith(".pdf"):
+        return source.read(ref)
+    path = path_of(ref)
+    try:
+        with path.open("rb"):  # the errors source.read gives, before partitioning opens it again
+            pass
+    except FileNotFoundError as exc:
+        raise DocumentVanished("deleted while the run was going on") from exc
+    except OSError as exc:
+        raise SourceError(f"cannot read file: {exc.strerror or exc}") from exc
+    return path
+
+
 def prepare_document(source, ref: DocumentRef, split: SplitOptions, warnings: list[str] | None = None) -> list[dict]:
     """One document's chunks as plain dicts; raises PartitionError, SourceError or DocumentVanished. Pages that OCR
     read with low confidence are added to warnings."""
     check_size(ref, None, split)  # before reading: a 200 MB file is refused without being loaded
-    data = source.read(ref)
-    check_size(DocumentRef(ref.source_id, ref.path, len(data), ref.mtime, ref.sha256), data, split)
+    data = read_document(source, ref)
+    if isinstance(data, bytes):
+        check_size(DocumentRef(ref.source_id, ref.path, len(data), ref.mtime, ref.sha256), data, split)
     sections = partition_document(data, ref.path, warnings)
     chunks = split_sections(
         sections,

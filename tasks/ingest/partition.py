@@ -11,9 +11,10 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from tasks.ingest.decode import TextDecodeError, decode_text
+from tasks.ingest.pdf_tables import with_pdf_tables
 from tasks.ingest.scan import IMAGE_TYPES, MIN_TEXT_CHARS, UnreadableImage, image_pages, pdf_pages_without_text
 from tasks.ingest.tables import html_table_rows, markdown_table
 
@@ -103,7 +104,7 @@ def _configure_unstructured() -> None:
     _configured = True
 
 
-def _elements(data: bytes, name: str, suffix: str):
+def _elements(data: bytes | Path, name: str, suffix: str):
     from unstructured.partition.auto import partition
 
     if suffix in _TEXT_TYPES:
@@ -135,6 +136,8 @@ def _elements(data: bytes, name: str, suffix: str):
         _check_pdf(data)
 
         # "fast" reads the text layer only: "auto"/"hi_res" would try to download a layout model.
+        if isinstance(data, Path):
+            return partition_pdf(filename=str(data), strategy="fast")
         return partition_pdf(file=io.BytesIO(data), strategy="fast")
     # docx, pptx, xlsx, eml: unstructured reads them from a real file with the right suffix.
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
@@ -146,12 +149,12 @@ def _elements(data: bytes, name: str, suffix: str):
         os.unlink(tmp_path)
 
 
-def _check_pdf(data: bytes) -> None:
+def _check_pdf(data: bytes | Path) -> None:
     """unstructured swallows PDF syntax errors and returns nothing; open it first to report why."""
     import pikepdf
 
     try:
-        with pikepdf.open(io.BytesIO(data)) as pdf:
+        with pikepdf.open(data if isinstance(data, Path) else io.BytesIO(data)) as pdf:
             if len(pdf.pages) == 0:
                 raise PartitionError("PDF has no pages")
     except pikepdf.PasswordError as exc:
@@ -198,13 +201,17 @@ def _describe(exc: Exception, suffix: str) -> str:
     return f"could not parse {suffix.lstrip('.')} file: {kind}: {msg}"[:500]
 
 
-def partition_document(data: bytes, name: str, warnings: list[str] | None = None) -> list[Section]:
-    """Partition one document into sections; raise PartitionError with the reason if it yields no text.
+def partition_document(data: bytes | Path, name: str, warnings: list[str] | None = None) -> list[Section]:
+    """Partition one document (its bytes, or the path of a local file) into sections; raise PartitionError with the
+    reason if it yields no text.
 
     Images, and PDF pages without a text layer, are read by OCR; a page read with low confidence is added to
-    warnings (when given) with its page number."""
+    warnings (when given) with its page number. A PDF given by its path is read from the file page by page, never
+    whole: a 300-page scan needs the memory of a page."""
     suffix = PurePosixPath(name).suffix.lower()
-    if not data:
+    if isinstance(data, Path) and suffix != ".pdf":
+        data = data.read_bytes()
+    if not (data.stat().st_size if isinstance(data, Path) else data):
         raise PartitionError("empty file (0 bytes)")
     if suffix not in SUPPORTED_TYPES:
         shown = suffix or "(no extension)"
@@ -222,6 +229,8 @@ def partition_document(data: bytes, name: str, warnings: list[str] | None = None
         raise
     except Exception as exc:  # unstructured raises many kinds; the user needs the reason, not the type
         raise PartitionError(_describe(exc, suffix)) from exc
+    if suffix == ".pdf":
+        elements = with_pdf_tables(data, elements, warnings)
     sections = group_sections(elements, by_page=suffix == ".pptx")
     if suffix == ".pdf":
         sections = _with_scanned_pages(data, sections, warnings)
@@ -249,7 +258,7 @@ def _ocr_sections(pages, warnings: list[str], *, single: bool = False) -> list[S
     return sections
 
 
-def _with_scanned_pages(data: bytes, sections: list[Section], warnings: list[str]) -> list[Section]:
+def _with_scanned_pages(data: bytes | Path, sections: list[Section], warnings: list[str]) -> list[Section]:
     """Add OCR'd sections for the PDF pages whose text layer is empty (or nearly), in page order."""
     chars: dict[int, int] = {}
     for s in sections:

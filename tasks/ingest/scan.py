@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif"}
 # A page image larger than this is refused before decoding (an image bomb): A4 at 600 dpi is 35 megapixels.
@@ -77,9 +78,10 @@ def image_pages(data: bytes, suffix: str) -> Iterator[tuple[int, object]]:
             yield number, rgb
 
 
-def pdf_pages_without_text(data: bytes, pages_with_text: set[int]) -> Iterator[tuple[int, object]]:
+def pdf_pages_without_text(data: bytes | Path, pages_with_text: set[int]) -> Iterator[tuple[int, object]]:
     """(page number, RGB PIL image) for each PDF page not in pages_with_text, rendered at RENDER_DPI one page at a
-    time, so a 300-page scan needs the memory of one page. A blank page is skipped."""
+    time, so a 300-page scan needs the memory of one page (pdfium reads a file given by its path as it goes). A blank
+    page is skipped."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(data)
@@ -113,7 +115,7 @@ def _is_blank(image) -> bool:
     return high - low < 32
 
 
-def pdf_page_count(data: bytes) -> int:
+def pdf_page_count(data: bytes | Path) -> int:
     """The number of pages in a PDF."""
     import pypdfium2 as pdfium
 

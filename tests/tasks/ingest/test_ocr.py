@@ -18,6 +18,7 @@ ZH_1 = "差旅报销政策：出差住宿标准为每晚五百元。"
 ZH_2 = "发票须在三十天内提交财务部。"
 EN_1 = "The hotel limit is 500 yuan per night."
 EN_2 = "Scanned manual: error code E42 means the lens is dirty."
+EN_3 = "Parts order 7731: twelve spare propellers for the DS-40."
 
 
 def cjk_font_path() -> Path:
@@ -196,6 +197,40 @@ def scanned_pdf(tmp_path, pages: list) -> bytes:
     return bytes(pdf.output())
 
 
+@pytest.mark.unit
+def test_a_pdf_read_from_its_path_renders_the_same_pages_as_from_its_bytes(tmp_path):
+    from PIL import ImageChops
+
+    from tasks.ingest.scan import pdf_pages_without_text
+
+    blank = render([""], width=900)
+    data = scanned_pdf(tmp_path, ["A text page.", render([EN_1], width=900), blank, render([ZH_2], width=900)])
+    path = tmp_path / "contract_scan.pdf"
+    path.write_bytes(data)
+    from_bytes = list(pdf_pages_without_text(data, {1}))
+    from_path = list(pdf_pages_without_text(path, {1}))
+    assert [n for n, _ in from_path] == [n for n, _ in from_bytes] == [2, 4]  # page 1 has text, page 3 is blank
+    for (_, a), (_, b) in zip(from_path, from_bytes, strict=True):
+        assert a.size == b.size and ImageChops.difference(a, b).getbbox() is None
+
+
+@pytest.mark.unit
+def test_a_local_pdf_is_handed_to_partitioning_by_its_path_and_other_files_as_bytes(tmp_path):
+    from connectors.base import DocumentVanished
+    from connectors.local import LocalSource, LocalSourceConfig
+    from tasks.ingest.index import read_document
+
+    (tmp_path / "scan.pdf").write_bytes(scanned_pdf(tmp_path, ["A text page."]))
+    (tmp_path / "notes.txt").write_text("The office opens at nine.")
+    source = LocalSource(LocalSourceConfig(root=str(tmp_path)))
+    refs = {r.path: r for r in source.list({}).refs}
+    assert read_document(source, refs["scan.pdf"]) == tmp_path.resolve() / "scan.pdf"
+    assert read_document(source, refs["notes.txt"]) == b"The office opens at nine."
+    (tmp_path / "scan.pdf").unlink()
+    with pytest.raises(DocumentVanished):
+        read_document(source, refs["scan.pdf"])
+
+
 @pytest.mark.slow
 def test_pdf_with_a_text_page_and_a_scanned_page_gives_both_with_their_page_numbers(tmp_path):
     data = scanned_pdf(tmp_path, ["Manual page one. Charge it for two hours.", render([ZH_1, EN_2], width=900)])
@@ -230,6 +265,7 @@ def test_scans_are_indexed_and_found_by_retrieval_while_bad_images_fail_by_name(
     render([ZH_1, ZH_2]).save(docs / "travel_scan.png")
     render([EN_2], width=720).save(docs / "manual_scan.jpg", quality=85)
     (docs / "notes.txt").write_text("The office opens at nine.")
+    (docs / "parts_order_scan.pdf").write_bytes(scanned_pdf(tmp_path, [render([EN_3], width=900)]))
     (docs / "empty.png").write_bytes(b"")
     (docs / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     (docs / "bomb.png").write_bytes(png_bomb())
@@ -239,7 +275,7 @@ def test_scans_are_indexed_and_found_by_retrieval_while_bad_images_fail_by_name(
     reasons = {f["path"]: f["reason"] for f in summary["failed"]}
     assert sorted(reasons) == ["bomb.png", "corrupt.png", "empty.png"]
     assert "image bomb" in reasons["bomb.png"] and "not a readable png image" in reasons["corrupt.png"]
-    assert summary["added"] == 3
+    assert summary["added"] == 4
 
     def top_source(question: str) -> str:
         got = retrieve_context.fn(
@@ -252,6 +288,7 @@ def test_scans_are_indexed_and_found_by_retrieval_while_bad_images_fail_by_name(
 
     assert top_source("出差住宿标准是每晚多少钱？") == "travel_scan.png"
     assert top_source("What does error code E42 mean?") == "manual_scan.jpg"
+    assert top_source("How many spare propellers were ordered?") == "parts_order_scan.pdf"
 
 
 @pytest.mark.unit
