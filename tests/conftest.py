@@ -18,31 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO / "docs" / "demo" / "corpus"
 
 
-# `make test` runs two workers, a test file each at a time: the file that starts last ends last. So the files that
-# take longest (seconds summed per file from `pytest --durations=0` on 2 cores, 2026-12-06) start first, and the
-# short ones fill in around them. Within a file the tests keep their written order.
-LONGEST_FIRST = (
-    "tests/flows/test_standing_questions.py",  # ~250-450 s
-    "tests/kbflow/test_prefect_background.py",  # ~150-400 s
-    "tests/flows/test_answer.py",
-    "tests/flows/test_faults.py",
-    "tests/flows/test_finetune_flow.py",
-    "tests/flows/test_dataset_flow.py",
-    "tests/flows/test_prefect_server.py",
-    "tests/flows/test_concurrent_jobs.py",
-    "tests/flows/test_ingest_processes.py",
-    "tests/flows/test_permissions.py",
-    "tests/tasks/embed/test_exported.py",
-    "tests/kbflow/test_watch.py",
-    "tests/flows/test_answer_all.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
-
-
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One temporary Prefect API for the whole session, with the per-flow heartbeat off."""

@@ -154,7 +154,7 @@ def test_smollm2_held_to_the_schema_writes_pairs_that_parse(demo_store, tmp_path
             store_dir=str(demo_store), out_dir=str(out), chunks=5, pairs_per_chunk=2, distractors=1, llm_model="smollm2"
         )
     except DatasetFailed as failed:
-        summary = failed.value.summary
+        summary = failed.summary
     assert summary["failures"] == [] and summary["chunks_sampled"] == 5
     assert summary["pairs_generated"] >= 5 and summary["dropped_unparsed_reply"] <= 1
     assert summary["replies_asked_again_held"] <= 2  # free replies that failed, before the run held every reply

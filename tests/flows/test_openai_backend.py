@@ -198,7 +198,7 @@ def test_dataset_export_through_the_server_gets_replies_held_to_the_schema(
             store_dir=str(store), out_dir=str(out), chunks=4, pairs_per_chunk=2, distractors=1, llm_backend="openai"
         )
     except DatasetFailed as failed:
-        summary = failed.value.summary
+        summary = failed.summary
     assert summary["failures"] == [] and summary["model"] == "openai:smollm2"
     # The server's grammar holds every reply to the schema; only the token cap can cut one (at most one of four).
     assert summary["dropped_unparsed_reply"] <= summary["replies_not_json"] <= 1
