@@ -11,6 +11,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def cjk_font_path() -> Path:
+    """WenQuanYi Micro Hei from the paperang-p2-fonts-cjk wheel (a dev dependency): no CJK font is on the system."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("paperang_p2_fonts_cjk")
+    assert spec is not None, "paperang-p2-fonts-cjk (dev dependency) is not installed: run make install"
+    return Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"
 # The evaluation data lives beside the repository, never in it (benchmarks take --cmrc to point elsewhere).
 CMRC = REPO.parent / "shared" / "data" / "cmrc2018_trial.json"
 RESULTS = REPO / "benchmarks" / "results"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.util
 import json
 import os
 import random
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import CMRC, RESULTS  # noqa: E402 - run as a script: the repository goes on sys.path first
+from benchmarks.common import CMRC, RESULTS, cjk_font_path  # noqa: E402 - run as a script: the repository goes on sys.path first
 
 A4_150DPI = (1240, 1754)
 ENGLISH = "Travel policy 2024: the hotel limit is 500 yuan per night; invoices go to finance within 30 days."
@@ -45,8 +44,7 @@ def render_page(text: str, seed: int):
     speckle; returns (image, the text as laid out)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    spec = importlib.util.find_spec("paperang_p2_fonts_cjk")
-    font = ImageFont.truetype(str(Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"), 24)
+    font = ImageFont.truetype(str(cjk_font_path()), 24)
     lines = [ENGLISH[:60], ENGLISH[60:]] + [text[i : i + 40] for i in range(0, min(len(text), 40 * 30), 40)]
     page = Image.new("L", A4_150DPI, 255)
     draw = ImageDraw.Draw(page)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import io
 import json
 import os
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, peak_rss_mb, save  # noqa: E402 - run as a script: the repository goes on sys.path first
+from benchmarks.common import REPO, cjk_font_path, peak_rss_mb, save  # noqa: E402 - run as a script: the repository goes on sys.path first
 from benchmarks.retrieval import score  # noqa: E402
 from benchmarks.scanned_corpus import DOCUMENTS, QUESTIONS  # noqa: E402
 
@@ -45,8 +44,7 @@ FIXED_DATE = datetime.datetime(2026, 5, 1, tzinfo=datetime.UTC)
 def font(size: int):
     from PIL import ImageFont
 
-    spec = importlib.util.find_spec("paperang_p2_fonts_cjk")
-    return ImageFont.truetype(str(Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"), size)
+    return ImageFont.truetype(str(cjk_font_path()), size)
 
 
 def wrap(text: str, face, width: int) -> list[str]:

@@ -36,6 +36,15 @@ def _prefect_unless_unit(request):
         request.getfixturevalue("prefect_harness")
 
 
+def cjk_font_path() -> Path:
+    """WenQuanYi Micro Hei from the paperang-p2-fonts-cjk wheel (a dev dependency): no CJK font is on the system."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("paperang_p2_fonts_cjk")
+    assert spec is not None, "paperang-p2-fonts-cjk (dev dependency) is not installed: run make install"
+    return Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"
+
+
 # No pulled models in tests: the default model 'auto' is the bundled SmolLM2 on every machine.
 NO_MODELS = Path(__file__).parent / "data" / "no-models"
 

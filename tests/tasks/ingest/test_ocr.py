@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 
 from tasks.ingest.ocr import OcrLine, OcrPage, join_lines
 from tasks.ingest.partition import PartitionError, partition_document
+from tests.conftest import cjk_font_path
 
 ZH_1 = "差旅报销政策：出差住宿标准为每晚五百元。"
 ZH_2 = "发票须在三十天内提交财务部。"
 EN_1 = "The hotel limit is 500 yuan per night."
 EN_2 = "Scanned manual: error code E42 means the lens is dirty."
 EN_3 = "Parts order 7731: twelve spare propellers for the DS-40."
-
-
-def cjk_font_path() -> Path:
-    """WenQuanYi Micro Hei from the paperang-p2-fonts-cjk wheel (a dev dependency): no CJK font is on the system."""
-    spec = importlib.util.find_spec("paperang_p2_fonts_cjk")
-    if spec is None:
-        pytest.skip("paperang-p2-fonts-cjk (the CJK font for rendering test pages) is not installed")
-    return Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"
 
 
 def render(lines: list[str], width: int = 760, size: int = 26):

@@ -3,9 +3,7 @@ Chinese, read by the real unstructured and pdfplumber, chunked and indexed like 
 
 from __future__ import annotations
 
-import importlib.util
 import io
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +19,7 @@ from tasks.ingest.table_grid import (
     is_table,
     word_segments,
 )
+from tests.conftest import cjk_font_path
 
 EN_HEAD = ["Model", "EU price", "US price"]
 EN_ROWS = [[f"D{i}", f"{100 + 17 * i} EUR", f"{90 + 23 * i} USD"] for i in range(1, 5)]
@@ -34,13 +33,6 @@ ZH_BEFORE = "下表列出各型号在欧盟和美国的价格，自二〇二六�
 ZH_AFTER = "价格每季度调整一次，订购十台以上可与销售部商定折扣。"
 
 
-def cjk_font() -> Path:
-    """WenQuanYi Micro Hei from the paperang-p2-fonts-cjk wheel (a dev dependency): no CJK font is on the system."""
-    spec = importlib.util.find_spec("paperang_p2_fonts_cjk")
-    assert spec is not None, "paperang-p2-fonts-cjk (dev dependency) is not installed: run make install"
-    return Path(spec.submodule_search_locations[0]) / "fonts" / "wqy-microhei.ttc"
-
-
 def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_header=True, tight=False, glued=False):
     """An A4 text-layer PDF: a title, a paragraph, the table (ruled, or columns without lines; tight: rows so close
     that pdfminer reads each column as one box), a paragraph (glued: no space around the table, so that pdfminer
@@ -50,7 +42,7 @@ def table_pdf(head, rows, before=BEFORE, after=AFTER, *, ruled=True, repeat_head
 
     pdf = FPDF(format="A4")
     for style in ("", "B"):
-        pdf.add_font("wqy", style=style, fname=str(cjk_font()))
+        pdf.add_font("wqy", style=style, fname=str(cjk_font_path()))
     pdf.add_page()
     pdf.set_font("wqy", size=16)
     pdf.cell(0, 10, "Price list", new_x="LMARGIN", new_y="NEXT")
@@ -77,7 +69,7 @@ def prose_pdf() -> bytes:
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")
-    pdf.add_font("wqy", fname=str(cjk_font()))
+    pdf.add_font("wqy", fname=str(cjk_font_path()))
     pdf.add_page()
     pdf.set_font("wqy", size=16)
     pdf.cell(0, 10, "Travel policy", new_x="LMARGIN", new_y="NEXT")
