@@ -119,9 +119,9 @@ def answer_question(
             # A figure of the passage that belongs to something else than what was asked, or a phone number put
             # together from two rows (the report would flag each). Ask once more with each passage cut to its
             # sentences that match the question best, and keep the new answer if its figures are the question's own
-            # and the model is no less sure of them; otherwise the first answer stays, flagged. A figure the model
-            # only hesitated over is flagged, not asked again: on both held-out sets (132 questions, Qwen) a second
-            # look there changed no answer, and it cost a generation each time.
+            # and the model did not hesitate over them (or was surer than the first time); otherwise the first answer
+            # stays, flagged. A figure the model only hesitated over is flagged, not asked again: on both held-out
+            # sets (132 questions, Qwen) a second look there changed no answer, and it cost a generation each time.
             tokens = tokenize(question)
             focused = [{**p, "text": key_sentences(p["text"], tokens)} for p in used]
             raw, more_prompt, more_completion = backend.chat(
