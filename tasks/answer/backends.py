@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Literal, Protocol
@@ -105,10 +106,17 @@ class Backend(Protocol):
     last_tokens: list[tuple[str, float, list[tuple[str, float]]]]
 
     def chat(
-        self, messages: list[dict], max_tokens: int, temperature: float, *, json_schema: dict | None = None
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        *,
+        json_schema: dict | None = None,
+        until: Callable[[str], bool] | None = None,
     ) -> tuple[str, int, int]:
         """The reply, its prompt tokens and completion tokens; with json_schema, a reply held to that JSON schema
-        (cut short only by max_tokens)."""
+        (cut short only by max_tokens). With until, a local model stops as soon as until(the reply so far) is true;
+        a server's reply runs to its end."""
         ...
 
 
@@ -223,7 +231,13 @@ class LlamaCppBackend:
         return self.llm.detokenize(tokens[: max(0, max_tokens)]).decode("utf-8", errors="ignore")
 
     def chat(
-        self, messages: list[dict], max_tokens: int, temperature: float, *, json_schema: dict | None = None
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        *,
+        json_schema: dict | None = None,
+        until: Callable[[str], bool] | None = None,
     ) -> tuple[str, int, int]:
         rendered = self._render(messages)
         tokens = self._tokens(rendered)
@@ -233,15 +247,22 @@ class LlamaCppBackend:
             )
         stop = rendered.stop if isinstance(rendered.stop, list) else ([rendered.stop] if rendered.stop else [])
         steps: list[tuple[int, dict[int, float]]] = []
+        stopping = None
+        if until is not None:
+            from llama_cpp import StoppingCriteriaList
+
+            stopping = StoppingCriteriaList([partial(self._until, until, len(tokens))])
         out = self.llm.create_completion(
             prompt=tokens,
             max_tokens=max_tokens,
             temperature=temperature,
             stop=stop,
             seed=self.seed,
-            # The token probabilities are for an answer's figures; a JSON reply skips their ~1 ms a token.
-            logits_processor=None if json_schema else [partial(_note_probabilities, steps)],
+            # The token probabilities are for an answer's figures; a JSON reply (held or watched) skips their ~1 ms a
+            # token.
+            logits_processor=None if json_schema or until else [partial(_note_probabilities, steps)],
             grammar=json_grammar(schema_key(json_schema)) if json_schema else None,
+            stopping_criteria=stopping,
         )
         self.last_tokens = self._sampled(steps)
         usage = out.get("usage", {})
@@ -250,6 +271,10 @@ class LlamaCppBackend:
             int(usage.get("prompt_tokens", len(tokens))),
             int(usage.get("completion_tokens", 0)),
         )
+
+    def _until(self, until: Callable[[str], bool], start: int, input_ids, logits) -> bool:
+        """A stopping criterion: until() of the reply so far (the tokens after the prompt's `start`)."""
+        return until(self.llm.detokenize(list(input_ids[start:])).decode("utf-8", errors="ignore"))
 
     def _sampled(self, steps: list[tuple[int, dict[int, float]]]) -> list:
         """Each generated token that was evaluated, with the probability the model gave it when it was chosen."""
@@ -335,7 +360,13 @@ class OpenAIBackend:
         return text
 
     def chat(
-        self, messages: list[dict], max_tokens: int, temperature: float, *, json_schema: dict | None = None
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        *,
+        json_schema: dict | None = None,
+        until: Callable[[str], bool] | None = None,
     ) -> tuple[str, int, int]:
         """One answer; a passing failure is retried with backoff, a refusal of the endpoint raises EndpointRefused.
         With json_schema the reply is asked for as OpenAI's structured output (response_format json_schema), or as

@@ -138,17 +138,52 @@ def parse_pairs(raw: str) -> tuple[list[dict], bool]:
     return [p for p in map(_as_pair, items if isinstance(items, list) else []) if p], True
 
 
-def ask_pairs(
-    backend: Backend, chunk: dict, k: int, max_tokens: int, temperature: float, held: bool = True
-) -> dict:
+# How a reply held to pairs_schema begins, without its spaces (a bare list of pairs is read too).
+_PAIRS_STARTS = ('{"pairs":[{"', '[{"')
+
+
+def _may_be_pairs(reply: str) -> bool:
+    """Whether a reply so far can still become pairs_schema's JSON (a code fence before it is allowed)."""
+    body = reply.lstrip()
+    if body.startswith("`"):
+        if "\n" not in body:
+            return len(body) < 16
+        body = body.split("\n", 1)[1]
+    compact = "".join(body.split())
+    return any(compact.startswith(s) or s.startswith(compact) for s in _PAIRS_STARTS)
+
+
+def free_reply_done(k: int):
+    """When a free reply has said all it should: it stopped looking like the pairs JSON (held to the schema next,
+    not after 256 tokens of something else), or it holds k complete pairs (no (k+1)-th pair, no closing brackets)."""
+
+    def done(reply: str) -> bool:
+        if not _may_be_pairs(reply):
+            return True
+        complete = 0
+        for match in _OBJECT.finditer(reply):
+            try:
+                complete += _as_pair(json.loads(match.group(0))) is not None
+            except ValueError:
+                continue
+        return complete >= k
+
+    return done
+
+
+def ask_pairs(backend: Backend, chunk: dict, k: int, max_tokens: int, temperature: float, held: bool = True) -> dict:
     """k question/answer pairs about one chunk from a backend, its reply held to pairs_schema (or, held=False, only
-    asked for it in the prompt): the raw reply, the pairs parsed from it, whether it was complete JSON, its
-    completion tokens and seconds."""
+    asked for it in the prompt, and stopped once it has them or strays): the raw reply, the pairs parsed from it,
+    whether it was complete (JSON, or a free reply stopped at its k-th pair), its completion tokens and seconds."""
     started = time.perf_counter()
-    raw, _, completion_tokens = backend.chat(
-        qa_messages(chunk, k), max(max_tokens, 64 * k), temperature, json_schema=pairs_schema(k) if held else None
-    )
+    messages, cap = qa_messages(chunk, k), max(max_tokens, 64 * k)
+    if held:
+        raw, _, completion_tokens = backend.chat(messages, cap, temperature, json_schema=pairs_schema(k))
+    else:
+        raw, _, completion_tokens = backend.chat(messages, cap, temperature, until=free_reply_done(k))
     pairs, parsed = parse_pairs(raw)
+    parsed = parsed or len(pairs) >= k
+    pairs = pairs[:k]
     return {
         "raw": raw,
         "pairs": pairs,

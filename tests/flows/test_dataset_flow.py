@@ -27,7 +27,7 @@ class PassageEcho:
     def count_tokens(self, messages):
         return sum(len(m["content"]) for m in messages) // 3
 
-    def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
         body = messages[1]["content"]
         text = body.split("\n", 1)[1].rsplit("\n\nJSON", 1)[0]
         chinese = re.search(r"[\u4e00-\u9fff]{12,}", text)
@@ -96,7 +96,7 @@ def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, mon
 
 def test_a_model_that_writes_no_usable_pair_fails_the_run_with_the_counts(demo_store, tmp_path, monkeypatch):
     class Wrong(PassageEcho):
-        def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+        def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
             return '{"pairs": [{"question": "What is the capital of Mars?", "answer": "Olympus City"}]}', 0, 0
 
     monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: Wrong())
@@ -113,13 +113,13 @@ def test_free_replies_first_and_the_schema_only_after_replies_that_are_not_json(
     calls: list[bool] = []
 
     class Fenced(PassageEcho):
-        def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+        def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
             calls.append(json_schema is not None)
             reply, _, _ = super().chat(messages, max_tokens, temperature)
             return f"```json\n{reply}\n```", 0, 0
 
     class Prose(PassageEcho):
-        def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+        def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
             calls.append(json_schema is not None)
             if json_schema is None:
                 return "Here are some questions about the passage: what is it about?", 0, 0

@@ -102,7 +102,7 @@ class ScriptedBackend:
     def truncate(self, text, max_tokens):
         return text[: max_tokens * 4]
 
-    def chat(self, messages, max_tokens, temperature, *, json_schema=None):
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
         self.json_schema = json_schema
         return self.reply, self.count_tokens(messages), 12
 

@@ -14,6 +14,7 @@ from tasks.dataset.pairs import (
     ask_pairs,
     dataset_info,
     filter_pairs,
+    free_reply_done,
     gold_flags,
     pairs_schema,
     parse_pairs,
@@ -72,6 +73,26 @@ def test_a_reply_cut_by_the_token_cap_keeps_its_complete_pairs_and_says_it_was_n
     fenced = 'Sure!\n```json\n[{"question": "退款多久？", "answer": "21天"}]\n```'
     assert parse_pairs(fenced) == ([{"question": "退款多久？", "answer": "21天"}], False)
     assert parse_pairs("I cannot write questions about this.") == ([], False)
+
+
+def test_a_free_reply_stops_at_its_kth_pair_or_as_soon_as_it_strays_from_the_pairs_json():
+    done = free_reply_done(2)
+    # Still on its way to the pairs JSON, fenced or not, in English or Chinese: go on.
+    for going in (
+        "",
+        "{",
+        '{\n  "pa',
+        "```",
+        "```json\n",
+        '```json\n{"pairs": [{"question": "退款多久？", "answer": "21',
+    ):
+        assert not done(going), going
+    one = '{"pairs": [{"question": "How many days?", "answer": "21"}, '
+    assert not done(one)
+    # Two complete pairs: enough, without a third or the closing brackets; the reply counts as complete.
+    assert done(one + '{"question": "Where?", "answer": "Berlin"}')
+    # Another JSON object (SmolLM2 writes the document's own fields) or prose: stop, to be asked under the schema.
+    assert done('{\n  "title": "About Corvid"') and done("Sure! Here are") and done('```json\n{"id"')
 
 
 def test_the_schema_asks_for_one_to_k_pairs_of_non_empty_strings_and_its_grammar_is_built_once():
