@@ -192,7 +192,12 @@ def finetune_flow(
     write_adapter(str(checkpoint), str(base), str(partial), options.alpha, metadata)
     try:
         verified = verify_adapter(
-            str(base), str(partial), trained["verify_examples"], trained["verify_torch_loss"], options.verify_tolerance
+            str(base),
+            str(partial),
+            trained["verify_examples"],
+            trained["verify_torch_loss"],
+            trained["verify_torch_base_loss"],
+            options.verify_tolerance,
         )
     except FinetuneError as exc:
         partial.unlink(missing_ok=True)

@@ -36,7 +36,11 @@ class FinetuneOptions(BaseModel, frozen=True):
         3, ge=1, description="Eval examples on which llama.cpp's loss with the written adapter is checked."
     )
     verify_tolerance: float = Field(
-        0.01, gt=0, lt=1, description="Largest relative difference between llama.cpp's and PyTorch's loss."
+        0.01,
+        gt=0,
+        lt=1,
+        description="Largest difference between llama.cpp's and PyTorch's loss with the adapter, as a share of "
+        "PyTorch's, beyond the difference the base model alone shows.",
     )
     checkpoint_every: int = Field(
         20, gt=0, description="Steps between checkpoints (a killed run resumes from the last one)."
