@@ -17,8 +17,8 @@ apply_offline_env()
 def _own_cpus_per_worker() -> None:
     """Under `pytest -n N`, each worker, and every server, command and model thread it starts, runs on its own share
     of the CPUs. Otherwise each worker's llama.cpp, torch and OpenVINO size their thread pools for the whole machine,
-    and two such pools on 2 cores spin against each other: SmolLM2 wrote 2 tokens a second beside a torch job instead
-    of about 100. kbflow sizes every pool from the CPUs a process may use (tasks.machine.cpu_count)."""
+    and two such pools on 2 cores spin against each other: beside a torch training job, SmolLM2 wrote 129 tokens in 60
+    s. kbflow sizes every pool from the CPUs a process may use (tasks.machine.cpu_count)."""
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     cpus = sorted(os.sched_getaffinity(0))
