@@ -14,6 +14,21 @@ from tasks.offline import apply_offline_env
 apply_offline_env()
 
 
+# Every CPU the test run may use, before a worker keeps to its own share (for a test of the whole machine).
+MACHINE_CPUS = sorted(os.sched_getaffinity(0))
+
+
+@pytest.fixture
+def whole_machine():
+    """This test process on every CPU of the run (its worker's share again afterwards)."""
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, MACHINE_CPUS)
+    try:
+        yield MACHINE_CPUS
+    finally:
+        os.sched_setaffinity(0, own)
+
+
 def _own_cpus_per_worker() -> None:
     """Under `pytest -n N`, each worker, and every server, command and model thread it starts, runs on its own share
     of the CPUs. Otherwise each worker's llama.cpp, torch and OpenVINO size their thread pools for the whole machine,
@@ -21,9 +36,8 @@ def _own_cpus_per_worker() -> None:
     s. kbflow sizes every pool from the CPUs a process may use (tasks.machine.cpu_count)."""
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    cpus = sorted(os.sched_getaffinity(0))
-    if count > 1 and worker.startswith("gw") and len(cpus) >= count:
-        os.sched_setaffinity(0, cpus[int(worker[2:]) % count :: count])
+    if count > 1 and worker.startswith("gw") and len(MACHINE_CPUS) >= count:
+        os.sched_setaffinity(0, MACHINE_CPUS[int(worker[2:]) % count :: count])
 
 
 _own_cpus_per_worker()

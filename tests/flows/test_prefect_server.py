@@ -75,7 +75,8 @@ def start(cmd: list[str], env: dict, log: Path, cwd: Path) -> subprocess.Popen:
 def stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    # A temporary server and worker need no graceful exit (their database is thrown away): 5 s, then SIGKILL.
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

@@ -24,8 +24,9 @@ def cache(tmp_path, monkeypatch):
     return path
 
 
-def test_the_first_load_measures_every_candidate_and_keeps_the_fastest(cache):
+def test_the_first_load_measures_every_candidate_and_keeps_the_fastest(cache, whole_machine):
     model = str(bundled_gguf())
+    assert threads_mod.cpu_count() == len(whole_machine)  # measured for the machine, not a test worker's share
     backend = LlamaCppBackend(model, 1024, 0)
     entry = json.loads(cache.read_text())[threads_mod.machine_key(model)]
     rates = {int(n): r for n, r in entry["prefill_tok_s"].items()}
