@@ -114,6 +114,19 @@ def _as_pair(item: object) -> dict | None:
     return {"question": " ".join(q.split()), "answer": " ".join(a.split())}
 
 
+def _complete_pairs(raw: str) -> list[dict]:
+    """The complete {question, answer} objects in a reply that is not (or not yet) whole JSON."""
+    pairs = []
+    for match in _OBJECT.finditer(raw):
+        try:
+            pair = _as_pair(json.loads(match.group(0)))
+        except ValueError:
+            continue
+        if pair:
+            pairs.append(pair)
+    return pairs
+
+
 def parse_pairs(raw: str) -> tuple[list[dict], bool]:
     """The {question, answer} pairs in a reply held to pairs_schema, and whether the reply was complete JSON.
 
@@ -125,15 +138,7 @@ def parse_pairs(raw: str) -> tuple[list[dict], bool]:
         # strict=False: a raw newline inside a string, as the grammar of llama-cpp-python's server lets through.
         value = json.loads(raw, strict=False)
     except ValueError:
-        pairs = []
-        for match in _OBJECT.finditer(raw):
-            try:
-                pair = _as_pair(json.loads(match.group(0)))
-            except ValueError:
-                continue
-            if pair:
-                pairs.append(pair)
-        return pairs, False
+        return _complete_pairs(raw), False
     items = value.get("pairs") if isinstance(value, dict) else value
     return [p for p in map(_as_pair, items if isinstance(items, list) else []) if p], True
 
@@ -158,15 +163,7 @@ def free_reply_done(k: int):
     not after 256 tokens of something else), or it holds k complete pairs (no (k+1)-th pair, no closing brackets)."""
 
     def done(reply: str) -> bool:
-        if not _may_be_pairs(reply):
-            return True
-        complete = 0
-        for match in _OBJECT.finditer(reply):
-            try:
-                complete += _as_pair(json.loads(match.group(0))) is not None
-            except ValueError:
-                continue
-        return complete >= k
+        return not _may_be_pairs(reply) or len(_complete_pairs(reply)) >= k
 
     return done
 
