@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -82,14 +83,22 @@ CORE = 0.5
 LONG_ANSWER = 4
 
 
+# Words a Chinese reference wraps its answer in, which a right answer need not repeat: a copula, a particle, a
+# qualifier of age or amount ("年仅两岁" is "2岁"; "约只有8公斤重" is "8公斤重"), and 一 as an article before a
+# measure word ("是一座古典巴洛克建筑": the 1 is no figure of the answer).
+_WRAPPING = re.compile(r"年仅|仅有|只有|大约|约为|约|仅|是|的|了|一(?=[座个种位名家所部本条只件次项])")
+
+
 def _said_otherwise(prediction: str, expected: str) -> bool:
     """A long expected answer that the prediction says in its own words: its figures all there, and most of its
     tokens, or the prediction's own tokens are all in it and make up enough of it. Reading comprehension references
-    (CMRC's "育有3名子女", "出生地于台湾台北市") carry words a right answer need not repeat."""
-    gold = _f1_tokens(normalize_numbers(expected))
-    if len(gold) < LONG_ANSWER:
+    (CMRC's "育有3名子女", "出生地于台湾台北市") carry words a right answer need not repeat (_WRAPPING)."""
+    if len(_f1_tokens(normalize_numbers(expected))) < LONG_ANSWER:
         return False
-    pred = Counter(_f1_tokens(normalize_numbers(prediction)))
+    gold = _f1_tokens(normalize_numbers(_WRAPPING.sub("", expected)))
+    if not gold:
+        return False
+    pred = Counter(_f1_tokens(normalize_numbers(_WRAPPING.sub("", prediction))))
     if any(t[0].isdigit() and not pred[t] for t in gold):
         return False  # a figure of the expected answer is missing: never right
     common = sum((Counter(gold) & pred).values())

@@ -207,6 +207,17 @@ def test_a_name_from_another_part_of_the_passage_is_flagged_and_the_right_one_is
     assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
 
 
+def test_a_name_is_judged_within_its_own_passage_not_against_another_documents_closer_wording():
+    # Another document's sentence shares more of the question's common words (可追溯到…时期); the answer's own
+    # sentence (其制度可以追溯至西周时期) is still the closest in the passage that says it.
+    question = "“乡里制”可追溯到什么时期？"
+    own = "乡里制是中国古代农村的基层组织体系，县下有乡，乡下有里。其制度可以追溯至西周时期。乡里组织体系起于秦汉。"
+    other = "阿尔坎塔拉是西班牙西部小城。阿尔坎塔拉城的历史可追溯到古罗马时期。中世纪时，该城市被阿拉伯人所征服。"
+    retrieved = [{"source": "a.txt", "text": own}, {"source": "b.txt", "text": other}]
+    right = answered(question, "乡里制可追溯到西周时期。[1]", None, citations=retrieved[:1], retrieved=retrieved)
+    assert check_grounding(right) == {"support": 1.0, "unsupported": False, "flag_reason": None}
+
+
 def test_a_phone_number_put_together_from_two_rows_is_flagged():
     rows = (
         "| city | partner | phone |\n|---|---|---|\n| Hamburg | Nordluft Service | +49 40 555 0927 |\n"

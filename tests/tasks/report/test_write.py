@@ -113,6 +113,13 @@ def test_a_long_expected_answer_said_in_other_words_is_right_but_not_without_its
     assert answer_correct("台湾台北市[1]", "出生地于台湾台北市")
     assert answer_correct("软枝黄蝉的原生地在巴西。[2]", "原生于巴西")
     assert answer_correct("塔身高23.5米象征着北回归线的纬度值。[1]", "暗示北回归线的纬度值")
+    # The reference's wrapping words: a qualifier of age or amount, a copula, 一 as an article.
+    assert answer_correct("尤金袋鼠的体重大约是8公斤重。[1]", "约只有8公斤重")
+    assert answer_correct("毛利幸松丸被拥立为下任当主时2岁。[1]", "年仅两岁")
+    assert answer_correct("古典巴洛克建筑，[2]", "是一座古典巴洛克建筑")
+    assert not answer_correct("尤金袋鼠的体重大约是9公斤重。[1]", "约只有8公斤重")
+    assert not answer_correct("毛利幸松丸被拥立为下任当主时3岁。[1]", "年仅两岁")
+    assert not answer_correct("古典哥特式建筑。[2]", "是一座古典巴洛克建筑")
     # ... and these as wrong: another place, a part too small, a missing figure, a short answer not said whole.
     assert not answer_correct("蒙泰罗在2005年没有参加美国大奖赛。[1]", "巴西大奖赛")
     assert not answer_correct("统治者会议拥有最高元首的选举权和被选举权。", "世袭统治者")
