@@ -207,6 +207,18 @@ def misplaced_words(answer: str, question: str, texts: list[str]) -> list[str]:
     return far if located and 2 * len(far) >= len(located) else []
 
 
+# A year (1500-2099): what a question about an event most often turns on ("Wimbledon in 2019").
+_YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+
+
+def unstated_years(question: str, texts: list[str]) -> list[str]:
+    """The years the question names that none of the passages an answer rests on states: the answer was taken from
+    a passage about another year (the 2022 champion named for 2019)."""
+    years = sorted(set(_YEAR.findall(_prepare(question))))
+    stated = _prepare("\n".join(texts))
+    return [y for y in years if y not in stated] if texts else []
+
+
 def given_texts(row: dict) -> list[str]:
     """The passages the model was given (the retrieved ones it saw), for an answer that cites none of them."""
     return [str(p.get("text") or "") for p in row.get("retrieved") or [] if p.get("text")]
@@ -261,6 +273,10 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
     if support is not None and support < threshold:
         reasons.append(f"low support {support:.2f}")
+    years = unstated_years(question, texts)
+    if years:
+        where = "the passages it rests on" if len(texts) > 1 else "the passage it rests on"
+        reasons.append(f"the question's year {', '.join(years)} is not in {where}")
     for number in broken_compounds(answer, question, given or texts):
         reasons.append(f"{number} is not stated as a whole in the passages")
     # Where a figure or name belongs is judged over every passage the model was given: a wrong answer often cites

@@ -218,6 +218,22 @@ def test_a_name_is_judged_within_its_own_passage_not_against_another_documents_c
     assert check_grounding(right) == {"support": 1.0, "unsupported": False, "flag_reason": None}
 
 
+def test_an_answer_from_a_passage_about_another_year_is_flagged():
+    question = "Who won the women's singles Wimbledon in 2019?"
+    other = [{"source": "w2022.txt", "text": "Elena Rybakina won the women's singles title at Wimbledon 2022."}]
+    own = [{"source": "w2019.txt", "text": "Simona Halep won the 2019 Wimbledon women's singles final."}]
+    wrong = check_grounding(answered(question, "Elena Rybakina won it [1].", None, citations=other))
+    assert wrong["unsupported"] is True
+    assert "the question's year 2019 is not in the passage it rests on" in wrong["flag_reason"]
+    right = check_grounding(answered(question, "Simona Halep won it [1].", None, citations=own))
+    assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+    # A Chinese passage writes the year as 2019年; a question without a year is not judged this way.
+    zh = [{"source": "w.txt", "text": "2019年温网女单冠军是哈勒普。"}]
+    assert not check_grounding(answered("2019年温网女单冠军是谁？", "哈勒普。[1]", None, citations=zh))["unsupported"]
+    no_year = answered("Who won Wimbledon?", "Elena Rybakina [1].", None, citations=other)
+    assert not check_grounding(no_year)["unsupported"]
+
+
 def test_a_phone_number_put_together_from_two_rows_is_flagged():
     rows = (
         "| city | partner | phone |\n|---|---|---|\n| Hamburg | Nordluft Service | +49 40 555 0927 |\n"
