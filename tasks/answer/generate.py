@@ -33,11 +33,16 @@ def pack_context(
             f"the question alone takes {base} tokens, more than the {budget} the context window leaves"
         )
     used: list[dict] = []
+    tokens = tokenize(question)
     for p in passages:
         trial = used + [p]
         n_tokens = backend.count_tokens(build_messages(question, trial, lang, style))
         if used and context_tokens and n_tokens - base > context_tokens:
-            break
+            # Past the passages' budget: only this passage's sentences that match the question best, if they fit.
+            trial = used + [{**p, "text": key_sentences(p["text"], tokens)}]
+            if backend.count_tokens(build_messages(question, trial, lang, style)) - base <= context_tokens:
+                used = trial
+            continue
         if n_tokens <= budget:
             used = trial
             continue
