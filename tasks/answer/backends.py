@@ -50,8 +50,9 @@ class LLMConfig(BaseModel, frozen=True):
     context_tokens: int = Field(
         0,
         ge=0,
-        description="Most tokens of passages a prompt carries: the passages go in best first while they fit, the "
-        "first always. Prefill is most of an answer's time. 0: as many as the context window holds.",
+        description="Most tokens of passages a prompt carries: they go in best first while they fit; past it a "
+        "passage gives only its sentences that match the question best, or nothing; the first always goes in whole. "
+        "Prefill is most of an answer's time. 0: as many as the context window holds.",
     )
     temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
     seed: int = Field(0, description="Sampling seed: with it, the same prompt gives the same answer.")

@@ -24,8 +24,8 @@ def pack_context(
     context_tokens: int = 0,
 ) -> tuple[list[dict], list[dict], int]:
     """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed.
-    With context_tokens, the passages stop at the first that would take them past it (the first passage always goes
-    in)."""
+    With context_tokens, a passage that would take the passages past it goes in as its key sentences only (those
+    that match the question best), or not at all; the first passage always goes in whole."""
     budget = backend.n_ctx - max_tokens - 4
     base = backend.count_tokens(build_messages(question, [], lang, style))
     if base > budget:
