@@ -49,6 +49,7 @@ CONFIG_FIELDS: dict[str, tuple[type, str]] = {
     "n_ctx": (LLMConfig, "n_ctx"),
     "threads": (LLMConfig, "threads"),
     "max_tokens": (LLMConfig, "max_tokens"),
+    "context_tokens": (LLMConfig, "context_tokens"),
     "temperature": (LLMConfig, "temperature"),
     "seed": (LLMConfig, "seed"),
     "answer_style": (LLMConfig, "answer_style"),
@@ -168,6 +169,7 @@ class Settings(BaseSettings):
     models_dir: Path = declared(LLMConfig, "models_dir", validate_default=True)
     n_ctx: int = declared(LLMConfig, "n_ctx")
     max_tokens: int = declared(LLMConfig, "max_tokens")
+    context_tokens: int = declared(LLMConfig, "context_tokens")
     temperature: float = declared(LLMConfig, "temperature")
     threads: int = declared(LLMConfig, "threads")
     answer_style: AnswerStyle = declared(LLMConfig, "answer_style")
@@ -282,6 +284,7 @@ class Settings(BaseSettings):
             n_ctx=self.n_ctx,
             threads=self.threads,
             max_tokens=self.max_tokens,
+            context_tokens=self.context_tokens,
             temperature=self.temperature,
             seed=self.seed,
             openai_base_url=self.openai_base_url,

@@ -67,6 +67,7 @@ def generation_setup(llm: LLMConfig, facts: ModelFacts, whole: bool) -> dict:
         "max_tokens": llm.max_tokens,
         "seed": llm.seed,
         "n_ctx": llm.n_ctx,
+        "context_tokens": llm.context_tokens,
         **asdict(facts),  # the model file's and the adapter's sha256; openai:MODEL@URL for a model server
     }
     return setup

@@ -15,9 +15,17 @@ from tasks.text import contains_answer, tokenize
 
 
 def pack_context(
-    backend: Backend, question: str, passages: list[dict], lang: str, max_tokens: int, style: AnswerStyle = "sentence"
+    backend: Backend,
+    question: str,
+    passages: list[dict],
+    lang: str,
+    max_tokens: int,
+    style: AnswerStyle = "sentence",
+    context_tokens: int = 0,
 ) -> tuple[list[dict], list[dict], int]:
-    """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed."""
+    """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed.
+    With context_tokens, a passage that would take the passages past it goes in as its key sentences only (those
+    that match the question best), or not at all; the first passage always goes in whole."""
     budget = backend.n_ctx - max_tokens - 4
     base = backend.count_tokens(build_messages(question, [], lang, style))
     if base > budget:
@@ -25,9 +33,17 @@ def pack_context(
             f"the question alone takes {base} tokens, more than the {budget} the context window leaves"
         )
     used: list[dict] = []
+    tokens = tokenize(question)
     for p in passages:
         trial = used + [p]
-        if backend.count_tokens(build_messages(question, trial, lang, style)) <= budget:
+        n_tokens = backend.count_tokens(build_messages(question, trial, lang, style))
+        if used and context_tokens and n_tokens - base > context_tokens:
+            # Past the passages' budget: only this passage's sentences that match the question best, if they fit.
+            trial = used + [{**p, "text": key_sentences(p["text"], tokens)}]
+            if backend.count_tokens(build_messages(question, trial, lang, style)) - base <= context_tokens:
+                used = trial
+            continue
+        if n_tokens <= budget:
             used = trial
             continue
         # Cut this passage to the room that is left, if a useful part fits, and stop.
@@ -85,6 +101,7 @@ def answer_question(
     temperature: float,
     style: AnswerStyle = "sentence",
     whole: bool = False,
+    context_tokens: int = 0,
 ) -> dict:
     """Answer one question from its passages: pack (or, whole, take all of them uncut), generate, check citations."""
     lang = language_of(question)
@@ -92,7 +109,7 @@ def answer_question(
         messages, _ = fit_all(backend, question, passages, lang, max_tokens, style)
         used = passages
     else:
-        messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style)
+        messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style, context_tokens)
     started = time.perf_counter()
     raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
     tokens_of_answer = backend.last_tokens
@@ -180,4 +197,5 @@ def generate_answer(question: str, passages: list[dict], llm: LLMConfig, whole: 
         temperature=llm.temperature,
         style=llm.answer_style,
         whole=whole,
+        context_tokens=llm.context_tokens,
     )

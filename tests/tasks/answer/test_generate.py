@@ -42,6 +42,30 @@ def test_packing_keeps_whole_passages_in_rank_order_when_they_fit(small_llm):
     assert [p["chunk_id"] for p in used] == ["0", "1", "2"]
 
 
+def test_a_passage_budget_stops_before_the_passage_that_would_pass_it_but_keeps_the_first(small_llm):
+    ps = passages(4, "The refund window is 21 days for goods bought online. " * 3)
+    _, all_of_them, _ = pack_context(small_llm, "Q?", ps, "en", 64)
+    base = small_llm.count_tokens(build_messages("Q?", [], "en"))
+    one = small_llm.count_tokens(build_messages("Q?", ps[:1], "en")) - base
+    two = small_llm.count_tokens(build_messages("Q?", ps[:2], "en")) - base
+    _, within, n_tokens = pack_context(small_llm, "Q?", ps, "en", 64, context_tokens=two)
+    assert len(all_of_them) == 4
+    assert [p["chunk_id"] for p in within] == ["0", "1"]
+    assert n_tokens - base <= two
+    _, first_only, _ = pack_context(small_llm, "Q?", ps, "en", 64, context_tokens=one // 2)
+    assert [p["chunk_id"] for p in first_only] == ["0"]  # the first passage goes in whole, whatever the budget
+    # Past the budget, a passage's sentences that match the question best still go in, if they fit.
+    question = "How many days does the refund take?"
+    long = "The shop opens at nine. Parking is free on Sundays. The refund takes 21 days. Gift cards never expire."
+    ps = passages(2, long)
+    empty = small_llm.count_tokens(build_messages(question, [], "en"))
+    room = small_llm.count_tokens(build_messages(question, ps[:1], "en")) - empty + 28
+    _, packed, _ = pack_context(small_llm, question, ps, "en", 64, context_tokens=room)
+    assert [p["chunk_id"] for p in packed] == ["0", "1"]
+    assert packed[0]["text"] == long and "The refund takes 21 days." in packed[1]["text"]
+    assert "Parking" not in packed[1]["text"]
+
+
 @pytest.mark.unit
 def test_clean_citations_drops_numbers_that_point_nowhere():
     answer, cited = clean_citations("Returns take 21 days [2][7], see also [1] and [0].", 3)
