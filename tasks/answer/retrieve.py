@@ -80,6 +80,12 @@ def dense_trust(index: KeywordIndex, q_tokens: list[str], keyword: list[tuple[st
 CROSS_LOOK, CROSS_SLOTS = 5, 1
 
 
+# Hybrid retrieval orders the fused ranking's first POOL chunks by relevance and keeps the top k: the fusion of
+# ranks puts a distractor that shares every word of the question but its year above the passage that answers it
+# (RGB English: recall@5 0.81 fused, 0.94 so; CMRC 60: 0.97 -> 1.00; heldout2 English 1.00 both).
+POOL = 20
+
+
 def _other_language_slot(
     question: str, ids: list[str], dense: list[tuple[str, float]], rows: dict, store: VectorStore, top_k: int
 ) -> list[str]:
@@ -138,26 +144,38 @@ def retrieve(
         ranked = keyword
     else:
         ranked = fuse(dense, keyword, w_question * dense_trust(keyword_index, q_tokens, keyword))
-    # top k of the chunks that exist: a candidate deleted since an index was read is dropped before the cut.
+    # The fused ranking's first POOL chunks that exist (a candidate deleted since an index was read is dropped);
+    # in hybrid mode the top k of them by relevance, else its top k.
+    pool = max(top_k, POOL) if mode == "hybrid" else top_k
     ids, rows, start = [], {}, 0
-    while len(ids) < top_k and start < len(ranked):
-        batch = [cid for cid, _ in ranked[start : start + top_k]]
-        start += top_k
+    while len(ids) < pool and start < len(ranked):
+        batch = [cid for cid, _ in ranked[start : start + pool]]
+        start += pool
         got = store.get(batch)
         rows.update(got)
-        ids += [cid for cid in batch if cid in got][: top_k - len(ids)]
+        ids += [cid for cid in batch if cid in got][: pool - len(ids)]
+    dense_sim, bm25 = dict(dense), dict(keyword)
+    covered = keyword_index.coverages(q_tokens, ids)
+    scores = {}
+    for cid in ids:
+        w_passage = embedder.can_read(rows[cid].text) if use_dense and mode == "hybrid" else 0.0
+        scores[cid] = relevance(mode, dense_sim.get(cid), covered[cid], w_question, w_passage)
+    if pool > top_k:
+        ids = sorted(ids, key=lambda cid: -scores[cid])[:top_k]
     if mode == "hybrid" and use_dense:
         ids = _other_language_slot(question, ids, dense, rows, store, top_k)
-    dense_sim, bm25 = dict(dense), dict(keyword)
-    covered = keyword_index.coverages(q_tokens, [cid for cid in ids if cid in rows])
+        missing = [cid for cid in ids if cid not in scores and cid in rows]
+        covered.update(keyword_index.coverages(q_tokens, missing))
+        for cid in missing:
+            w_passage = embedder.can_read(rows[cid].text)
+            scores[cid] = relevance(mode, dense_sim.get(cid), covered[cid], w_question, w_passage)
     passages = []
     for rank, cid in enumerate(ids, start=1):
         if cid not in rows:
             continue  # deleted since the keyword index was built
         chunk = rows[cid]
         d = dense_sim.get(cid)
-        w_passage = embedder.can_read(chunk.text) if use_dense and mode == "hybrid" else 0.0
-        score = relevance(mode, d, covered[cid], w_question, w_passage)
+        score = scores[cid]
         page = chunk.metadata.get("page")
         passages.append(
             Passage(
