@@ -155,20 +155,22 @@ def retrieve(
         rows.update(got)
         ids += [cid for cid in batch if cid in got][: pool - len(ids)]
     dense_sim, bm25 = dict(dense), dict(keyword)
-    covered = keyword_index.coverages(q_tokens, ids)
-    scores = {}
-    for cid in ids:
-        w_passage = embedder.can_read(rows[cid].text) if use_dense and mode == "hybrid" else 0.0
-        scores[cid] = relevance(mode, dense_sim.get(cid), covered[cid], w_question, w_passage)
+    scores: dict[str, float] = {}
+
+    def score(cids: list[str]) -> None:
+        """The relevance of each chunk not scored yet (the pool's, then any the other-language slot brings)."""
+        new = [cid for cid in cids if cid not in scores and cid in rows]
+        covered = keyword_index.coverages(q_tokens, new)
+        for cid in new:
+            w_passage = embedder.can_read(rows[cid].text) if use_dense and mode == "hybrid" else 0.0
+            scores[cid] = relevance(mode, dense_sim.get(cid), covered[cid], w_question, w_passage)
+
+    score(ids)
     if pool > top_k:
         ids = sorted(ids, key=lambda cid: -scores[cid])[:top_k]
     if mode == "hybrid" and use_dense:
         ids = _other_language_slot(question, ids, dense, rows, store, top_k)
-        missing = [cid for cid in ids if cid not in scores and cid in rows]
-        covered.update(keyword_index.coverages(q_tokens, missing))
-        for cid in missing:
-            w_passage = embedder.can_read(rows[cid].text)
-            scores[cid] = relevance(mode, dense_sim.get(cid), covered[cid], w_question, w_passage)
+        score(ids)
     passages = []
     for rank, cid in enumerate(ids, start=1):
         if cid not in rows:

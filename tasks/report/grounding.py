@@ -192,7 +192,7 @@ def misplaced_words(answer: str, question: str, texts: list[str]) -> list[str]:
         return []
     # Judged within the passages that say the answer's words: a sentence of another document that shares more of
     # the question's common words ("可追溯到...时期" of another city) does not make the answer's own sentence far.
-    texts = [t for t in texts if any(_Text(t).has(w) for w in words)]
+    texts = [t for t, prepared in ((t, _Text(t)) for t in texts) if any(prepared.has(w) for w in words)]
     scored = _scored(texts, terms)
     best = max((sc for _, sc in scored), default=0)
     if not best:
