@@ -24,6 +24,7 @@ from tasks.dataset.pairs import (
     raft_example,
     sample_chunks,
     split_by_source,
+    write_answer_sentences,
     write_dataset,
     write_qa_pairs,
 )
@@ -160,6 +161,8 @@ def dataset_markdown(summary: dict) -> str:
         ("dropped: answer given in the question", summary["dropped_answer_in_question"]),
         ("dropped: question not standalone", summary["dropped_question_not_standalone"]),
         ("dropped: near-duplicate question", summary["dropped_duplicate_question"]),
+        ("answers written as sentences by the model", summary.get("sentences_written", 0)),
+        ("dropped: sentence without the answer", summary.get("dropped_sentence_unchecked", 0)),
         ("failed chunks", len(summary["failures"])),
         ("format", summary["format"]),
         ("model", summary["model"]),
@@ -221,6 +224,10 @@ def dataset_flow(
     )
     pairs, counts, failures = ask_for_pairs(sampled, options, llm)
     examples = build_examples(pairs, options, cfg, embedder, readers)
+    sentences: dict[str, int] = {"sentences_written": 0, "dropped_sentence_unchecked": 0, "sentence_tokens": 0}
+    if cfg.answer_style == "sentence" and any(e["with_gold"] for e in examples):
+        logger.info("Writing the answer sentences of %d example(s)", sum(e["with_gold"] for e in examples))
+        examples, sentences = write_answer_sentences(examples, llm)
     train, held_out = split_by_source(examples, options.eval_share, options.seed)
     files = write_dataset(train, held_out, out, options.format)
     summary = {
@@ -247,6 +254,7 @@ def dataset_flow(
         "dropped_answer_in_question": counts["dropped_answer_in_question"],
         "dropped_question_not_standalone": counts["dropped_question_not_standalone"],
         "dropped_duplicate_question": counts["dropped_duplicate_question"],
+        **sentences,
         "failures": failures,
         "completion_tokens": counts["completion_tokens"],
         "generation_s": round(counts["generation_ms"] / 1000, 1),

@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import task
 
 from tasks.answer.backends import Backend, LLMConfig, make_backend
-from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, language_of
+from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
 from tasks.cells import csv_cell
 from tasks.dataset.options import FORMATS, DatasetFormat
 from tasks.text import answer_tokens, contains_answer, tokenize
@@ -312,6 +312,92 @@ def raft_example(
 
 def _passage(chunk: dict) -> dict:
     return {"source": chunk["source"], "page": chunk.get("page"), "text": chunk["text"], "chunk_id": chunk["chunk_id"]}
+
+
+# ---------------------------------------------------------------- answers in the prompt's own style
+
+# The sentence style's prompt asks for one sentence that ends with its citation, and a model trained on bare spans
+# ("850元 [1]") learns to answer in fragments. So the model that will be trained turns each checked answer into the
+# sentence it would say (the question and the short answer in, no passages: a cheap prompt), and the gold passage's
+# number is put after it. Told the answer inside kbflow's own prompt instead, Qwen2.5-1.5B copied the hint ("650
+# CNY, in passage.") or refused.
+SENTENCE_SYSTEM = {
+    "en": "You turn a question and its short answer into one short, complete English sentence that answers the "
+    "question. Keep the answer's words exactly as given. Reply with the sentence only.",
+    "zh": "你把一个问题和它的简短答案改写成一句简短完整的中文句子，直接回答这个问题。答案原文一字不改。只回复这句话。",
+}
+SENTENCE_USER = {
+    "en": "Question: {question}\nShort answer: {answer}\nSentence:",
+    "zh": "问题：{question}\n简短答案：{answer}\n句子：",
+}
+SENTENCE_MAX_CHARS = 400
+
+
+def sentence_messages(example: dict) -> list[dict]:
+    """The prompt that turns an example's question and short answer into a sentence, in the question's language."""
+    lang = language_of(example["question"])
+    return [
+        {"role": "system", "content": SENTENCE_SYSTEM[lang]},
+        {"role": "user", "content": SENTENCE_USER[lang].format(question=example["question"], answer=example["answer"])},
+    ]
+
+
+_ECHO = re.compile(r"short answer|简短答案|^(?:question|sentence|问题|句子)\s*[:：]", re.IGNORECASE)
+
+
+def cited_sentence(reply: str, example: dict) -> str | None:
+    """The model's reply as the example's target: one sentence that states the answer and cites the gold passage
+    alone (any citation mark it wrote is replaced), or None when it does not state the answer, refuses, echoes the
+    prompt or runs long."""
+    lang = language_of(example["question"])
+    text, _ = clean_citations(reply.strip(), 99)
+    text = re.sub(r"\s*[(（]?\s*\[\d{1,3}\](?:\s*[,，、]?\s*\[\d{1,3}\])*\s*[)）]?", "", text).strip()
+    text = " ".join(text.split())
+    if (
+        not text
+        or len(text) > SENTENCE_MAX_CHARS
+        or "\n" in reply.strip()
+        or REFUSAL[lang].rstrip(".。") in text
+        or _ECHO.search(text)
+        or not contains_answer(text, example["answer"])
+    ):
+        return None
+    mark = f"[{example['gold_position']}]"
+    return f"{text}{mark}" if lang == "zh" else f"{text} {mark}"
+
+
+def write_answer_sentence(backend: Backend, example: dict, max_tokens: int) -> tuple[str | None, int]:
+    """The example's target sentence written by the backend (None when it fails cited_sentence), and its completion
+    tokens."""
+    reply, _, completion_tokens = backend.chat(sentence_messages(example), max_tokens, 0.0)
+    return cited_sentence(reply, example), completion_tokens
+
+
+@task(name="write-answer-sentences")
+def write_answer_sentences(examples: list[dict], llm: LLMConfig) -> tuple[list[dict], dict[str, int]]:
+    """Each example that holds its gold passage, its target rewritten as a sentence in the prompt's style by the
+    configured model; one whose sentence fails the check is dropped (a bare span would teach fragments). Examples
+    without the gold passage keep the refusal. Also returns the counts: sentences written, dropped, tokens."""
+    backend = make_backend(llm)
+    kept: list[dict] = []
+    counts = {"sentences_written": 0, "dropped_sentence_unchecked": 0, "sentence_tokens": 0}
+    for example in examples:
+        if not example["with_gold"]:
+            kept.append(example)
+            continue
+        target, tokens = write_answer_sentence(backend, example, min(llm.max_tokens, 128))
+        counts["sentence_tokens"] += tokens
+        if target is None:
+            counts["dropped_sentence_unchecked"] += 1
+            continue
+        counts["sentences_written"] += 1
+        kept.append(with_target(example, target))
+    return kept, counts
+
+
+def with_target(example: dict, target: str) -> dict:
+    """The example with its assistant turn replaced by target."""
+    return {**example, "messages": [*example["messages"][:-1], {"role": "assistant", "content": target}]}
 
 
 # ---------------------------------------------------------------- split and formats

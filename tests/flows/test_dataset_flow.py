@@ -8,6 +8,7 @@ import re
 import pytest
 
 import tasks.dataset.pairs as dataset_mod
+from tasks.dataset.pairs import SENTENCE_SYSTEM
 from flows.dataset import DatasetFailed, dataset_flow
 from flows.errors import ConfigError
 from tasks.answer.prompts import REFUSAL
@@ -27,7 +28,17 @@ class PassageEcho:
     def count_tokens(self, messages):
         return sum(len(m["content"]) for m in messages) // 3
 
+    @staticmethod
+    def sentence(messages) -> str | None:
+        """The sentence an answer is turned into, when this is that prompt (it cites passage 9, which is replaced)."""
+        if messages[0]["content"] not in SENTENCE_SYSTEM.values():
+            return None
+        answer = messages[1]["content"].split("\n")[1].split(":", 1)[-1].split("：", 1)[-1].strip()
+        return f"答案是{answer}。[9]" if "简短答案" in messages[1]["content"] else f"The answer is {answer}. [9]"
+
     def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
+        if (sentence := self.sentence(messages)) is not None:
+            return sentence, 0, 0
         body = messages[1]["content"]
         text = body.split("\n", 1)[1].rsplit("\n\nJSON", 1)[0]
         chinese = re.search(r"[\u4e00-\u9fff]{12,}", text)
@@ -63,6 +74,8 @@ def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, mon
     assert summary["chunks_sampled"] == 30 and summary["failures"] == []
     assert summary["examples"] == summary["train"] + summary["eval"] >= 20
     assert summary["without_gold"] == round(summary["examples"] * 0.2)
+    assert summary["sentences_written"] == summary["examples"] - summary["without_gold"]
+    assert summary["dropped_sentence_unchecked"] == 0
     assert summary["eval"] and not set(summary["train_sources"]) & set(summary["eval_sources"])
 
     texts = {c["id"]: c["text"] for chunks in store_state(demo_store)["by_source"].values() for c in chunks}
@@ -79,7 +92,12 @@ def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, mon
         passages = [texts[cid] for cid in example["passages"]]
         if example["with_gold"]:
             assert len(passages) == 4 and example["passages"][example["gold_position"] - 1] == example["chunk_id"]
-            assert assistant["content"] == f"{example['answer']} [{example['gold_position']}]"
+            # the answer as the sentence the model wrote, citing the gold passage alone
+            position = example["gold_position"]
+            assert assistant["content"] in (
+                f"The answer is {example['answer']}. [{position}]",
+                f"答案是{example['answer']}。[{position}]",
+            )
             assert f"[{example['gold_position']}] ({example['source']}" in user["content"]
         else:
             assert len(passages) == 3 and assistant["content"] in REFUSAL.values()
@@ -114,12 +132,16 @@ def test_free_replies_first_and_the_schema_only_after_replies_that_are_not_json(
 
     class Fenced(PassageEcho):
         def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
+            if (sentence := self.sentence(messages)) is not None:
+                return sentence, 0, 0
             calls.append(json_schema is not None)
             reply, _, _ = super().chat(messages, max_tokens, temperature)
             return f"```json\n{reply}\n```", 0, 0
 
     class Prose(PassageEcho):
         def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
+            if (sentence := self.sentence(messages)) is not None:
+                return sentence, 0, 0
             calls.append(json_schema is not None)
             if json_schema is None:
                 return "Here are some questions about the passage: what is it about?", 0, 0

@@ -11,7 +11,9 @@ import pytest
 
 from tasks.answer.prompts import REFUSAL, SYSTEM
 from tasks.dataset.pairs import (
+    SENTENCE_SYSTEM,
     ask_pairs,
+    cited_sentence,
     dataset_info,
     filter_pairs,
     free_reply_done,
@@ -21,6 +23,7 @@ from tasks.dataset.pairs import (
     qa_messages,
     raft_example,
     sample_chunks,
+    sentence_messages,
     split_by_source,
     to_record,
     write_dataset,
@@ -265,3 +268,34 @@ def test_the_dataset_folder_holds_both_splits_the_info_and_the_eval_questions(tm
     assert [(r["question"], r["expected_answer"], r["expected_source"]) for r in rows] == [
         (e["question"], "21 days", e["source"]) for e in held
     ]
+
+
+def _example(question: str, answer: str, position: int = 2) -> dict:
+    return {"question": question, "answer": answer, "gold_position": position, "with_gold": True}
+
+
+def test_the_models_sentence_becomes_the_target_citing_the_gold_passage_alone():
+    example = _example("How long do refunds take?", "21 days")
+    # Whatever the model cited is replaced by the gold passage's number, after the sentence as kbflow's prompt asks.
+    assert cited_sentence("Refunds are paid within 21 days [1].", example) == "Refunds are paid within 21 days. [2]"
+    assert cited_sentence("Refunds are paid within 21 days.", example) == "Refunds are paid within 21 days. [2]"
+    zh = _example("退款多久到账？", "21天", position=3)
+    assert cited_sentence("退款在21天内到账。[1]", zh) == "退款在21天内到账。[3]"
+
+
+def test_a_sentence_that_loses_the_answer_refuses_or_echoes_the_prompt_is_not_a_target():
+    example = _example("How long do refunds take?", "21 days")
+    assert cited_sentence("Refunds take three weeks.", example) is None  # the checked answer is gone
+    assert cited_sentence(REFUSAL["en"], example) is None
+    assert cited_sentence("Short answer: 21 days", example) is None
+    assert cited_sentence("Refunds take 21 days.\nThey are paid by bank transfer.", example) is None
+    assert cited_sentence("Refunds take 21 days " + "and more " * 60, example) is None
+
+
+def test_the_sentence_prompt_carries_the_question_and_answer_in_the_questions_language():
+    en = sentence_messages(_example("How long do refunds take?", "21 days"))
+    assert en[0]["content"] == SENTENCE_SYSTEM["en"] and en[1]["content"].endswith(
+        "How long do refunds take?\nShort answer: 21 days\nSentence:"
+    )
+    zh = sentence_messages(_example("退款多久到账？", "21天"))
+    assert zh[0]["content"] == SENTENCE_SYSTEM["zh"] and "简短答案：21天" in zh[1]["content"]
