@@ -104,7 +104,7 @@ def main() -> None:
             generation = time.perf_counter() - t
             rows.append(
                 {
-                    "correct": answer_correct(out["answer"], q["answers"]),
+                    "correct": answer_correct(out["answer"], q["answers"], q["question"]),
                     "f1": f1_score(out["answer"], q["answers"]),
                     "seconds": retrieval + generation,
                     "retrieval_s": retrieval,

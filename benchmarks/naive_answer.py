@@ -68,7 +68,7 @@ def main(store: Path, questions_csv: Path, model: Path) -> dict:
                 "expected": q.get("expected_answer", ""),
                 "answer": answer,
                 # None: nothing expected (an unanswerable question), as kbflow's report scores it
-                "correct": answer_correct(answer, expected) if expected else None,
+                "correct": answer_correct(answer, expected, q["question"]) if expected else None,
                 "seconds": time.perf_counter() - t,
                 "retrieval_s": retrieval_s,
                 "prompt_tokens": out["usage"]["prompt_tokens"],

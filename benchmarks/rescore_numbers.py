@@ -67,7 +67,7 @@ def judge(rows: list[dict], normalize, regrade: bool) -> list[tuple]:
     for r in rows:
         answers = expected_answers(r.get("expected_answer"))
         prediction = "" if r.get("error") else str(r.get("answer") or "")
-        correct = answer_correct(prediction, answers) if answers else None
+        correct = answer_correct(prediction, answers, str(r.get("question") or "")) if answers else None
         out.append(
             (correct, sorted(grounding._Text(prediction).numbers), grounding.check_grounding(r) if regrade else None)
         )

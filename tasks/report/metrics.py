@@ -84,33 +84,72 @@ LONG_ANSWER = 4
 
 
 # Words a Chinese reference wraps its answer in, which a right answer need not repeat: a copula, a particle, a
-# qualifier of age or amount ("年仅两岁" is "2岁"; "约只有8公斤重" is "8公斤重"), and 一 as an article before a
-# measure word ("是一座古典巴洛克建筑": the 1 is no figure of the answer).
-_WRAPPING = re.compile(r"年仅|仅有|只有|大约|约为|约|仅|是|的|了|一(?=[座个种位名家所部本条只件次项])")
+# qualifier of age or amount ("年仅两岁" is "2岁"; "约只有8公斤重" is "8公斤重"), 一 as an article before a measure word
+# ("是一座古典巴洛克建筑": the 1 is no figure of the answer), and a demonstrative ("这座城镇" for the question's
+# "此城镇").
+_MEASURE = "[座个种位名家所部本条只件次项]"
+_WRAPPING = re.compile(rf"年仅|仅有|只有|大约|约为|约|仅|是|的|了|一(?={_MEASURE})|[这此该]{_MEASURE}?")
+# A question that asks for an amount: 多少, 几, 多长/多大/多高/多久/多远/多重/多深/多宽, how many/much/long/far/old.
+_AMOUNT = re.compile(r"多少|几|多[长大高久远重深宽厚]|\bhow (?:many|much|long|far|old|big|tall|high)\b", re.IGNORECASE)
+# "X（Y）" at the end of a reference: Y is another name of X ("东日本旅客铁道（JR东日本）") unless it holds a figure,
+# when it is a detail ("8月18日结束（撮影期21日）").
+_TRAILING_ALIAS = re.compile(r"^(?P<main>.+?)\s*[(（](?P<alias>[^()（）]+)[)）]\s*[。.]?$")
 
 
-def _said_otherwise(prediction: str, expected: str) -> bool:
+def _figures(tokens: list[str]) -> set[str]:
+    return {t for t in tokens if t[0].isdigit()}
+
+
+def _said_otherwise(prediction: str, expected: str, question: str = "") -> bool:
     """A long expected answer that the prediction says in its own words: its figures all there, and most of its
     tokens, or the prediction's own tokens are all in it and make up enough of it. Reading comprehension references
-    (CMRC's "育有3名子女", "出生地于台湾台北市") carry words a right answer need not repeat (_WRAPPING)."""
+    (CMRC's "育有3名子女", "出生地于台湾台北市") carry words a right answer need not repeat (_WRAPPING), and restate
+    the question ("莫斯科公国在1303年控制了这座城镇" for "莫斯科公国在哪一年控制了此城镇？"): the question's own tokens
+    are left out of both sides, so what is compared is what the question asked for."""
     if len(_f1_tokens(normalize_numbers(expected))) < LONG_ANSWER:
         return False
-    gold = _f1_tokens(normalize_numbers(_WRAPPING.sub("", expected)))
+    asked = set(_f1_tokens(normalize_numbers(_WRAPPING.sub("", question))))
+    gold = [t for t in _f1_tokens(normalize_numbers(_WRAPPING.sub("", expected))) if t not in asked]
     if not gold:
         return False
-    pred = Counter(_f1_tokens(normalize_numbers(_WRAPPING.sub("", prediction))))
-    if any(t[0].isdigit() and not pred[t] for t in gold):
+    pred = Counter(t for t in _f1_tokens(normalize_numbers(_WRAPPING.sub("", prediction))) if t not in asked)
+    if any(not pred[t] for t in _figures(gold)):
         return False  # a figure of the expected answer is missing: never right
+    if _AMOUNT.search(question) and _figures(gold) and set(pred) & _figures(gold) == set(pred) & _figures(list(pred)):
+        return True  # an amount asked, and the prediction gives the reference's figures and no other
     common = sum((Counter(gold) & pred).values())
     if common >= COVERED * len(gold):
         return True
     return common == sum(pred.values()) and common >= CORE * len(gold)
 
 
-def answer_correct(prediction: str, expected: str | list[str]) -> bool:
-    """Whether any expected answer appears in the prediction (case, width, spacing, punctuation, [n] marks, numbers
-    aside), or a long one is said in other words (_said_otherwise)."""
-    return any(contains_answer(prediction, e) or _said_otherwise(prediction, e) for e in _answer_list(expected))
+def _accepted(expected: str) -> list[str]:
+    """An expected answer and the other forms a reader accepts whole: without a trailing parenthesis, and the name in
+    it when it holds no figure."""
+    found = _TRAILING_ALIAS.match(expected.strip())
+    if not found:
+        return [expected]
+    alias = found["alias"].strip()
+    return [expected, found["main"]] + ([alias] if not any(c.isdigit() for c in alias) else [])
+
+
+def _without_detail(expected: str) -> str:
+    """An expected answer without a trailing parenthesis that holds a figure: a detail a reader does not ask of a
+    right answer ("8月18日结束（撮影期21日）")."""
+    found = _TRAILING_ALIAS.match(expected.strip())
+    return found["main"] if found and any(c.isdigit() for c in found["alias"]) else expected
+
+
+def answer_correct(prediction: str, expected: str | list[str], question: str = "") -> bool:
+    """Whether any expected answer (or another form of it a reader accepts, _accepted) appears in the prediction
+    (case, width, spacing, punctuation, [n] marks, numbers aside), or a long one is said in other words
+    (_said_otherwise), read with and without the question it answers."""
+    return any(
+        any(contains_answer(prediction, form) for form in _accepted(e))
+        or _said_otherwise(prediction, _without_detail(e))
+        or (question and _said_otherwise(prediction, _without_detail(e), question))
+        for e in _answer_list(expected)
+    )
 
 
 def _present(value: object) -> bool:
@@ -158,7 +197,7 @@ def score_rows(rows: list[dict], *, generated: bool = True, support_threshold: f
         if answers and generated:
             # A failed question is scored as an empty answer; a refusal is scored on its refusal text.
             prediction = "" if row.get("error") else str(row.get("answer") or "")
-            out["correct"] = answer_correct(prediction, answers)
+            out["correct"] = answer_correct(prediction, answers, str(row.get("question") or ""))
             out["exact_match"] = exact_match(prediction, answers)
             out["f1"] = f1_score(prediction, answers)
         else:

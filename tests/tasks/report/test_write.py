@@ -128,6 +128,40 @@ def test_a_long_expected_answer_said_in_other_words_is_right_but_not_without_its
     assert not answer_correct("克伦贝格尔的出生地在德国。", "瑞士")
 
 
+
+def test_correct_reads_a_reference_that_restates_its_question():
+    """CMRC references restate the question around the answer; what a reader checks is the part the question asks
+    for. Each right case is an answer a reader marks right that the scorer had marked wrong."""
+    q = "莫斯科公国在哪一年控制了此城镇？"
+    assert answer_correct("1303年", "莫斯科公国在1303年控制了这座城镇", q)
+    assert not answer_correct("1301年", "莫斯科公国在1303年控制了这座城镇", q)
+    q = "拆卸后的道路改建成了什么建筑？"
+    assert answer_correct("改建成了佐敦谷游泳池职员通道。[1]", "道路现已改建为佐敦谷游泳池职员通道", q)
+    assert not answer_correct("改建成了佐敦谷公园。[1]", "道路现已改建为佐敦谷游泳池职员通道", q)
+    q = "游戏的模式有哪些？"
+    assert answer_correct("游戏的模式有经典、热血、狙击等模式。", "可选择经典、热血、狙击等模式进行游戏。", q)
+    assert not answer_correct("游戏的模式有单人和多人模式。", "可选择经典、热血、狙击等模式进行游戏。", q)
+    # An amount asked: the reference's figures and no other make a right answer.
+    q = "溶组织内阿米巴感染的人数约是多少？"
+    ref = "溶组织内阿米巴主要感染人类和其他灵长类动物，估计感染全球总人数约为50万人。"
+    assert answer_correct("50万人[1]", ref, q)
+    assert not answer_correct("5万人[1]", ref, q) and not answer_correct("50万人或500万人", ref, q)
+    q = "五月艾所生长的地区海拔约是多少米？"
+    assert not answer_correct("五月艾所生长的地区海拔约是1,400米。[2]", "生长于海拔100米至2,800米的地区", q)
+    q, ref = "摄影开始和结束的时间分别是什么时候？", "2007年7月27日摄影开始，8月18日结束（撮影期21日）。"
+    assert answer_correct("摄影开始和结束的时间分别是2007年7月27日和8月18日。[1]", ref, q)  # the (21日) is a detail
+    assert not answer_correct("摄影开始和结束的时间分别是2007年7月27日和8月28日。[1]", ref, q)
+    # Without the question, a restated reference is read as before.
+    assert answer_correct("凉茶饮料不可含有西药成分。[1]", "凉茶舖售卖的凉茶饮料不可含有西药成分，否则属违法行为。")
+
+
+def test_correct_takes_the_name_in_a_references_closing_parenthesis_as_another_name():
+    assert answer_correct("JR东日本[1]", "东日本旅客铁道（JR东日本）")
+    assert answer_correct("东日本旅客铁道。", "东日本旅客铁道（JR东日本）")
+    assert not answer_correct("西日本旅客铁道。", "东日本旅客铁道（JR东日本）")
+    # A parenthesis that holds a figure is a detail, not another name: it alone is no answer.
+    assert not answer_correct("撮影期21日", "8月18日结束（撮影期21日）")
+
 def test_correct_reads_numbers_written_as_words():
     assert answer_correct("退款期限为三十天[1]。", "30天")
     assert answer_correct("退款在30天内完成", "三十天")
