@@ -10,7 +10,7 @@ from tasks.answer.backends import Backend, ContextTooLarge, GenerationError, LLM
 from tasks.answer.confidence import HESITANT, figure_hesitation
 from tasks.answer.evidence import key_sentences
 from tasks.answer.prompts import _CITATION, REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
-from tasks.report.grounding import broken_compounds, misplaced_numbers, same_language
+from tasks.report.grounding import broken_compounds, misplaced_numbers, same_language, unstated_years
 from tasks.text import contains_answer, tokenize
 
 
@@ -84,6 +84,11 @@ def _doubtful_figures(answer: str, question: str, given: list[str]) -> bool:
     return bool(misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given))
 
 
+def _shown(passage: dict) -> str:
+    """A passage as the prompt shows it: its source path (which often names the year) and its text."""
+    return f"{passage.get('source') or ''}\n{passage['text']}"
+
+
 def _share(hesitation: dict | None) -> float:
     return 1.0 if hesitation is None else hesitation["share"]
 
@@ -155,6 +160,24 @@ def answer_question(
             ):
                 answer, cited, second_look = again, cited_again, True
                 tokens_of_answer, hesitation = backend.last_tokens, doubt_again
+    if style == "sentence" and not whole and not second_look and cited and answer not in REFUSAL.values():
+        # The question names a year that no passage the answer cites states, while another passage given does: the
+        # answer was most likely taken from a passage about another year (the 2022 champion named for 2019). Ask
+        # once more with only the passages that state it; a refusal there keeps the first answer, which the report
+        # flags.
+        stating = [i for i, p in enumerate(used, start=1) if not unstated_years(question, [_shown(p)])]
+        if stating and unstated_years(question, [_shown(used[i - 1]) for i in cited]):
+            raw, more_prompt, more_completion = backend.chat(
+                build_messages(question, [used[i - 1] for i in stating], lang, style), max_tokens, temperature
+            )
+            prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
+            again, cited_again = clean_citations(raw, len(stating))
+            if cited_again and _CITATION.sub("", again).strip(" .。") and again not in REFUSAL.values():
+                # Its marks number the passages it was given: put back the numbers of the first prompt.
+                answer = _CITATION.sub(lambda m: f"[{stating[int(m.group(1)) - 1]}]", again)
+                cited, second_look = sorted(stating[i - 1] for i in cited_again), True
+                tokens_of_answer = backend.last_tokens
+                hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "short":
         # The answer alone: its citation marks are recorded, not shown; if the model gave none,
         # the passages that contain the answer support it.

@@ -114,7 +114,10 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
 
 
 # What answer_question does besides the one prompt, by version: a change makes cached answers stale too.
-ANSWER_STEPS = "second look at a misplaced or broken figure; hesitation recorded; (n) read as [n], v5"
+ANSWER_STEPS = (
+    "second look at a misplaced or broken figure, or at a year the cited passages lack; hesitation recorded; "
+    "(n) read as [n], v6"
+)
 
 
 def template_hash(style: AnswerStyle) -> str:

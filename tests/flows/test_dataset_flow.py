@@ -8,11 +8,11 @@ import re
 import pytest
 
 import tasks.dataset.pairs as dataset_mod
-from tasks.dataset.pairs import SENTENCE_SYSTEM
 from flows.dataset import DatasetFailed, dataset_flow
 from flows.errors import ConfigError
 from tasks.answer.prompts import REFUSAL
 from tasks.answer.questions import load_questions
+from tasks.dataset.pairs import SENTENCE_SYSTEM
 from tasks.text import contains_answer
 from tests.conftest import demo_store_copy, store_state
 

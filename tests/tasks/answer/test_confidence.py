@@ -7,6 +7,7 @@ import pytest
 
 from tasks.answer.confidence import figure_hesitation
 from tasks.answer.generate import answer_question
+from tasks.answer.prompts import REFUSAL
 from tasks.report.grounding import check_grounding
 
 pytestmark = pytest.mark.unit
@@ -103,3 +104,42 @@ def test_a_hesitant_figure_is_recorded_for_its_flag_and_not_asked_again():
     assert len(backend.asked) == 1
     assert out["answer"] == "You have 21 days [1]." and out["second_look"] is False
     assert out["hesitation"] == {"figure": "21", "share": 0.526}
+
+
+WIMBLEDON = [
+    {"source": "news/a.txt", "chunk_id": "a", "text": "Elena Rybakina won the women's singles at Wimbledon 2022."},
+    {"source": "news/b.txt", "chunk_id": "b", "text": "The club's lawns were reseeded in the spring."},
+    {"source": "news/c.txt", "chunk_id": "c", "text": "Simona Halep beat Serena Williams in the 2019 Wimbledon final."},
+]
+
+
+def test_an_answer_from_a_passage_without_the_questions_year_is_asked_again_over_the_passages_that_state_it():
+    backend = TwoReplies([("Elena Rybakina won it [1].", []), ("Simona Halep won it in 2019 [1].", [])])
+    out = answer_question(
+        backend, "Who won the women's singles Wimbledon in 2019?", WIMBLEDON, max_tokens=32, temperature=0.0
+    )
+    assert len(backend.asked) == 2
+    second = backend.asked[1][1]["content"]
+    assert "Simona Halep beat" in second and "Rybakina" not in second and "reseeded" not in second
+    # The second answer's [1] was passage 3 of the first prompt: the citation is put back to it.
+    assert out["answer"] == "Simona Halep won it in 2019 [3]." and out["cited"] == [3] and out["second_look"] is True
+    assert out["citations"][0]["chunk_id"] == "c"
+
+
+def test_the_first_answer_stays_when_its_passage_states_the_year_or_the_second_look_refuses():
+    backend = TwoReplies([("Simona Halep won it [3].", [])])
+    out = answer_question(
+        backend, "Who won the women's singles Wimbledon in 2019?", WIMBLEDON, max_tokens=32, temperature=0.0
+    )
+    assert len(backend.asked) == 1 and out["second_look"] is False
+    backend = TwoReplies([("Elena Rybakina won it [1].", []), (REFUSAL["en"], [])])
+    out = answer_question(
+        backend, "Who won the women's singles Wimbledon in 2019?", WIMBLEDON, max_tokens=32, temperature=0.0
+    )
+    assert len(backend.asked) == 2 and out["answer"] == "Elena Rybakina won it [1]." and out["second_look"] is False
+    # No passage states the year: nothing to ask again over.
+    backend = TwoReplies([("Elena Rybakina won it [1].", [])])
+    out = answer_question(
+        backend, "Who won the women's singles Wimbledon in 2017?", WIMBLEDON, max_tokens=32, temperature=0.0
+    )
+    assert len(backend.asked) == 1
