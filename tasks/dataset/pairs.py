@@ -290,7 +290,11 @@ def raft_example(
     distractors = [
         c for c in candidates if c["chunk_id"] != gold["chunk_id"] and not contains_answer(c["text"], answer)
     ]
-    passages = [_passage(c) for c in distractors[:n_distractors]] + ([_passage(gold)] if with_gold else [])
+    # An example without the gold chunk gets one more distractor in its place: the same number of passages either
+    # way, so the count of passages never tells the model to refuse.
+    passages = [_passage(c) for c in distractors[: n_distractors + (not with_gold)]] + (
+        [_passage(gold)] if with_gold else []
+    )
     rng.shuffle(passages)
     messages = build_messages(question, passages, lang, style)
     if with_gold:

@@ -100,7 +100,7 @@ def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, mon
             )
             assert f"[{example['gold_position']}] ({example['source']}" in user["content"]
         else:
-            assert len(passages) == 3 and assistant["content"] in REFUSAL.values()
+            assert len(passages) == 4 and assistant["content"] in REFUSAL.values()
             assert not any(contains_answer(p, example["answer"]) for p in passages)  # really unanswerable
         distractors = [cid for cid in example["passages"] if cid != example["chunk_id"]]
         assert distractors and all(texts[cid] != texts[example["chunk_id"]] for cid in distractors)

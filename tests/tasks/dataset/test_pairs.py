@@ -191,8 +191,10 @@ def test_a_raft_example_is_kbflows_prompt_with_the_gold_cited_among_shuffled_dis
 
 def test_without_the_gold_chunk_the_example_teaches_the_refusal():
     pair = {"question": "退款多久到账？", "answer": "21天"}
-    ex = raft_example(pair, REFUNDS, [OFFICE, LEAVE, NEIGHBOUR], n_distractors=3, with_gold=False, rng=random.Random(0))
+    ex = raft_example(pair, REFUNDS, [OFFICE, LEAVE, NEIGHBOUR], n_distractors=2, with_gold=False, rng=random.Random(0))
     assert "gold" not in ex["passages"] and "d3" in ex["passages"]  # the neighbour lacks "21天": a fair distractor
+    # As many passages as an example with the gold one: their count says nothing about the answer.
+    assert len(ex["passages"]) == 3
     assert ex["messages"][-1]["content"] == REFUSAL["zh"] and ex["gold_position"] is None
     assert REFUNDS["text"] not in ex["messages"][1]["content"]
 
