@@ -48,6 +48,7 @@ KEPT = (
     "completion_tokens",
     "generation_ms",
     "second_look",
+    "year_look",
     "hesitation",
 )
 

@@ -132,7 +132,7 @@ def answer_question(
         if answer and answer not in REFUSAL.values():
             cited = cited or [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
             answer = f"{answer.rstrip('。.')} [{cited[0]}]" if cited else answer
-    second_look = False
+    second_look, year_look = False, None
     hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
         # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
@@ -166,7 +166,8 @@ def answer_question(
         # once more with only the passages that state it; a refusal there keeps the first answer, which the report
         # flags.
         stating = [i for i, p in enumerate(used, start=1) if not unstated_years(question, [_shown(p)])]
-        if stating and unstated_years(question, [_shown(used[i - 1]) for i in cited]):
+        years = unstated_years(question, [_shown(used[i - 1]) for i in cited])
+        if stating and years:
             raw, more_prompt, more_completion = backend.chat(
                 build_messages(question, [used[i - 1] for i in stating], lang, style), max_tokens, temperature
             )
@@ -175,7 +176,7 @@ def answer_question(
             if cited_again and _CITATION.sub("", again).strip(" .。") and again not in REFUSAL.values():
                 # Its marks number the passages it was given: put back the numbers of the first prompt.
                 answer = _CITATION.sub(lambda m: f"[{stating[int(m.group(1)) - 1]}]", again)
-                cited, second_look = sorted(stating[i - 1] for i in cited_again), True
+                cited, second_look, year_look = sorted(stating[i - 1] for i in cited_again), True, years
                 tokens_of_answer = backend.last_tokens
                 hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "short":
@@ -198,6 +199,7 @@ def answer_question(
         ],
         "passages_used": len(used),
         "second_look": second_look,
+        "year_look": year_look,
         "token_probs": [
             [piece, round(prob, 4), [[a, round(q, 4)] for a, q in alt]] for piece, prob, alt in tokens_of_answer
         ],
