@@ -121,7 +121,8 @@ def verify_adapter(
     base_loss = llama_cpp_loss(base_gguf, None, examples, threads=cpu_count())
     loss = llama_cpp_loss(base_gguf, adapter, examples, threads=cpu_count())
     base_gap = abs(base_loss - torch_base_loss)
-    difference = check_agreement(loss, torch_loss, tolerance, adapter, base_gap)
+    effect = abs(torch_base_loss - torch_loss)
+    difference = check_agreement(loss, torch_loss, tolerance, adapter, base_gap, effect)
     return {
         "llama_cpp_loss": loss,
         "torch_loss": torch_loss,
@@ -129,6 +130,8 @@ def verify_adapter(
         "base_llama_cpp_loss": base_loss,
         "base_torch_loss": torch_base_loss,
         "base_relative_difference": base_gap / max(abs(torch_base_loss), 1e-9),
+        "adapter_effect": effect,
+        "missed_share_of_effect": abs(loss - torch_loss) / max(effect, 1e-9),
     }
 
 
