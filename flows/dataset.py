@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from flows.errors import ConfigError
 from tasks.answer.adapters import checked_llm
 from tasks.answer.backends import GenerationError, LLMConfig
+from tasks.answer.evidence import narrow
 from tasks.answer.models import ModelError, resolve_gguf
 from tasks.answer.options import RetrievalOptions
 from tasks.answer.retrieve import retrieve_context
@@ -31,6 +32,7 @@ from tasks.dataset.pairs import (
 from tasks.embed.embedder import EmbedderConfig
 from tasks.settings import Settings, load_settings, timestamped_dir
 from tasks.store.chroma import ChromaStore
+from tasks.text import contains_answer
 
 # Free replies that are not JSON before a run asks every remaining chunk under the schema from the start.
 HELD_AFTER = 2
@@ -128,15 +130,23 @@ def build_examples(
     )
     examples = []
     for pair, with_gold in zip(pairs, gold_flags(len(pairs), options.no_gold_share, rng)):
-        candidates = (
-            retrieve_context(pair["question"], cfg.store_config(), embedder, retrieval)["passages"]
+        got = (
+            retrieve_context(pair["question"], cfg.store_config(), embedder, retrieval)
             if options.distractors
-            else []
+            else {"passages": []}
         )
+        # Each passage cut as `kbflow ask` cuts it (KBFLOW_CONTEXT_WINDOW: the sentences around what the question
+        # asks), so the adapter learns from the prompts it will be given; a gold chunk whose cut loses the answer
+        # stays whole.
+        weights = got.get("term_weights")
+        candidates = narrow(got["passages"], pair["question"], cfg.context_window, weights)
+        gold = narrow([pair["gold"]], pair["question"], cfg.context_window, weights)[0]
+        if not contains_answer(gold["text"], pair["answer"]):
+            gold = pair["gold"]
         examples.append(
             raft_example(
                 pair,
-                pair["gold"],
+                gold,
                 candidates,
                 n_distractors=options.distractors,
                 with_gold=with_gold,

@@ -20,8 +20,10 @@ class DatasetOptions(BaseModel, frozen=True):
     distractors: int = Field(
         3, ge=0, description="Retrieved passages that do not hold the answer, put beside the gold chunk."
     )
+    # 0 by default: with a fifth of the examples teaching the refusal, Qwen2.5-1.5B's adapter refused 26 of 40
+    # held-out Chinese questions and 22 of 30 English ones it had answered (heldout3); without them it gained.
     no_gold_share: float = Field(
-        0.2, ge=0, le=1, description="Share of examples whose prompt lacks the gold chunk: they teach the refusal."
+        0.0, ge=0, le=1, description="Share of examples whose prompt lacks the gold chunk: they teach the refusal."
     )
     eval_share: float = Field(
         0.2, ge=0, lt=1, description="Share of examples held out for evaluation, split by source document."

@@ -33,7 +33,7 @@ class PassageEcho:
         """The sentence an answer is turned into, when this is that prompt (it cites passage 9, which is replaced)."""
         if messages[0]["content"] not in SENTENCE_SYSTEM.values():
             return None
-        answer = messages[1]["content"].split("\n")[1].split(":", 1)[-1].split("：", 1)[-1].strip()
+        answer = messages[1]["content"].split("\n")[1].removeprefix("Short answer: ").removeprefix("简短答案：")
         return f"答案是{answer}。[9]" if "简短答案" in messages[1]["content"] else f"The answer is {answer}. [9]"
 
     def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
@@ -68,6 +68,7 @@ def test_export_writes_raft_examples_split_by_document(demo_store, tmp_path, mon
         chunks=30,
         pairs_per_chunk=1,
         distractors=3,
+        no_gold_share=0.2,
         llm_model="smollm2",
         seed=7,
     )

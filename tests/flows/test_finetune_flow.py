@@ -79,18 +79,21 @@ def test_a_few_steps_on_smollm2_write_an_adapter_llama_cpp_agrees_with(dataset, 
     # Training on the answers lowered the loss on the held-out documents' answers.
     assert summary["eval_loss_after"] < summary["eval_loss_before"]
 
-    # llama.cpp, loading the written file, gives the eval answers the loss PyTorch gave them (within 1%).
+    # llama.cpp, loading the written file, gives the eval answers the loss PyTorch gave them: within 1% beyond the
+    # gap the base model alone shows between the two on the same examples (SmolLM2 Q4_1: about 1.4%).
     held_out = read_dataset(dataset["dir"])["eval"]
     tokenizer = ChatTokenizer(bundled_gguf())
     examples = [tokenizer.encode(m, 1536) for m in held_out]
     llama = llama_cpp_loss(bundled_gguf(), out, examples, threads=2)
-    assert abs(llama - summary["eval_loss_after"]) / summary["eval_loss_after"] < 0.01
-    assert summary["verify"]["relative_difference"] < 0.01
-    # Without the adapter, llama.cpp gives the base model's loss, which training lowered.
-    assert (
-        abs(llama_cpp_loss(bundled_gguf(), None, examples, threads=2) - summary["eval_loss_before"])
-        < 0.03 * (summary["eval_loss_before"])
+    llama_base = llama_cpp_loss(bundled_gguf(), None, examples, threads=2)
+    base_gap = abs(llama_base - summary["eval_loss_before"])
+    assert abs(llama - summary["eval_loss_after"]) <= 0.01 * summary["eval_loss_after"] + base_gap
+    verify = summary["verify"]
+    assert abs(verify["llama_cpp_loss"] - verify["torch_loss"]) <= 0.01 * verify["torch_loss"] + abs(
+        verify["base_llama_cpp_loss"] - verify["base_torch_loss"]
     )
+    # Without the adapter, llama.cpp gives the base model's loss, which training lowered.
+    assert base_gap < 0.03 * summary["eval_loss_before"]
 
     # The adapter records what it was made from; `--lora`'s check accepts it on its base.
     meta = read_kbflow_metadata(out)
