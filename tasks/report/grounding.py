@@ -215,8 +215,10 @@ def unstated_years(question: str, texts: list[str]) -> list[str]:
     """The years the question names that none of the passages an answer rests on states: the answer was taken from
     a passage about another year (the 2022 champion named for 2019)."""
     years = sorted(set(_YEAR.findall(_prepare(question))))
+    if not years or not texts:
+        return []  # most questions name no year: their passages are not prepared for nothing
     stated = _prepare("\n".join(texts))
-    return [y for y in years if y not in stated] if texts else []
+    return [y for y in years if y not in stated]
 
 
 def given_texts(row: dict) -> list[str]:

@@ -115,7 +115,7 @@ def _said_otherwise(prediction: str, expected: str, question: str = "") -> bool:
     pred = Counter(t for t in _f1_tokens(normalize_numbers(_WRAPPING.sub("", prediction))) if t not in asked)
     if any(not pred[t] for t in _figures(gold)):
         return False  # a figure of the expected answer is missing: never right
-    if _AMOUNT.search(question) and _figures(gold) and set(pred) & _figures(gold) == set(pred) & _figures(list(pred)):
+    if _AMOUNT.search(question) and _figures(gold) and _figures(list(pred)) == _figures(gold):
         return True  # an amount asked, and the prediction gives the reference's figures and no other
     common = sum((Counter(gold) & pred).values())
     if common >= COVERED * len(gold):
@@ -123,33 +123,30 @@ def _said_otherwise(prediction: str, expected: str, question: str = "") -> bool:
     return common == sum(pred.values()) and common >= CORE * len(gold)
 
 
-def _accepted(expected: str) -> list[str]:
-    """An expected answer and the other forms a reader accepts whole: without a trailing parenthesis, and the name in
-    it when it holds no figure."""
+def _forms(expected: str) -> tuple[list[str], str]:
+    """What a reader accepts of an expected answer with a closing parenthesis: the forms that may appear whole (the
+    answer, the answer without it, and the name in it when it holds no figure), and the answer said in other words is
+    compared with (without the parenthesis when it holds a figure: a detail, "8月18日结束（撮影期21日）")."""
     found = _TRAILING_ALIAS.match(expected.strip())
     if not found:
-        return [expected]
-    alias = found["alias"].strip()
-    return [expected, found["main"]] + ([alias] if not any(c.isdigit() for c in alias) else [])
-
-
-def _without_detail(expected: str) -> str:
-    """An expected answer without a trailing parenthesis that holds a figure: a detail a reader does not ask of a
-    right answer ("8月18日结束（撮影期21日）")."""
-    found = _TRAILING_ALIAS.match(expected.strip())
-    return found["main"] if found and any(c.isdigit() for c in found["alias"]) else expected
+        return [expected], expected
+    main, alias = found["main"], found["alias"].strip()
+    if any(c.isdigit() for c in alias):
+        return [expected, main], main
+    return [expected, main, alias], expected
 
 
 def answer_correct(prediction: str, expected: str | list[str], question: str = "") -> bool:
-    """Whether any expected answer (or another form of it a reader accepts, _accepted) appears in the prediction
+    """Whether any expected answer (or another form of it a reader accepts, _forms) appears in the prediction
     (case, width, spacing, punctuation, [n] marks, numbers aside), or a long one is said in other words
     (_said_otherwise), read with and without the question it answers."""
-    return any(
-        any(contains_answer(prediction, form) for form in _accepted(e))
-        or _said_otherwise(prediction, _without_detail(e))
-        or (question and _said_otherwise(prediction, _without_detail(e), question))
-        for e in _answer_list(expected)
-    )
+    for e in _answer_list(expected):
+        whole, said = _forms(e)
+        if any(contains_answer(prediction, form) for form in whole) or _said_otherwise(prediction, said):
+            return True
+        if question and _said_otherwise(prediction, said, question):
+            return True
+    return False
 
 
 def _present(value: object) -> bool:
