@@ -39,13 +39,14 @@ HELD_AFTER = 2
 
 
 class DatasetFailed(Exception):
-    """The dataset was written, but some chunks failed or no example survived; carries the summary (CLI exit code 1)."""
+    """The dataset was written, but some chunks or answer sentences failed, or no example survived; carries the
+    summary (CLI exit code 1)."""
 
     def __init__(self, summary: dict):
         self.summary = summary
         super().__init__(
-            f"{len(summary['failures'])} chunk(s) failed, {summary['examples']} example(s) written; "
-            f"see {summary['out_dir']}"
+            f"{len(summary['failures'])} chunk(s) or answer sentence(s) failed, "
+            f"{summary['examples']} example(s) written; see {summary['out_dir']}"
         )
 
 
@@ -173,7 +174,7 @@ def dataset_markdown(summary: dict) -> str:
         ("dropped: near-duplicate question", summary["dropped_duplicate_question"]),
         ("answers written as sentences by the model", summary.get("sentences_written", 0)),
         ("dropped: sentence without the answer", summary.get("dropped_sentence_unchecked", 0)),
-        ("failed chunks", len(summary["failures"])),
+        ("failed chunks or answer sentences", len(summary["failures"])),
         ("format", summary["format"]),
         ("model", summary["model"]),
     ]
@@ -237,7 +238,8 @@ def dataset_flow(
     sentences: dict[str, int] = {"sentences_written": 0, "dropped_sentence_unchecked": 0, "sentence_tokens": 0}
     if cfg.answer_style == "sentence" and any(e["with_gold"] for e in examples):
         logger.info("Writing the answer sentences of %d example(s)", sum(e["with_gold"] for e in examples))
-        examples, sentences = write_answer_sentences(examples, llm)
+        examples, sentences, failed = write_answer_sentences(examples, llm)
+        failures.extend(failed)
     train, held_out = split_by_source(examples, options.eval_share, options.seed)
     files = write_dataset(train, held_out, out, options.format)
     summary = {

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from prefect import task
 
-from tasks.answer.backends import Backend, LLMConfig, make_backend
+from tasks.answer.backends import Backend, GenerationError, LLMConfig, make_backend
+from tasks.answer.models import ModelError
 from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
 from tasks.cells import csv_cell
 from tasks.dataset.options import FORMATS, DatasetFormat
@@ -378,25 +379,39 @@ def write_answer_sentence(backend: Backend, example: dict, max_tokens: int) -> t
 
 
 @task(name="write-answer-sentences")
-def write_answer_sentences(examples: list[dict], llm: LLMConfig) -> tuple[list[dict], dict[str, int]]:
+def write_answer_sentences(examples: list[dict], llm: LLMConfig) -> tuple[list[dict], dict[str, int], list[dict]]:
     """Each example that holds its gold passage, its target rewritten as a sentence in the prompt's style by the
     configured model; one whose sentence fails the check is dropped (a bare span would teach fragments). Examples
-    without the gold passage keep the refusal. Also returns the counts: sentences written, dropped, tokens."""
+    without the gold passage keep the refusal. Also returns the counts (sentences written, dropped, tokens) and the
+    examples the model failed on (a server gone away, a load error), each dropped with its reason, as
+    `ask_for_pairs` records a failed chunk."""
     backend = make_backend(llm)
     kept: list[dict] = []
     counts = {"sentences_written": 0, "dropped_sentence_unchecked": 0, "sentence_tokens": 0}
+    failures: list[dict] = []
     for example in examples:
         if not example["with_gold"]:
             kept.append(example)
             continue
-        target, tokens = write_answer_sentence(backend, example, min(llm.max_tokens, 128))
+        try:
+            target, tokens = write_answer_sentence(backend, example, min(llm.max_tokens, 128))
+        except (GenerationError, ModelError, OSError, RuntimeError, ValueError) as exc:
+            failures.append(
+                {
+                    "source": example["source"],
+                    "chunk_id": example.get("chunk_id", ""),
+                    "step": "answer sentence",
+                    "reason": f"{type(exc).__name__}: {exc}"[:300],
+                }
+            )
+            continue
         counts["sentence_tokens"] += tokens
         if target is None:
             counts["dropped_sentence_unchecked"] += 1
             continue
         counts["sentences_written"] += 1
         kept.append(with_target(example, target))
-    return kept, counts
+    return kept, counts, failures
 
 
 def with_target(example: dict, target: str) -> dict:

@@ -275,7 +275,12 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
     if support is not None and support < threshold:
         reasons.append(f"low support {support:.2f}")
-    years = unstated_years(question, texts)
+    # The prompt shows each passage under its source path, which often names the year (travel_2025.md), as the
+    # answer's year look reads it.
+    shown = row.get("citations") if texts is not given else row.get("retrieved")
+    years = unstated_years(
+        question, [*texts, *(str(p.get("source") or "") for p in shown or [] if isinstance(p, dict))]
+    )
     if years:
         where = "the passages it rests on" if len(texts) > 1 else "the passage it rests on"
         reasons.append(f"the question's year {', '.join(years)} is not in {where}")

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from tasks.answer.backends import GenerationError, LLMConfig
 from tasks.answer.prompts import REFUSAL, SYSTEM
 from tasks.dataset.pairs import (
     SENTENCE_SYSTEM,
@@ -301,3 +302,37 @@ def test_the_sentence_prompt_carries_the_question_and_answer_in_the_questions_la
     )
     zh = sentence_messages(_example("退款多久到账？", "21天"))
     assert zh[0]["content"] == SENTENCE_SYSTEM["zh"] and "简短答案：21天" in zh[1]["content"]
+
+
+class _GoneAfter(ScriptedBackend):
+    """Writes the sentence for the first example, then fails as a server that went away."""
+
+    calls = 0
+
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
+        self.calls += 1
+        if self.calls > 1:
+            raise GenerationError("the server at 127.0.0.1:8080 closed the connection")
+        return super().chat(messages, max_tokens, temperature)
+
+
+def test_a_model_failure_on_one_sentence_drops_that_example_with_its_reason_and_keeps_the_rest(monkeypatch):
+    import tasks.dataset.pairs as pairs
+
+    monkeypatch.setattr(pairs, "make_backend", lambda llm: _GoneAfter("Refunds are paid within 21 days."))
+    first = {**_example("How long do refunds take?", "21 days"), "source": "refunds.md", "chunk_id": "a"}
+    first["messages"] = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant"}]
+    second = {**first, "question": "How long do returns take?", "source": "returns.md", "chunk_id": "b"}
+    refusal = {**first, "with_gold": False, "source": "faq.md", "chunk_id": "c"}
+    kept, counts, failures = pairs.write_answer_sentences.fn([first, second, refusal], LLMConfig())
+    assert [e["chunk_id"] for e in kept] == ["a", "c"]
+    assert kept[0]["messages"][-1]["content"] == "Refunds are paid within 21 days. [2]"
+    assert counts["sentences_written"] == 1 and counts["dropped_sentence_unchecked"] == 0
+    assert failures == [
+        {
+            "source": "returns.md",
+            "chunk_id": "b",
+            "step": "answer sentence",
+            "reason": "GenerationError: the server at 127.0.0.1:8080 closed the connection",
+        }
+    ]

@@ -232,6 +232,10 @@ def test_an_answer_from_a_passage_about_another_year_is_flagged():
     assert not check_grounding(answered("2019年温网女单冠军是谁？", "哈勒普。[1]", None, citations=zh))["unsupported"]
     no_year = answered("Who won Wimbledon?", "Elena Rybakina [1].", None, citations=other)
     assert not check_grounding(no_year)["unsupported"]
+    # The prompt shows each passage under its source path: a file named for the year states it, as the year look
+    # that asked the model again reads it.
+    named = [{"source": "wimbledon/2019_final.txt", "text": "Simona Halep won the women's singles final."}]
+    assert check_grounding(answered(question, "Simona Halep won it [1].", None, citations=named))["flag_reason"] is None
 
 
 def test_a_phone_number_put_together_from_two_rows_is_flagged():
