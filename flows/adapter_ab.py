@@ -52,6 +52,21 @@ def verdict(base: dict, adapter: dict) -> dict:
     }
 
 
+def ab_questions(dataset_dir: str, questions: str | None = None) -> Path:
+    """The question file the A/B answers: the user's own (questions written by people, with expected answers, judge
+    an adapter better than the pair writer's), else the dataset's held-out questions.csv."""
+    if questions:
+        path = Path(questions).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"question file {path} not found (--compare-questions)")
+        return path
+    folder = Path(dataset_dir).expanduser().resolve()
+    path = folder / "questions.csv"
+    if not path.is_file():
+        raise ConfigError(f"dataset {folder} has no questions.csv (the eval split's questions): re-export it")
+    return path
+
+
 @flow(name="kb-adapter-ab")
 def adapter_ab_flow(
     dataset_dir: str,
@@ -59,27 +74,30 @@ def adapter_ab_flow(
     model: str | None = None,
     store_dir: str | None = None,
     collection: str | None = None,
+    questions: str | None = None,
 ) -> dict:
-    """Answer the dataset's held-out questions (questions.csv) with the base model and with the adapter, and compare
-    the two reports; recommend the adapter only when it gains."""
-    folder = Path(dataset_dir).expanduser().resolve()
-    questions = folder / "questions.csv"
-    if not questions.is_file():
-        raise ConfigError(f"dataset {folder} has no questions.csv (the eval split's questions): re-export it")
+    """Answer the dataset's held-out questions (questions.csv), or the user's own question file, with the base model
+    and with the adapter, and compare the two reports; recommend the adapter only when it gains."""
+    questions_path = ab_questions(dataset_dir, questions)
     out = Path(adapter).expanduser().resolve()
     ab = out.parent / f"{out.name}.ab"
     common = dict(
-        questions_path=str(questions), store_dir=store_dir, collection=collection, llm_model=model, use_cache=False
+        questions_path=str(questions_path), store_dir=store_dir, collection=collection, llm_model=model, use_cache=False
     )
     base = _answer(**common, out_dir=str(ab / "base"))
     with_adapter = _answer(**common, out_dir=str(ab / "adapter"), lora=str(out))
     comparison = compare_reports(ab / "base", ab / "adapter")
-    result = {"base_report": str(ab / "base"), "adapter_report": str(ab / "adapter"), **verdict(base, with_adapter)}
+    result = {
+        "questions": str(questions_path),
+        "base_report": str(ab / "base"),
+        "adapter_report": str(ab / "adapter"),
+        **verdict(base, with_adapter),
+    }
     (ab / "ab.json").write_text(json.dumps({**result, "comparison": comparison}, indent=2, ensure_ascii=False) + "\n")
     create_markdown_artifact(
         key="adapter-ab",
         markdown=f"# Adapter `{out.name}`: {'recommended' if result['recommended'] else 'not recommended'} "
         f"({result['why']})\n\n{comparison_markdown(comparison)}",
-        description="The held-out questions answered with and without the adapter",
+        description="The A/B's questions answered with and without the adapter",
     )
     return result

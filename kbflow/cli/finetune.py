@@ -15,6 +15,10 @@ def run(args: argparse.Namespace) -> int:
     from kbflow import progress
 
     progress.enable_terminal_progress(bar=not args.json)
+    if args.compare_questions:
+        from flows.adapter_ab import ab_questions
+
+        ab_questions(args.dataset, args.compare_questions)  # a missing file is said before an hour of training
     summary = finetune_flow(
         dataset_dir=args.dataset,
         out=args.out,
@@ -32,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
     )
-    if args.compare:
+    if args.compare or args.compare_questions:
         from flows.adapter_ab import adapter_ab_flow
 
         summary["ab"] = adapter_ab_flow(
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             store_dir=args.store,
             collection=args.collection,
+            questions=args.compare_questions,
         )
     if args.json:
         print_json({k: v for k, v in summary.items() if k != "curve"})
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if "ab" in summary:
         ab = summary["ab"]
         print(
-            f"  A/B on the held-out questions: {'recommended' if ab['recommended'] else 'NOT recommended'}: "
+            f"  A/B on {ab['questions']}: {'recommended' if ab['recommended'] else 'NOT recommended'}: "
             f"{ab['why']}; compare: kbflow reports compare {ab['base_report']} {ab['adapter_report']}"
         )
     return EXIT_OK
@@ -94,5 +99,10 @@ def add_parser(subparsers) -> None:
         "--compare",
         action="store_true",
         help="then answer the dataset's held-out questions with and without the adapter and compare the reports",
+    )
+    sp.add_argument(
+        "--compare-questions",
+        metavar="FILE",
+        help="compare on this question file instead (questions people ask, with expected answers); implies --compare",
     )
     sp.set_defaults(func=run)

@@ -131,3 +131,24 @@ def test_the_command_says_what_is_wrong_with_a_malformed_dataset_in_one_line(dat
         f"kbflow: error: dataset file {bad / 'train.jsonl'} line 1 is not a chat example (JSON with messages ending "
         "in the assistant's answer, or alpaca/sharegpt fields): re-export it with `kbflow dataset export`"
     ]
+
+
+def test_a_missing_compare_question_file_is_said_in_one_line_before_any_training(dataset, tmp_path, cli_env):
+    import subprocess
+
+    from tests.conftest import KBFLOW
+
+    missing = tmp_path / "mine.csv"
+    out = tmp_path / "a.gguf"
+    proc = subprocess.run(
+        [KBFLOW, "finetune", str(dataset["dir"]), "--store", str(dataset["store"]), "--model", "smollm2"]
+        + ["--out", str(out), "--compare-questions", str(missing)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"kbflow: error: question file {missing} not found (--compare-questions)"
+    ]
+    assert not out.exists() and not (tmp_path / "a.gguf.checkpoint").exists()

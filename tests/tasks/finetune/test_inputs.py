@@ -173,3 +173,19 @@ def test_the_adapter_is_recommended_only_for_more_right_answers_at_most_1_1x_the
 
     got = verdict(base, adapter)
     assert got["recommended"] is recommended and why in got["why"]
+
+
+def test_the_ab_answers_the_users_own_questions_when_given_else_the_datasets(tmp_path):
+    from flows.adapter_ab import ab_questions
+    from flows.errors import ConfigError
+
+    (tmp_path / "questions.csv").write_text("question,expected_answer\nq,a\n", encoding="utf-8")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("question,expected_answer\nwhy?,because\n", encoding="utf-8")
+    assert ab_questions(str(tmp_path)) == tmp_path / "questions.csv"
+    assert ab_questions(str(tmp_path), str(mine)) == mine
+    with pytest.raises(ConfigError, match=r"question file .*other\.csv not found \(--compare-questions\)"):
+        ab_questions(str(tmp_path), str(tmp_path / "other.csv"))
+    (tmp_path / "questions.csv").unlink()
+    with pytest.raises(ConfigError, match="has no questions.csv"):
+        ab_questions(str(tmp_path))
