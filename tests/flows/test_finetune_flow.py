@@ -112,20 +112,24 @@ def test_a_dataset_of_another_collection_is_refused_in_one_line(dataset, tmp_pat
     assert not (tmp_path / "a.gguf").exists()
 
 
-def test_the_command_says_what_is_wrong_with_a_malformed_dataset_in_one_line(dataset, tmp_path, cli_env):
+def _finetune_command(dataset_dir, store, cli_env, *more: str):
     import subprocess
 
     from tests.conftest import KBFLOW
 
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n', encoding="utf-8")
-    proc = subprocess.run(
-        [KBFLOW, "finetune", str(bad), "--store", str(dataset["store"]), "--model", "smollm2"],
+    return subprocess.run(
+        [KBFLOW, "finetune", str(dataset_dir), "--store", str(store), "--model", "smollm2", *more],
         capture_output=True,
         text=True,
         env=cli_env,
     )
+
+
+def test_the_command_says_what_is_wrong_with_a_malformed_dataset_in_one_line(dataset, tmp_path, cli_env):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n', encoding="utf-8")
+    proc = _finetune_command(bad, dataset["store"], cli_env)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"kbflow: error: dataset file {bad / 'train.jsonl'} line 1 is not a chat example (JSON with messages ending "
@@ -134,18 +138,10 @@ def test_the_command_says_what_is_wrong_with_a_malformed_dataset_in_one_line(dat
 
 
 def test_a_missing_compare_question_file_is_said_in_one_line_before_any_training(dataset, tmp_path, cli_env):
-    import subprocess
-
-    from tests.conftest import KBFLOW
-
     missing = tmp_path / "mine.csv"
     out = tmp_path / "a.gguf"
-    proc = subprocess.run(
-        [KBFLOW, "finetune", str(dataset["dir"]), "--store", str(dataset["store"]), "--model", "smollm2"]
-        + ["--out", str(out), "--compare-questions", str(missing)],
-        capture_output=True,
-        text=True,
-        env=cli_env,
+    proc = _finetune_command(
+        dataset["dir"], dataset["store"], cli_env, "--out", str(out), "--compare-questions", str(missing)
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
