@@ -36,9 +36,9 @@ class DatasetOptions(BaseModel, frozen=True):
         80, ge=0, description="Chunks shorter than this are not sampled: too little to ask about."
     )
     max_answer_tokens: int = Field(
-        24,
+        40,
         gt=0,
-        description="Longest answer kept, in words (a Chinese character counts as one): the answers are short spans.",
+        description="Longest answer kept, in words (a Chinese character counts as one): a span with its condition.",
     )
     duplicate_similarity: float = Field(
         0.7,

@@ -45,16 +45,17 @@ def sample_chunks(chunks: list[dict], n: int, seed: int, min_chars: int = 80) ->
 
 QA_SYSTEM = {
     "en": (
-        "You write quiz questions about a company's documents. From the passage, write {k} different questions "
-        "that the passage answers. Each question must make sense on its own: name the product, policy or topic, and "
-        "never say 'the passage' or 'the text'. Each answer is short (at most a few words) and copied word for word "
-        'from the passage: a name, number, date or phrase. Reply with JSON only: {{"pairs": [{{"question": ..., '
-        '"answer": ...}}, ...]}}.'
+        "You write the questions that employees and customers ask about a company's documents. From the passage, "
+        "write {k} different questions that the passage answers, of different kinds: how much or how many, when or "
+        "how long, who or which, under what condition, why. Each question must make sense on its own: name the "
+        "product, policy or topic, and never say 'the passage' or 'the text'. Each answer is copied word for word "
+        "from the passage: the shortest phrase that answers the question in full, with its unit and the condition "
+        'or reason it depends on. Reply with JSON only: {{"pairs": [{{"question": ..., "answer": ...}}, ...]}}.'
     ),
     "zh": (
-        "你为公司文档出测验题。根据段落写出 {k} 个不同的问题，每个问题都能由该段落回答。"
-        "每个问题都要能单独看懂：写明产品、"
-        "制度或主题，不要说“段落中”或“文中”。每个答案都简短（最多几个词），并且从段落中原样摘抄：名称、数字、日期或短语。"
+        "你替员工和客户就公司文档提问。根据段落写出 {k} 个不同的问题，每个问题都能由该段落回答，类型各不相同："
+        "多少、何时或多久、谁或哪一个、在什么条件下、为什么。每个问题都要能单独看懂：写明产品、制度或主题，"
+        "不要说“段落中”或“文中”。每个答案都从段落中原样摘抄：能完整回答问题的最短语句，带上单位以及它所依赖的条件或原因。"
         '只回复 JSON：{{"pairs": [{{"question": ..., "answer": ...}}, ...]}}。'
     ),
 }
@@ -327,13 +328,14 @@ def _passage(chunk: dict) -> dict:
 # number is put after it. Told the answer inside kbflow's own prompt instead, Qwen2.5-1.5B copied the hint ("650
 # CNY, in passage.") or refused.
 SENTENCE_SYSTEM = {
-    "en": "You turn a question and its short answer into one short, complete English sentence that answers the "
-    "question. Keep the answer's words exactly as given. Reply with the sentence only.",
-    "zh": "你把一个问题和它的简短答案改写成一句简短完整的中文句子，直接回答这个问题。答案原文一字不改。只回复这句话。",
+    "en": "You turn a question and its answer into one complete English sentence that answers the question. Keep "
+    "every word of the answer exactly as given, its conditions and reasons included. Reply with the sentence only.",
+    "zh": "你把一个问题和它的答案改写成一句完整的中文句子，直接回答这个问题。"
+    "答案原文一字不改，其中的条件和原因都要保留。只回复这句话。",
 }
 SENTENCE_USER = {
-    "en": "Question: {question}\nShort answer: {answer}\nSentence:",
-    "zh": "问题：{question}\n简短答案：{answer}\n句子：",
+    "en": "Question: {question}\nAnswer: {answer}\nSentence:",
+    "zh": "问题：{question}\n答案：{answer}\n句子：",
 }
 SENTENCE_MAX_CHARS = 400
 
@@ -347,7 +349,7 @@ def sentence_messages(example: dict) -> list[dict]:
     ]
 
 
-_ECHO = re.compile(r"short answer|简短答案|^(?:question|sentence|问题|句子)\s*[:：]", re.IGNORECASE)
+_ECHO = re.compile(r"short answer|简短答案|^(?:question|answer|sentence|问题|答案|句子)\s*[:：]", re.IGNORECASE)
 
 
 def cited_sentence(reply: str, example: dict) -> str | None:

@@ -33,8 +33,9 @@ class PassageEcho:
         """The sentence an answer is turned into, when this is that prompt (it cites passage 9, which is replaced)."""
         if messages[0]["content"] not in SENTENCE_SYSTEM.values():
             return None
-        answer = messages[1]["content"].split("\n")[1].removeprefix("Short answer: ").removeprefix("简短答案：")
-        return f"答案是{answer}。[9]" if "简短答案" in messages[1]["content"] else f"The answer is {answer}. [9]"
+        line = messages[1]["content"].split("\n")[1]
+        answer = line.removeprefix("Answer: ").removeprefix("答案：")
+        return f"答案是{answer}。[9]" if line.startswith("答案") else f"The answer is {answer}. [9]"
 
     def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
         if (sentence := self.sentence(messages)) is not None:

@@ -298,10 +298,10 @@ def test_a_sentence_that_loses_the_answer_refuses_or_echoes_the_prompt_is_not_a_
 def test_the_sentence_prompt_carries_the_question_and_answer_in_the_questions_language():
     en = sentence_messages(_example("How long do refunds take?", "21 days"))
     assert en[0]["content"] == SENTENCE_SYSTEM["en"] and en[1]["content"].endswith(
-        "How long do refunds take?\nShort answer: 21 days\nSentence:"
+        "How long do refunds take?\nAnswer: 21 days\nSentence:"
     )
     zh = sentence_messages(_example("退款多久到账？", "21天"))
-    assert zh[0]["content"] == SENTENCE_SYSTEM["zh"] and "简短答案：21天" in zh[1]["content"]
+    assert zh[0]["content"] == SENTENCE_SYSTEM["zh"] and "答案：21天" in zh[1]["content"]
 
 
 class _GoneAfter(ScriptedBackend):
