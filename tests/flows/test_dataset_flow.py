@@ -175,7 +175,7 @@ def test_smollm2_held_to_the_schema_writes_pairs_that_parse(demo_store, tmp_path
     out = tmp_path / "ds"
     try:
         summary = dataset_flow(
-            store_dir=str(demo_store), out_dir=str(out), chunks=5, pairs_per_chunk=2, distractors=1, llm_model="smollm2"
+            store_dir=str(demo_store), out_dir=str(out), chunks=5, pairs_per_chunk=3, distractors=1, llm_model="smollm2"
         )
     except DatasetFailed as failed:
         summary = failed.summary
