@@ -13,13 +13,15 @@ from prefect.runtime import flow_run
 
 from flows.errors import ConfigError
 from tasks.answer.adapters import checked_llm
-from tasks.answer.backends import GenerationError, LLMConfig
+from tasks.answer.backends import LLMConfig
 from tasks.answer.evidence import narrow
 from tasks.answer.models import ModelError, resolve_gguf
 from tasks.answer.options import RetrievalOptions
 from tasks.answer.retrieve import retrieve_context
 from tasks.dataset.options import DatasetOptions
 from tasks.dataset.pairs import (
+    MODEL_FAILURES,
+    failure,
     filter_pairs,
     gold_flags,
     raft_example,
@@ -96,14 +98,8 @@ def ask_for_pairs(
                 seconds = got["seconds"]
                 got = write_qa_pairs(chunk, options.pairs_per_chunk, llm, True)
                 got["seconds"] += seconds
-        except (GenerationError, ModelError, OSError, RuntimeError, ValueError) as exc:
-            failures.append(
-                {
-                    "source": chunk["source"],
-                    "chunk_id": chunk["chunk_id"],
-                    "reason": f"{type(exc).__name__}: {exc}"[:300],
-                }
-            )
+        except MODEL_FAILURES as exc:
+            failures.append(failure(chunk, exc))
             continue
         counts["pairs_generated"] += len(got["pairs"])
         counts["replies_without_pairs"] += not got["pairs"]
@@ -139,9 +135,9 @@ def build_examples(
         # Each passage cut as `kbflow ask` cuts it (KBFLOW_CONTEXT_WINDOW: the sentences around what the question
         # asks), so the adapter learns from the prompts it will be given; a gold chunk whose cut loses the answer
         # stays whole.
-        weights = got.get("term_weights")
-        candidates = narrow(got["passages"], pair["question"], cfg.context_window, weights)
-        gold = narrow([pair["gold"]], pair["question"], cfg.context_window, weights)[0]
+        *candidates, gold = narrow(
+            [*got["passages"], pair["gold"]], pair["question"], cfg.context_window, got.get("term_weights")
+        )
         if not contains_answer(gold["text"], pair["answer"]):
             gold = pair["gold"]
         examples.append(

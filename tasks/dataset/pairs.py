@@ -380,6 +380,21 @@ def write_answer_sentence(backend: Backend, example: dict, max_tokens: int) -> t
     return cited_sentence(reply, example), completion_tokens
 
 
+# What a model call may raise that ends one chunk's or one example's part of an export, not the export: a server gone
+# away, a model that fails to load, a reply the backend cannot read.
+MODEL_FAILURES = (GenerationError, ModelError, OSError, RuntimeError, ValueError)
+
+
+def failure(item: dict, exc: Exception, step: str | None = None) -> dict:
+    """A failed chunk or example as summary.json lists it: its source and chunk, the step when not the pairs, why."""
+    return {
+        "source": item["source"],
+        "chunk_id": item["chunk_id"],
+        **({"step": step} if step else {}),
+        "reason": f"{type(exc).__name__}: {exc}"[:300],
+    }
+
+
 @task(name="write-answer-sentences")
 def write_answer_sentences(examples: list[dict], llm: LLMConfig) -> tuple[list[dict], dict[str, int], list[dict]]:
     """Each example that holds its gold passage, its target rewritten as a sentence in the prompt's style by the
@@ -397,15 +412,8 @@ def write_answer_sentences(examples: list[dict], llm: LLMConfig) -> tuple[list[d
             continue
         try:
             target, tokens = write_answer_sentence(backend, example, min(llm.max_tokens, 128))
-        except (GenerationError, ModelError, OSError, RuntimeError, ValueError) as exc:
-            failures.append(
-                {
-                    "source": example["source"],
-                    "chunk_id": example.get("chunk_id", ""),
-                    "step": "answer sentence",
-                    "reason": f"{type(exc).__name__}: {exc}"[:300],
-                }
-            )
+        except MODEL_FAILURES as exc:
+            failures.append(failure(example, exc, "answer sentence"))
             continue
         counts["sentence_tokens"] += tokens
         if target is None:

@@ -254,8 +254,10 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         return {"support": None, "unsupported": False, "flag_reason": None}
     texts = cited_texts(row.get("citations"), row.get("retrieved"))
     given = given_texts(row)
+    rests_on = row.get("citations")  # the passages whose texts are `texts`: their sources, as the prompt shows them
     reasons = []
     if texts is None:
+        rests_on = row.get("retrieved")
         # No citation mark: the answer is checked against every passage the model was given. A copied part code
         # with no [1] is right more often than not; an answer found in no passage is flagged below.
         texts = given
@@ -277,10 +279,8 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         reasons.append(f"low support {support:.2f}")
     # The prompt shows each passage under its source path, which often names the year (travel_2025.md), as the
     # answer's year look reads it.
-    shown = row.get("citations") if texts is not given else row.get("retrieved")
-    years = unstated_years(
-        question, [*texts, *(str(p.get("source") or "") for p in shown or [] if isinstance(p, dict))]
-    )
+    sources = [str(p.get("source") or "") for p in rests_on or [] if isinstance(p, dict)]
+    years = unstated_years(question, [*texts, *sources])
     if years:
         where = "the passages it rests on" if len(texts) > 1 else "the passage it rests on"
         reasons.append(f"the question's year {', '.join(years)} is not in {where}")
