@@ -61,6 +61,11 @@ _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 # line's end. Headings and list items are lines of their own.
 SENTENCE = re.compile(r"[^\n]+?(?:[。！？；!?;]+|\.(?=\s)|$)", re.MULTILINE)
 
+# A question that asks for an amount: 多少, 几, 多长/多大/多高/多久/多远/多重/多深/多宽, how many/much/long/far/old.
+ASKS_AMOUNT = re.compile(
+    r"多少|几|多[长大高久远重深宽厚]|\bhow (?:many|much|long|far|old|big|tall|high)\b", re.IGNORECASE
+)
+
 
 def answer_tokens(text: str) -> list[str]:
     """Tokens for answer F1: each Chinese character is one token, each English word or number another; citation marks

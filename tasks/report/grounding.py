@@ -6,7 +6,7 @@ import re
 
 from tasks.answer.confidence import HESITANT
 from tasks.answer.prompts import REFUSAL
-from tasks.text import SENTENCE, is_chinese, normalize_numbers, tokenize
+from tasks.text import ASKS_AMOUNT, SENTENCE, is_chinese, normalize_numbers, tokenize
 
 _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 # A figure: digits not part of a code (the 7 of S7, the 12 of E12 are names, not amounts).
@@ -60,6 +60,13 @@ def _content(answer: str, question: str) -> tuple[_Text, list[str], list[str]]:
     return ans, words, numbers
 
 
+def says_nothing(answer: str, question: str) -> bool:
+    """An answer with no word or figure that its question does not hold ("shows the error code [1]"). Not one whose
+    words can't be checked against passages in the other language: that one says something, unchecked."""
+    _, words, numbers = _content(answer, question)
+    return bool(answer.strip()) and not words and not numbers
+
+
 def same_language(question: str, texts: list[str]) -> list[str]:
     """The passages written in the question's language: the only ones whose sentences can be matched to its terms
     word for word (an English question over a Chinese passage shares its figures with it, not its words)."""
@@ -71,7 +78,11 @@ def support_score(answer: str, question: str, cited_texts: list[str]) -> float |
     """Share of the answer's distinct content tokens (not the question's) found in the cited passages; None if none."""
     _, words, numbers = _content(answer, question)
     if not same_language(answer, cited_texts):
-        words = []  # an answer in the other language than its passages: its figures are checked, not its words
+        # An answer in the other language than its passages: its figures are checked, and of its words only those
+        # written in the passages' script (a name or a code kept as the passage writes it: Shen Lanting in a Chinese
+        # answer over an English passage).
+        chinese_passages = not is_chinese(answer)
+        words = [w for w in words if bool(_CJK.search(w)) == chinese_passages]
     if not words and not numbers:
         return None
     cited = _Text("\n".join(cited_texts))
@@ -89,6 +100,15 @@ def missing_numbers(answer: str, question: str, cited_texts: list[str]) -> list[
 # A number of three groups or more (a phone number, 2025-03-01): checked as a whole, since each group alone may be
 # in the passages (the country code of one row, the last four digits of another).
 _COMPOUND = re.compile(r"\d+(?:[ \-]\d+){2,}")
+
+
+def borrowed_figures(answer: str, question: str) -> list[str]:
+    """For a question that asks for an amount: the answer's figures when each one is the question's own (the
+    12 days of leave for "12 years of service"): the amount asked for is stated nowhere in the answer."""
+    if not ASKS_AMOUNT.search(question):
+        return []
+    stated, asked = _Text(answer).numbers, _Text(question).numbers
+    return sorted(stated) if stated and stated <= asked else []
 
 
 def _digits(text: str) -> set[str]:
@@ -267,7 +287,7 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
     if support is not None and support < threshold and given:
         # The answer's words are in another passage the model was given: the citation is off, not the answer.
         support = max(support, support_score(answer, question, given) or 0.0)
-    if support is None and answer.strip() and answer.strip() not in REFUSAL.values():
+    if support is None and says_nothing(answer, question):
         reasons.append("the answer says nothing the question does not")
     missing = missing_numbers(answer, question, texts)
     if missing:
@@ -275,6 +295,9 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         missing = missing_numbers(answer, question, given or texts) and missing
     if missing:
         reasons.append(f"number{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in cited passages")
+    borrowed = borrowed_figures(answer, question)
+    if borrowed:
+        reasons.append(f"its figure {', '.join(borrowed)} is the question's own: the amount asked for is not stated")
     if support is not None and support < threshold:
         reasons.append(f"low support {support:.2f}")
     # The prompt shows each passage under its source path, which often names the year (travel_2025.md), as the

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from tasks.answer.prompts import REFUSAL
 from tasks.report.grounding import check_grounding
-from tasks.text import answer_tokens, contains_answer, normalize_answer, normalize_numbers
+from tasks.text import ASKS_AMOUNT, answer_tokens, contains_answer, normalize_answer, normalize_numbers
 
 
 def _norm_path(path: str) -> str:
@@ -89,8 +89,6 @@ LONG_ANSWER = 4
 # "此城镇").
 _MEASURE = "[座个种位名家所部本条只件次项]"
 _WRAPPING = re.compile(rf"年仅|仅有|只有|大约|约为|约|仅|是|的|了|一(?={_MEASURE})|[这此该]{_MEASURE}?")
-# A question that asks for an amount: 多少, 几, 多长/多大/多高/多久/多远/多重/多深/多宽, how many/much/long/far/old.
-_AMOUNT = re.compile(r"多少|几|多[长大高久远重深宽厚]|\bhow (?:many|much|long|far|old|big|tall|high)\b", re.IGNORECASE)
 # "X（Y）" at the end of a reference: Y is another name of X ("东日本旅客铁道（JR东日本）") unless it holds a figure,
 # when it is a detail ("8月18日结束（撮影期21日）").
 _TRAILING_ALIAS = re.compile(r"^(?P<main>.+?)\s*[(（](?P<alias>[^()（）]+)[)）]\s*[。.]?$")
@@ -115,7 +113,7 @@ def _said_otherwise(prediction: str, expected: str, question: str = "") -> bool:
     pred = Counter(t for t in _f1_tokens(normalize_numbers(_WRAPPING.sub("", prediction))) if t not in asked)
     if any(not pred[t] for t in _figures(gold)):
         return False  # a figure of the expected answer is missing: never right
-    if _AMOUNT.search(question) and _figures(gold) and _figures(list(pred)) == _figures(gold):
+    if ASKS_AMOUNT.search(question) and _figures(gold) and _figures(list(pred)) == _figures(gold):
         return True  # an amount asked, and the prediction gives the reference's figures and no other
     common = sum((Counter(gold) & pred).values())
     if common >= COVERED * len(gold):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.report.grounding import check_grounding, cited_texts, missing_numbers, support_score
+from tasks.report.grounding import borrowed_figures, check_grounding, cited_texts, missing_numbers, support_score
 
 pytestmark = pytest.mark.unit
 
@@ -95,6 +95,34 @@ def test_answers_with_nothing_beyond_the_question_have_no_score():
     # No score, but a flag: a citation mark where the answer should be is the commonest empty answer.
     got = check_grounding(answered("How long do refunds take?", "Refunds take [1]."))
     assert got == {"support": None, "unsupported": True, "flag_reason": "the answer says nothing the question does not"}
+
+
+def test_an_answer_over_a_passage_in_the_other_language_is_checked_by_what_it_copies():
+    passage = "Shen Lanting has been chief executive of Yunmo since 2019. HR manager Zhou Xiaoting approves leave."
+    # A Chinese answer naming the person as the English passage writes it: the name is checked, and found.
+    named = answered("云墨茶食的首席执行官是谁？", "云墨茶食的首席执行官是 Shen Lanting。[1]", passage)
+    assert support_score(named["answer"], named["question"], [passage]) == 1.0
+    assert check_grounding(named)["unsupported"] is False
+    wrong = answered("云墨茶食的首席执行官是谁？", "云墨茶食的首席执行官是 Jonas Albrecht。[1]", passage)
+    assert check_grounding(wrong)["flag_reason"] == "low support 0.00"
+    # Translated words can't be checked against English, but the answer does say something: not "says nothing".
+    translated = answered("请假超过3天由谁审批？", "由人力资源部经理周晓婷审批。[1]", passage)
+    assert check_grounding(translated) == {"support": None, "unsupported": False, "flag_reason": None}
+
+
+def test_an_amount_answered_with_the_questions_own_figure_is_flagged():
+    passage = "An employee with 12 years of service gets 17 days of annual leave. 工龄满10年的员工每年年假17天。"
+    question = "How many days of annual leave does an employee with 12 years of service get?"
+    borrowed = answered(question, "An employee with 12 years of service gets 12 days of annual leave. [1]", passage)
+    assert check_grounding(borrowed)["flag_reason"] == (
+        "its figure 12 is the question's own: the amount asked for is not stated"
+    )
+    right = answered(question, "An employee with 12 years of service gets 17 days of annual leave. [1]", passage)
+    assert check_grounding(right)["unsupported"] is False
+    # A question that asks for no amount may be answered with its own figure.
+    assert borrowed_figures("Yes, 17 days.", "Do staff with 12 years of service get 17 days?") == []
+    zh = answered("工龄满10年的员工每年有几天年假？", "工龄满10年的员工每年有10天年假。[1]", passage)
+    assert "the question's own" in check_grounding(zh)["flag_reason"]
 
 
 # ------------------------------------------------------------------ check_grounding
