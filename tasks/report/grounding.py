@@ -51,11 +51,21 @@ class _Text:
         )
 
 
+# Words an answer uses to say where it comes from, not what it says ("as stated in [1]", "This is described in [1]",
+# "根据段落[2]"): a passage does not hold them, and they are no claim to check.
+SOURCE_WORDS = frozenset(
+    """stated described mentioned according indicated indicates passage passages context see 根据 段落 所述 提到
+    上下文""".split()
+)
+
+
 def _content(answer: str, question: str) -> tuple[_Text, list[str], list[str]]:
     """The answer's content words and numbers that the question does not already contain."""
     ans, q = _Text(answer), _Text(question)
     # Words and codes (E12, S7); plain numbers are the figures, checked on their own.
-    words = sorted({t for t in tokenize(ans.text) if not t.replace(".", "").isdigit() and not q.has(t)})
+    words = sorted(
+        {t for t in tokenize(ans.text) if not t.replace(".", "").isdigit() and t not in SOURCE_WORDS and not q.has(t)}
+    )
     numbers = sorted(n for n in ans.numbers if n not in q.numbers)
     return ans, words, numbers
 

@@ -110,6 +110,16 @@ def test_an_answer_over_a_passage_in_the_other_language_is_checked_by_what_it_co
     assert check_grounding(translated) == {"support": None, "unsupported": False, "flag_reason": None}
 
 
+def test_words_that_say_where_an_answer_comes_from_are_no_claim():
+    passage = "Error E12: main brush jammed. Remove the brush and clear the hair."
+    question = "Which error code does the Starling S7 show when its main brush is jammed?"
+    framed = "The error code E12 indicates that the main brush is jammed. This is described in [1]."
+    assert support_score(framed, question, [passage]) == 1.0  # e12; not "indicates", "described"
+    assert check_grounding(answered(question, framed, passage))["unsupported"] is False
+    zh = answered("E12 表示什么故障？", "根据段落 [1]，E12 表示主刷被缠住。", "E12：主刷被缠住，请取下主刷清理毛发。")
+    assert check_grounding(zh)["unsupported"] is False
+
+
 def test_an_amount_answered_with_the_questions_own_figure_is_flagged():
     passage = "An employee with 12 years of service gets 17 days of annual leave. 工龄满10年的员工每年年假17天。"
     question = "How many days of annual leave does an employee with 12 years of service get?"
