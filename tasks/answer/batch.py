@@ -27,7 +27,7 @@ from tasks.answer.generate import generate_answer
 from tasks.answer.models import ModelError
 from tasks.answer.options import RetrievalOptions
 from tasks.answer.prompts import refusal
-from tasks.answer.retrieve import retrieve_context
+from tasks.answer.retrieve import english_reading, retrieve_context
 from tasks.embed.embedder import EmbedderConfig
 from tasks.report.metrics import score_rows
 from tasks.report.tables import without_text
@@ -84,6 +84,8 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
     try:
         got = retrieve_context.fn(q["question"], job.store, job.embedder, job.options)
         row["retrieved"], row["retrieval_ms"] = got["passages"], got["retrieval_ms"]
+        if job.llm is not None and job.options.mode != "all":
+            english_reading(q["question"], got["passages"], job.embedder)  # the cut below reads it
         relevant = select_context(got["passages"], job.min_score, job.keep_ratio, q["question"])
         if job.options.mode != "all":  # the whole knowledge base is given uncut, or the question refused
             relevant = narrow(relevant, q["question"], job.window, got.get("term_weights"))

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+import numpy as np
 from prefect import task
 
 from connectors.access import may_read
@@ -262,6 +263,23 @@ def preload(embedder: EmbedderConfig | None) -> None:
         _preloaded.add(embedder)
         # Not a daemon: a command that stops on an error waits for the load to end rather than exit under it.
         threading.Thread(target=load, name="kbflow-preload").start()
+
+
+# The bundled English embedder, which reads English better than the multilingual one the store is embedded with.
+ENGLISH_READER = "all-MiniLM-L6-v2"
+
+
+def english_reading(question: str, passages: list[dict], embedder: EmbedderConfig) -> None:
+    """For an English question, each English passage's similarity to it by the English reader, as `reading` (the
+    cut of tasks/answer/evidence.py select_context). Nothing for a Chinese question or passage: it reads English
+    only. About 30 ms a question for five passages, once its model is loaded."""
+    english = [p for p in passages if not is_chinese(p["text"])]
+    if not english or is_chinese(question):
+        return
+    reader = get_embedder(embedder.model_copy(update={"model": ENGLISH_READER, "backend": "auto"}))
+    vectors = np.asarray(reader.embed([question] + [p["text"] for p in english]), dtype=np.float32)
+    for p, similarity in zip(english, vectors[1:] @ vectors[0]):
+        p["reading"] = round(float(similarity), 4)
 
 
 @task(name="retrieve-context")

@@ -178,3 +178,22 @@ def test_a_top_k_of_one_language_gives_its_last_place_to_the_dense_rankings_best
     assert _other_language_slot("How long are returns?", ["zh1", "zh2"], dense, dict(rows), store, 2) == ["zh1", "zh2"]
     # No passage of the other language among the dense ranking's first: left as it is.
     assert _other_language_slot("退货期多长？", ["zh1", "zh2"], dense[:1], dict(rows), store, 2) == ["zh1", "zh2"]
+
+
+def test_a_passage_the_english_reader_finds_close_to_its_best_stays():
+    from tasks.answer.evidence import READING_KEEP, select_context
+
+    question = "Super Bowl 2021 location"
+    ps = [
+        # Shares every word of the question, about another year: the best relevance by keyword coverage.
+        {"chunk_id": "2022", "score": 1.0, "reading": 0.66, "text": "Super Bowl 2021 location? In 2022 it is LA."},
+        {"chunk_id": "tampa", "score": 0.66, "reading": 0.73, "text": "The game was played in Tampa, Florida."},
+        {"chunk_id": "tickets", "score": 0.66, "reading": 0.40, "text": "On Location sells Super Bowl tickets."},
+    ]
+    # 0.66 is under 0.8 x 1.0, but the English reader puts tampa first: it stays; tickets, read far, does not.
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.8, question)] == ["2022", "tampa"]
+    without = [{k: v for k, v in p.items() if k != "reading"} for p in ps]
+    assert [p["chunk_id"] for p in select_context(without, 0.3, 0.8, question)] == ["2022"]
+    # Read close, but not relevant at all: still refused.
+    assert select_context([{**ps[1], "score": 0.2}], 0.3, 0.8, question) == []
+    assert 0.5 < READING_KEEP < 1
