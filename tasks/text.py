@@ -67,10 +67,19 @@ ASKS_AMOUNT = re.compile(
 )
 
 
+def _fold_accents(text: str) -> str:
+    """Latin letters without their accents (Chloé Zhao is Chloe Zhao, Pogačar Pogacar): the combining diacritical
+    marks U+0300-U+036F dropped; kana keep their voicing marks, which are other code points."""
+    if text.isascii():
+        return text
+    bare = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not 0x300 <= ord(ch) <= 0x36F)
+    return unicodedata.normalize("NFC", bare)
+
+
 def answer_tokens(text: str) -> list[str]:
     """Tokens for answer F1: each Chinese character is one token, each English word or number another; citation marks
     like [1] are not part of the answer."""
-    text = _CITATION_MARK.sub(" ", unicodedata.normalize("NFKC", text)).lower()
+    text = _fold_accents(_CITATION_MARK.sub(" ", unicodedata.normalize("NFKC", text)).lower())
     tokens: list[str] = []
     for part in _PUNCT_SPACE.split(text):
         if not part:

@@ -92,3 +92,11 @@ def test_grounding_reads_the_same_figure_written_two_ways_and_no_figure_in_a_wor
     # 一致 holds no figure 1 that the passages would have to state (it used to be read as 1致)
     assert missing_numbers("大家意见一致，共三项[1]。", "意见如何？", ["意见相同的共3项。"]) == []
     assert missing_numbers("大家意见一致，共四项[1]。", "意见如何？", ["意见相同的共3项。"]) == ["4"]
+
+
+def test_a_name_written_without_its_accents_is_the_same_name():
+    assert answer_correct("Chloe Zhao won Best Director [3].", "Chloé Zhao")
+    assert answer_correct("Tadej Pogačar won the 2021 Tour de France.", "Tadej Pogacar")
+    assert not answer_correct("Chloe Zhang won Best Director.", "Chloé Zhao")
+    # Kana keep their voicing marks: ガ is not カ.
+    assert not answer_correct("カイド", "ガイド")
