@@ -51,11 +51,11 @@ class _Text:
         )
 
 
-# Words an answer uses to say where it comes from, not what it says ("as stated in [1]", "This is described in [1]",
-# "根据段落[2]"): a passage does not hold them, and they are no claim to check.
+# Words an answer uses to say where it comes from or to frame a name, not what it says ("as stated in [1]", "This is
+# described in [1]", "根据段落[2]", "is called HoloLens"): a passage need not hold them, and they are no claim to check.
 SOURCE_WORDS = frozenset(
-    """stated described mentioned according indicated indicates passage passages context see 根据 段落 所述 提到
-    上下文""".split()
+    """stated described mentioned according indicated indicates passage passages context see called named
+    根据 段落 所述 提到 上下文""".split()
 )
 
 

@@ -118,6 +118,12 @@ def test_words_that_say_where_an_answer_comes_from_are_no_claim():
     assert check_grounding(answered(question, framed, passage))["unsupported"] is False
     zh = answered("E12 表示什么故障？", "根据段落 [1]，E12 表示主刷被缠住。", "E12：主刷被缠住，请取下主刷清理毛发。")
     assert check_grounding(zh)["unsupported"] is False
+    # Nor are the words that name it: "called" is not said far from the question in the passage, it frames the name.
+    headset = "HoloLens is Microsoft's AR headset for business. Its 2019 successor was called HoloLens 2 in Barcelona."
+    named = answered(
+        "What is the name of Microsoft's AR headset?", "Microsoft's AR headset is called HoloLens. [1]", headset
+    )
+    assert check_grounding(named)["unsupported"] is False
 
 
 def test_an_amount_answered_with_the_questions_own_figure_is_flagged():
