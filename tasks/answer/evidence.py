@@ -44,11 +44,10 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float, qu
     best = max(r for r, _ in relevant)
     by_keywords = [p for _, p in relevant if p.get("keyword_score") is not None]
     first = max(by_keywords, key=lambda p: p["keyword_score"])["chunk_id"] if by_keywords else None
-    readings = [p["reading"] for _, p in relevant if p.get("reading") is not None]
-    best_reading = max(readings, default=None)
+    best_reading = max((p["reading"] for _, p in relevant if p.get("reading") is not None), default=None)
 
-    def read_close(p: dict) -> bool:
-        return best_reading is not None and p.get("reading") is not None and p["reading"] >= READING_KEEP * best_reading
+    def read_close(p: dict) -> bool:  # a passage with a reading implies best_reading
+        return p.get("reading") is not None and p["reading"] >= READING_KEEP * best_reading
 
     return [p for r, p in relevant if r >= keep_ratio * best or p.get("chunk_id") == first or read_close(p)]
 

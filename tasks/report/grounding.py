@@ -53,7 +53,7 @@ class _Text:
 
 # Words an answer uses to say where it comes from or to frame a name, not what it says ("as stated in [1]", "This is
 # described in [1]", "根据段落[2]", "is called HoloLens"): a passage need not hold them, and they are no claim to check.
-SOURCE_WORDS = frozenset(
+FRAME_WORDS = frozenset(
     """stated described mentioned according indicated indicates passage passages context see called named
     根据 段落 所述 提到 上下文""".split()
 )
@@ -64,7 +64,7 @@ def _content(answer: str, question: str) -> tuple[_Text, list[str], list[str]]:
     ans, q = _Text(answer), _Text(question)
     # Words and codes (E12, S7); plain numbers are the figures, checked on their own.
     words = sorted(
-        {t for t in tokenize(ans.text) if not t.replace(".", "").isdigit() and t not in SOURCE_WORDS and not q.has(t)}
+        {t for t in tokenize(ans.text) if not t.replace(".", "").isdigit() and t not in FRAME_WORDS and not q.has(t)}
     )
     numbers = sorted(n for n in ans.numbers if n not in q.numbers)
     return ans, words, numbers
