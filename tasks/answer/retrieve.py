@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -265,19 +266,35 @@ def preload(embedder: EmbedderConfig | None) -> None:
         threading.Thread(target=load, name="kbflow-preload").start()
 
 
+logger = logging.getLogger("kbflow.tasks.answer.retrieve")
+
 # The bundled English embedder, which reads English better than the multilingual one the store is embedded with.
 ENGLISH_READER = "all-MiniLM-L6-v2"
+_reader_failed: list[str] = []  # why the English reader could not run in this process, once said
 
 
 def english_reading(question: str, passages: list[dict], embedder: EmbedderConfig) -> None:
     """For an English question, each English passage's similarity to it by the English reader, as `reading` (the
     cut of tasks/answer/evidence.py select_context). Nothing for a Chinese question or passage: it reads English
-    only. About 30 ms a question for five passages, once its model is loaded."""
+    only. About 30 ms a question for five passages, once its model is loaded (0.3 s). If it cannot load, a warning
+    says so once and the passages go unread."""
     english = [p for p in passages if not is_chinese(p["text"])]
     if not english or is_chinese(question):
         return
-    reader = get_embedder(embedder.model_copy(update={"model": ENGLISH_READER, "backend": "auto"}))
-    vectors = np.asarray(reader.embed([question] + [p["text"] for p in english]), dtype=np.float32)
+    if _reader_failed:
+        return
+    try:
+        reader = get_embedder(embedder.model_copy(update={"model": ENGLISH_READER, "backend": "auto"}))
+        vectors = np.asarray(reader.embed([question] + [p["text"] for p in english]), dtype=np.float32)
+    except (OSError, RuntimeError, ValueError) as exc:
+        # A refinement, not the answer: without it the passages are judged by relevance alone, and nothing is lost.
+        _reader_failed.append(f"{type(exc).__name__}: {exc}")
+        logger.warning(
+            "The English reader (%s) cannot run (%s); English passages are chosen by relevance alone in this run",
+            ENGLISH_READER,
+            _reader_failed[0][:300],
+        )
+        return
     for p, similarity in zip(english, vectors[1:] @ vectors[0]):
         p["reading"] = round(float(similarity), 4)
 

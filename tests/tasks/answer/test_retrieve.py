@@ -197,3 +197,25 @@ def test_a_passage_the_english_reader_finds_close_to_its_best_stays():
     # Read close, but not relevant at all: still refused.
     assert select_context([{**ps[1], "score": 0.2}], 0.3, 0.8, question) == []
     assert 0.5 < READING_KEEP < 1
+
+
+def test_an_english_reader_that_cannot_load_leaves_the_passages_unread_and_says_so_once(monkeypatch, caplog):
+    import tasks.answer.retrieve as retrieve
+    from tasks.embed.embedder import EmbedderConfig
+
+    calls = []
+
+    def broken(config):
+        calls.append(config.model)
+        raise OSError("model.onnx: No such file or directory")
+
+    monkeypatch.setattr(retrieve, "get_embedder", broken)
+    monkeypatch.setattr(retrieve, "_reader_failed", [])
+    passages = [{"text": "The game was played in Tampa, Florida."}]
+    with caplog.at_level("WARNING", logger="kbflow.tasks.answer.retrieve"):
+        retrieve.english_reading("Where was the Super Bowl played?", passages, EmbedderConfig())
+        retrieve.english_reading("Where was the Super Bowl played?", passages, EmbedderConfig())
+    assert "reading" not in passages[0]  # chosen by relevance alone, as before the reader
+    assert calls == ["all-MiniLM-L6-v2"]  # not tried again for every question
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "No such file or directory" in warnings[0]
