@@ -77,6 +77,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
         "second_look": False,  # asked again over the passages' key sentences, and that answer kept
         "year_look": None,  # the question's years, when the answer was asked again over the passages stating them
         "hesitation": None,  # the figure the model was least sure of, and how sure (tasks/answer/confidence.py)
+        "name_hesitation": None,  # the same for the names it wrote
         "answer_source": None,  # generated / reused (None: refused or retrieval only)
         "evidence": None,  # the passages given to the model: [chunk id, text hash, source], in order
         "first_run": None,

@@ -50,6 +50,7 @@ KEPT = (
     "second_look",
     "year_look",
     "hesitation",
+    "name_hesitation",
 )
 
 

@@ -124,6 +124,28 @@ def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], wi
     return out + (" …" if keep[-1] < len(spans) - 1 else "")
 
 
+def labelled_cells(text: str) -> str:
+    """The text with each cell of a table's rows labelled by its column's header ("| Noise, maximum speed | AP-60: 52
+    dB | AP-90: 58 dB |"), the header row and rule left as they are: a row read far from its header says whose each
+    figure is. The second look's evidence when the first answer took a figure from a column the question does not
+    ask about (tasks/answer/generate.py)."""
+    lines = text.split("\n")
+    header: list[str] | None = None
+    for i, line in enumerate(lines):
+        if not _is_table_row(line):
+            if line.strip() != "…":  # a gap between kept rows (_cut) is still the same table
+                header = None
+            continue
+        row, gap = (line[:-2], " …") if line.endswith(" …") else (line, "")
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+        elif not all(set(c) <= set("-: ") for c in cells):
+            labelled = [c if j == 0 or j >= len(header) or not c else f"{header[j]}: {c}" for j, c in enumerate(cells)]
+            lines[i] = "| " + " | ".join(labelled) + " |" + gap
+    return "\n".join(lines)
+
+
 def narrow(passages: list[dict], question: str, window: int, weights: dict[str, float] | None = None) -> list[dict]:
     """The passages with only their sentences around what the question asks (sentence_window); unchanged for 0."""
     if window <= 0:

@@ -7,10 +7,18 @@ import time
 from prefect import task
 
 from tasks.answer.backends import Backend, ContextTooLarge, GenerationError, LLMConfig, make_backend
-from tasks.answer.confidence import HESITANT, figure_hesitation
-from tasks.answer.evidence import key_sentences
+from tasks.answer.confidence import HESITANT, figure_hesitation, name_hesitation
+from tasks.answer.evidence import key_sentences, labelled_cells
 from tasks.answer.prompts import _CITATION, REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
-from tasks.report.grounding import broken_compounds, misplaced_numbers, same_language, unstated_years
+from tasks.report.grounding import (
+    borrowed_figures,
+    broken_compounds,
+    misplaced_numbers,
+    same_language,
+    says_nothing,
+    unstated_years,
+    wrong_column,
+)
 from tasks.text import contains_answer, tokenize
 
 
@@ -78,10 +86,24 @@ def fit_all(
     return messages, n_tokens
 
 
-def _doubtful_figures(answer: str, question: str, given: list[str]) -> bool:
-    """A figure the report would flag: one the passages state of something else, or a many-group number (a phone
-    number) that no passage states as a whole."""
-    return bool(misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given))
+def _wrong(answer: str, question: str, shown: list[str]) -> bool:
+    """An answer that is wrong whatever the model's confidence: a figure from a table's column the question does not
+    ask about (judged over every passage shown, whatever its language: a column's header is often a code, AP-60),
+    nothing the question does not say, or, for an amount, only the question's own figures. Each was wrong every time
+    it fired over our stored answers (the README's "Flags")."""
+    return bool(
+        wrong_column(answer, question, shown) or says_nothing(answer, question) or borrowed_figures(answer, question)
+    )
+
+
+def _doubtful(answer: str, question: str, given: list[str], shown: list[str]) -> bool:
+    """An answer the report would flag for what it states: _wrong, a figure the passages state of something else, or
+    a many-group number (a phone number) that no passage states as a whole."""
+    return bool(
+        _wrong(answer, question, shown)
+        or misplaced_numbers(answer, question, given)
+        or broken_compounds(answer, question, given)
+    )
 
 
 def _shown(passage: dict) -> str:
@@ -137,15 +159,20 @@ def answer_question(
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
         # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
         given = same_language(question, [p["text"] for p in used])
-        if _doubtful_figures(answer, question, given):
-            # A figure of the passage that belongs to something else than what was asked, or a phone number put
-            # together from two rows (the report would flag each). Ask once more with each passage cut to its
-            # sentences that match the question best, and keep the new answer if its figures are the question's own
-            # and the model did not hesitate over them (or was surer than the first time); otherwise the first answer
-            # stays, flagged. A figure the model only hesitated over is flagged, not asked again: on both held-out
-            # sets (132 questions, Qwen) a second look there changed no answer, and it cost a generation each time.
+        shown = [p["text"] for p in used]
+        wrong = _wrong(answer, question, shown)
+        if wrong or _doubtful(answer, question, given, shown):
+            # A figure of the passage that belongs to something else than what was asked, a phone number put
+            # together from two rows, or an answer that repeats the question (the report would flag each). Ask once
+            # more with each passage cut to its sentences that match the question best, and keep the new answer if it
+            # passes these checks and the model did not hesitate over its figures (or was surer than the first time,
+            # or the first answer was _wrong: the AP-60's 52 dB, weighed against the AP-90's 58 it had written);
+            # otherwise the first answer stays, flagged. A figure the model only hesitated over is flagged, not asked
+            # again: on both held-out sets (132 questions, Qwen) a second look there changed no answer, and it cost a
+            # generation each time it fired.
             tokens = tokenize(question)
-            focused = [{**p, "text": key_sentences(p["text"], tokens)} for p in used]
+            # A table's kept rows say whose each figure is (labelled_cells): its header is often far above them.
+            focused = [{**p, "text": labelled_cells(key_sentences(p["text"], tokens))} for p in used]
             raw, more_prompt, more_completion = backend.chat(
                 build_messages(question, focused, lang, style), max_tokens, temperature
             )
@@ -155,8 +182,8 @@ def answer_question(
             if (
                 _CITATION.sub("", again).strip(" .。")
                 and again not in REFUSAL.values()
-                and not _doubtful_figures(again, question, given)
-                and (not _hesitant(doubt_again) or _share(doubt_again) > _share(hesitation))
+                and not _doubtful(again, question, given, shown)
+                and (wrong or not _hesitant(doubt_again) or _share(doubt_again) > _share(hesitation))
             ):
                 answer, cited, second_look = again, cited_again, True
                 tokens_of_answer, hesitation = backend.last_tokens, doubt_again
@@ -204,6 +231,7 @@ def answer_question(
             [piece, round(prob, 4), [[a, round(q, 4)] for a, q in alt]] for piece, prob, alt in tokens_of_answer
         ],
         "hesitation": hesitation,
+        "name_hesitation": name_hesitation(tokens_of_answer, question),
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "generation_ms": round((time.perf_counter() - started) * 1000, 1),

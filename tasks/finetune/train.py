@@ -274,7 +274,8 @@ def _save_checkpoint(folder: Path, state: dict) -> None:
     tmp = folder / f"checkpoint.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(state, tmp)
+        with open(tmp, "wb") as fh:  # closed here even when the disk fills: the error keeps no open file
+            torch.save(state, fh)
         os.replace(tmp, folder / "checkpoint.pt")
     except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
         tmp.unlink(missing_ok=True)
@@ -355,8 +356,9 @@ def train_lora(
         optimizer.zero_grad(set_to_none=True)
         step += 1
         seconds = time.perf_counter() - started
-        curve.append({"step": step, "loss": round(float(loss), 5), "seconds": round(seconds, 3)})
-        on_step(step, total, float(loss), seconds)
+        value = float(loss.detach())
+        curve.append({"step": step, "loss": round(value, 5), "seconds": round(seconds, 3)})
+        on_step(step, total, value, seconds)
         if step % options.checkpoint_every == 0 or step == total:
             _save_checkpoint(
                 checkpoint_dir,

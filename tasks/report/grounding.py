@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.answer.confidence import HESITANT
+from tasks.answer.confidence import HESITANT, HESITANT_NAME
 from tasks.answer.prompts import REFUSAL
 from tasks.text import ASKS_AMOUNT, SENTENCE, is_chinese, normalize_numbers, tokenize
 
@@ -119,6 +119,13 @@ def borrowed_figures(answer: str, question: str) -> list[str]:
         return []
     stated, asked = _Text(answer).numbers, _Text(question).numbers
     return sorted(stated) if stated and stated <= asked else []
+
+
+def no_figure(answer: str, question: str) -> bool:
+    """A question that asks for an amount ("how many", 多少, 几) answered without any figure: the answer restates the
+    question or quotes a heading. On our stored answers (about 1,000) this was 2 answers, both wrong; "free" or "no
+    limit" would be right, and a reader can tell at a glance."""
+    return bool(ASKS_AMOUNT.search(question)) and not _Text(answer).numbers
 
 
 def _digits(text: str) -> set[str]:
@@ -237,8 +244,68 @@ def misplaced_words(answer: str, question: str, texts: list[str]) -> list[str]:
     return far if located and 2 * len(far) >= len(located) else []
 
 
-# A year (1500-2099): what a question about an event most often turns on ("Wimbledon in 2019").
-_YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+_RULE = re.compile(r"^\|?\s*:?-{2,}")
+
+
+def _tables(text: str) -> list[list[list[str]]]:
+    """The tables of a text as Markdown writes them (how kbflow chunks a table: its header row on top): each a list of
+    rows of cells, the header first, the |---| rule left out. Read from a whole chunk or from the prompt's cut of it,
+    where a line "…" stands for rows left out."""
+    tables: list[list[list[str]]] = []
+    block: list[list[str]] = []
+    for line in [*text.splitlines(), ""]:
+        line = line.strip().removesuffix(" …")
+        if line.startswith("|"):
+            if not _RULE.match(line.replace(" ", "")):
+                block.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif block and line != "…":  # "…" marks rows left out of the prompt (tasks/answer/evidence.py): same table
+            tables.append(block)
+            block = []
+    return tables
+
+
+def wrong_column(answer: str, question: str, texts: list[str]) -> list[tuple[str, str, str]]:
+    """Figures of the answer taken from a table's column that the question does not ask about, beside the column it
+    does ask about: (figure, its column's header, the asked column's header).
+
+    A table keeps its header only on top, so a row read alone ("| Noise, maximum speed | 52 dB | 58 dB |") leaves the
+    model to guess which figure is whose, and it takes the wrong one with all its words in the passage. A column is
+    asked about when the question holds a word of its header that the other column's header lacks (AP-60, not AP-90;
+    睡眠 not 最大). Flagged only when every place the passages state the figure is such a wrong column: a figure also
+    said in prose, in a row label, or in a column the question names is left alone."""
+    _, _, numbers = _content(answer, question)
+    if not numbers or "|" not in "".join(texts):
+        return []
+    asked = set(tokenize(_prepare(question)))
+    out = []
+    for n in numbers:
+        wrong, elsewhere = None, False
+        for text in texts:
+            prose = "\n".join(line for line in text.splitlines() if not line.strip().startswith("|"))
+            elsewhere = elsewhere or n in _numbers(_prepare(prose))
+            for header, *rows in _tables(text):
+                words = [set(tokenize(_prepare(h))) for h in header]
+                for row in rows:
+                    cells = [_numbers(_prepare(c)) for c in row[: len(header)]]
+                    for j, held in enumerate(cells):
+                        if n not in held:
+                            continue
+                        rivals = [k for k in range(1, len(cells)) if k != j and cells[k] and n not in cells[k]]
+                        named = [k for k in rivals if asked & (words[k] - words[j]) and not asked & words[j] - words[k]]
+                        if j == 0 or not named:
+                            elsewhere = True  # a row label, or a cell the question does not tell from its neighbours
+                        elif wrong is None:
+                            wrong = (n, header[j], header[named[0]])
+        if wrong and not elsewhere:
+            out.append(wrong)
+    return out
+
+
+# A year (1500-2099): what a question about an event most often turns on ("Wimbledon in 2019"); not an amount of
+# money ("an order of 1500 EUR", 2000元), which is matched on prepared (lower-case) text.
+_YEAR = re.compile(
+    r"(?<![\d.,])(?:1[5-9]|20)\d\d(?![\d.,]\d|\d)(?!\s*(?:eur|euros?|cny|rmb|usd|dollars?|yuan|元|欧元|美元|%))"
+)
 
 
 def unstated_years(question: str, texts: list[str]) -> list[str]:
@@ -299,6 +366,8 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         support = max(support, support_score(answer, question, given) or 0.0)
     if support is None and says_nothing(answer, question):
         reasons.append("the answer says nothing the question does not")
+    elif no_figure(answer, question):
+        reasons.append("the question asks how much, and the answer states no figure")
     missing = missing_numbers(answer, question, texts)
     if missing:
         # A figure the cited passage lacks but another given passage states: the citation is off, not the answer.
@@ -330,11 +399,19 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
     for number, best in misplaced:
         where = f"; the passage's sentence closest to the question says {best}" if best else ""
         reasons.append(f"{number} belongs to another part of the passage{where}")
+    for number, taken, asked in wrong_column(answer, question, given or texts):
+        reasons.append(f"{number} is in the table's {taken!r} column; the question asks about {asked!r}")
     hesitation = row.get("hesitation")
     if isinstance(hesitation, dict) and hesitation.get("share", 1.0) < HESITANT:
         reasons.append(
             f"the model weighed another figure against {hesitation['figure']} as it wrote it "
             f"({hesitation['share']:.0%} for the one written)"
+        )
+    named = row.get("name_hesitation")
+    if isinstance(named, dict) and named.get("share", 1.0) < HESITANT_NAME:
+        reasons.append(
+            f"the model weighed another name against {named['name']} as it wrote it ({named['share']:.0%} for the one "
+            "written)"
         )
     words = [] if misplaced else misplaced_words(answer, question, same_language(question, given or texts))
     if words:

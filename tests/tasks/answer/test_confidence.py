@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.answer.confidence import figure_hesitation
+from tasks.answer.confidence import figure_hesitation, name_hesitation
 from tasks.answer.generate import answer_question
 from tasks.answer.prompts import REFUSAL
 from tasks.report.grounding import check_grounding
@@ -43,6 +43,39 @@ def test_an_answer_without_probabilities_or_figures_has_no_hesitation():
     assert figure_hesitation([], "How long?") is None  # a server backend gives none
     assert figure_hesitation([("21", 0.5, [])], "How long?") is None
     assert figure_hesitation(written("Berlin", "."), "Where is the office?") is None
+
+
+def test_a_name_written_against_another_name_is_hesitant():
+    # RGB English: the 2018 champion (Angelique Kerber) weighed against the 2022 one the model wrote.
+    question = "Who won the women's singles Wimbledon in 2018?"
+    tokens = written(("E", 0.6, [("Angel", 0.36), ("The", 0.02)]), "lena", " Ryb", "akina", " won", " [", "1", "]")
+    assert name_hesitation(tokens, question) == {"name": "Elena Rybakina", "share": 0.625}
+    # A framing word ("The winner was ...") and the question's own words are no rival; nor is another spelling of
+    # the same start, nor the middle of a word.
+    framed = written(
+        ("Simona", 0.5, [("The", 0.45), ("Wimbledon", 0.3), ("Sim", 0.2), ("Angel", 0.05)]),
+        " Hal",
+        ("Ep", 0.4, [("Kerber", 0.5)]),
+    )
+    assert name_hesitation(framed, question) == {"name": "Simona HalEp", "share": 0.909}
+    assert name_hesitation(written("At", " 12", ":00", (" PM", 0.3, [(" AM", 0.3)])), "When?") is None  # no name
+    assert name_hesitation([], question) is None  # a server backend gives no probabilities
+    assert name_hesitation(written("12", " days"), "How long?") is None
+
+
+def test_a_hesitant_name_is_flagged_and_a_sure_one_is_not():
+    row = {
+        "question": "Who won the women's singles Wimbledon in 2018?",
+        "answer": "Elena Rybakina won the women's singles Wimbledon in 2018 [1].",
+        "citations": [{"source": "w.txt", "text": "Elena Rybakina won Wimbledon, the youngest finalist since 2018."}],
+        "retrieved": [],
+    }
+    flagged = check_grounding({**row, "name_hesitation": {"name": "Elena Rybakina", "share": 0.55}})
+    assert (
+        "the model weighed another name against Elena Rybakina as it wrote it (55% for the one written)"
+        in (flagged["flag_reason"])
+    )
+    assert check_grounding({**row, "name_hesitation": {"name": "Elena Rybakina", "share": 0.9}})["unsupported"] is False
 
 
 def _row(hesitation):
@@ -154,3 +187,51 @@ def test_the_first_answer_stays_when_its_passage_states_the_year_or_the_second_l
         backend, "Who won the women's singles Wimbledon in 2017?", WIMBLEDON, max_tokens=32, temperature=0.0
     )
     assert len(backend.asked) == 1
+
+
+SPECS = {
+    "source": "specs.html",
+    "chunk_id": "s",
+    "text": "Corvid AP-60 and AP-90: technical specifications\n| Specification | AP-60 | AP-90 |\n|---|---|---|\n"
+    "| Noise, sleep mode | 22 dB | 26 dB |\n| Noise, maximum speed | 52 dB | 58 dB |\n| Rated power | 45 W | 70 W |",
+}
+
+
+def test_a_figure_from_the_other_column_is_asked_again_over_rows_whose_cells_name_their_column():
+    question = "How loud is the Corvid AP-60 at maximum speed?"
+    # The second answer is kept though the model weighed 58 against it: the first one was wrong however sure.
+    unsure = written(
+        "The", " AP", "-", "60", " reaches", " ", ("5", 0.9, []), ("2", 0.55, [("8", 0.4)]), " dB", " [1]."
+    )
+    backend = TwoReplies(
+        [("The AP-60 reaches 58 dB at maximum speed [1].", []), ("The AP-60 reaches 52 dB [1].", unsure)]
+    )
+    out = answer_question(backend, question, [SPECS], max_tokens=32, temperature=0.0)
+    assert len(backend.asked) == 2
+    second = backend.asked[1][1]["content"]
+    assert "| Noise, maximum speed | AP-60: 52 dB | AP-90: 58 dB |" in second
+    assert "| Specification | AP-60 | AP-90 |" in second  # the header row itself is not labelled
+    assert out["answer"] == "The AP-60 reaches 52 dB [1]." and out["second_look"] is True
+    assert out["hesitation"] == {"figure": "52", "share": 0.579}  # and the report flags it for that
+    # The right column the first time: asked once.
+    backend = TwoReplies([("The AP-60 reaches 52 dB at maximum speed [1].", [])])
+    assert answer_question(backend, question, [SPECS], max_tokens=32, temperature=0.0)["second_look"] is False
+    assert len(backend.asked) == 1
+
+
+def test_an_answer_that_repeats_the_question_is_asked_again_and_kept_only_if_it_says_something():
+    question = "苏州员工每年病假的前几天按全额工资发放？"
+    sick = [
+        {
+            "source": "hr/sick_leave_zh.txt",
+            "chunk_id": "h",
+            "text": "苏州员工每年病假的前5天按全额工资发放。之后按80%发放。",
+        }
+    ]
+    backend = TwoReplies([("苏州员工每年病假的前几天按全额工资发放。[1]", []), ("前5天按全额工资发放。[1]", [])])
+    out = answer_question(backend, question, sick, max_tokens=32, temperature=0.0)
+    assert len(backend.asked) == 2 and out["answer"] == "前5天按全额工资发放。[1]" and out["second_look"] is True
+    # Asked again, it repeats the question once more: the first answer stays, for the report to flag.
+    backend = TwoReplies([("苏州员工每年病假的前几天按全额工资发放。[1]", []), ("病假的前几天按全额工资发放。[1]", [])])
+    out = answer_question(backend, question, sick, max_tokens=32, temperature=0.0)
+    assert out["answer"] == "苏州员工每年病假的前几天按全额工资发放。[1]" and out["second_look"] is False

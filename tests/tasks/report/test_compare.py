@@ -155,7 +155,14 @@ def test_compare_reports_lists_each_known_change(runs):
     assert cmp["newly_flagged"] == [
         {"id": "q3", "question": "Where is the refund policy?", "flag_reason": "low support 0.00"}
     ]
-    assert cmp["flag_cleared"] == []
+    # q4's first answer gave no figure for "how long": flagged then, and no more
+    assert cmp["flag_cleared"] == [
+        {
+            "id": "q4",
+            "question": "How long do refunds take in days?",
+            "flag_reason": "the question asks how much, and the answer states no figure",
+        }
+    ]
     assert cmp["only_old"] == [{"id": "q5", "question": "Is there a trial?"}]
     assert cmp["only_new"] == [{"id": "q6", "question": "Who approves refunds?"}]
     # accuracy: old q1 yes, q2 yes, q4 no = 2/3; new q1 yes, q2 no (refused), q4 yes = 2/3

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.report.grounding import borrowed_figures, check_grounding, cited_texts, missing_numbers, support_score
+from tasks.report.grounding import (
+    borrowed_figures,
+    check_grounding,
+    cited_texts,
+    missing_numbers,
+    support_score,
+    wrong_column,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -144,6 +151,21 @@ def test_an_amount_answered_with_the_questions_own_figure_is_flagged():
 # ------------------------------------------------------------------ check_grounding
 
 
+def test_an_amount_asked_for_and_answered_without_any_figure_is_flagged():
+    text = "Pellaro Dealer Support: Service Level Agreement (Europe)\n| Plan | P3 first response |\n|---|---|\n"
+    text += "| Standard | 3 business days |"
+    cite = [{"source": "sla.md", "text": text}]
+    question = "标准计划下P3级别工单的首次响应时间是多少？"
+    wrong = check_grounding(
+        answered(question, "Pellaro Dealer Support: Service Level Agreement (Europe)", None, citations=cite)
+    )
+    assert "the question asks how much, and the answer states no figure" in wrong["flag_reason"]
+    right = check_grounding(
+        answered(question, "标准计划下P3级别工单的首次响应时间是三个工作日。[1]", None, citations=cite)
+    )
+    assert "states no figure" not in (right["flag_reason"] or "")  # 三 is a figure
+
+
 def test_low_support_reason_names_the_score():
     row = answered("Who pays refunds?", "Refunds are paid by the finance team [1].", "Refunds are paid within 14 days.")
     # content: paid, finance, team; only paid is in the passage -> 1/3
@@ -274,6 +296,11 @@ def test_an_answer_from_a_passage_about_another_year_is_flagged():
     # A Chinese passage writes the year as 2019年; a question without a year is not judged this way.
     zh = [{"source": "w.txt", "text": "2019年温网女单冠军是哈勒普。"}]
     assert not check_grounding(answered("2019年温网女单冠军是谁？", "哈勒普。[1]", None, citations=zh))["unsupported"]
+    # An amount of money is no year, whatever its figure.
+    order = "What discount does a retailer get on a single order with a net value of 1500 EUR?"
+    assert not check_grounding(answered(order, "8% [1].", None, citations=[{"source": "w.md", "text": "8% off"}]))[
+        "unsupported"
+    ]
     no_year = answered("Who won Wimbledon?", "Elena Rybakina [1].", None, citations=other)
     assert not check_grounding(no_year)["unsupported"]
     # The prompt shows each passage under its source path: a file named for the year states it, as the year look
@@ -294,3 +321,40 @@ def test_a_phone_number_put_together_from_two_rows_is_flagged():
     assert "49 40 555 0142 is not stated as a whole in the passages" in wrong["flag_reason"]
     right = check_grounding(answered(question, "It is +49 40 555 0927 [1].", None, citations=cite))
     assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+
+
+SPECS = (
+    "Corvid AP-60 and AP-90: technical specifications\n| Specification | AP-60 | AP-90 |\n|---|---|---|\n"
+    "| Noise, sleep mode | 22 dB | 26 dB |\n| Noise, maximum speed | 52 dB | 58 dB |\n| Rated power | 45 W | 70 W |"
+)
+
+
+def test_a_figure_from_the_other_column_of_a_tables_row_is_flagged():
+    question = "How loud is the Corvid AP-60 at maximum speed?"
+    cite = [{"source": "specs.html", "text": SPECS}]
+    wrong = check_grounding(
+        answered(question, "The AP-60 is rated at 58 dB at maximum speed [1].", None, citations=cite)
+    )
+    assert wrong["unsupported"] is True
+    assert "58 is in the table's 'AP-90' column; the question asks about 'AP-60'" in wrong["flag_reason"]
+    right = check_grounding(
+        answered(question, "The AP-60 is rated at 52 dB at maximum speed [1].", None, citations=cite)
+    )
+    assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+    # The prompt's cut of the table: rows left out are a line "…", and the header still names the columns.
+    cut = "Corvid AP-60 and AP-90\n| Specification | AP-60 | AP-90 |\n|---|---|---|\n…\n"
+    cut += "| Noise, maximum speed | 52 dB | 58 dB | …"
+    assert wrong_column("58 dB", question, [cut]) == [("58", "AP-90", "AP-60")]
+    # A question that names no column, or both, leaves the figure alone; so does a figure the prose states too.
+    assert wrong_column("58 dB", "How loud is the purifier at maximum speed?", [SPECS]) == []
+    assert wrong_column("58 dB", "How much louder is the AP-90 than the AP-60 at maximum speed?", [SPECS]) == []
+    assert (
+        wrong_column("58 dB", question, [SPECS + "\nAt maximum speed the AP-60 reaches 58 dB in a small room."]) == []
+    )
+
+
+def test_a_chinese_tables_column_is_told_by_the_words_its_header_alone_has():
+    table = "| 职级 | 北京、上海 | 其他城市 |\n|---|---|---|\n| 普通员工 | 600元 | 400元 |\n| 经理 | 900元 | 600元 |"
+    question = "普通员工在北京出差，每晚住宿标准是多少？"
+    assert wrong_column("每晚400元。[1]", question, [table]) == [("400", "其他城市", "北京、上海")]
+    assert wrong_column("每晚600元。[1]", question, [table]) == []  # also the other row's figure: not this check's
