@@ -125,7 +125,9 @@ def no_figure(answer: str, question: str) -> bool:
     """A question that asks for an amount ("how many", 多少, 几) answered without any figure: the answer restates the
     question or quotes a heading. On our stored answers (about 1,000) this was 2 answers, both wrong; "free" or "no
     limit" would be right, and a reader can tell at a glance."""
-    return bool(ASKS_AMOUNT.search(question)) and not _Text(answer).numbers
+    # 哪几个 asks which ones (a list), 几乎 is "almost": neither asks for an amount.
+    asks = ASKS_AMOUNT.search(re.sub(r"哪几|几乎", "", question))
+    return bool(asks) and not _Text(answer).numbers
 
 
 def _digits(text: str) -> set[str]:

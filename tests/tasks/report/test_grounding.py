@@ -9,6 +9,7 @@ from tasks.report.grounding import (
     check_grounding,
     cited_texts,
     missing_numbers,
+    no_figure,
     support_score,
     wrong_column,
 )
@@ -164,6 +165,7 @@ def test_an_amount_asked_for_and_answered_without_any_figure_is_flagged():
         answered(question, "标准计划下P3级别工单的首次响应时间是三个工作日。[1]", None, citations=cite)
     )
     assert "states no figure" not in (right["flag_reason"] or "")  # 三 is a figure
+    assert not no_figure("需要提供身份证和发票。[1]", "退货需要提供哪几种材料？")  # which ones: a list
 
 
 def test_low_support_reason_names_the_score():
