@@ -127,8 +127,8 @@ def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], wi
 def labelled_cells(text: str) -> str:
     """The text with each cell of a table's rows labelled by its column's header ("| Noise, maximum speed | AP-60: 52
     dB | AP-90: 58 dB |"), the header row and rule left as they are: a row read far from its header says whose each
-    figure is. The second look's evidence when the first answer took a figure from a column the question does not
-    ask about (tasks/answer/generate.py)."""
+    figure is. Every second look's evidence (tasks/answer/generate.py): the one after a figure taken from a column the
+    question does not ask about above all."""
     lines = text.split("\n")
     header: list[str] | None = None
     for i, line in enumerate(lines):
