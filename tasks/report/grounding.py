@@ -77,6 +77,12 @@ def says_nothing(answer: str, question: str) -> bool:
     return bool(answer.strip()) and not words and not numbers
 
 
+def unfinished(answer: str) -> bool:
+    """An answer that stops where what it says should begin: it ends with a colon, before its citation marks ("The
+    discount depends on the net value of a single order: [1]")."""
+    return _CITATION_MARK.sub("", answer).rstrip(" .。").endswith((":", "："))
+
+
 def same_language(question: str, texts: list[str]) -> list[str]:
     """The passages written in the question's language: the only ones whose sentences can be matched to its terms
     word for word (an English question over a Chinese passage shares its figures with it, not its words)."""
@@ -370,6 +376,8 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         reasons.append("the answer says nothing the question does not")
     elif no_figure(answer, question):
         reasons.append("the question asks how much, and the answer states no figure")
+    if unfinished(answer):
+        reasons.append("the answer stops at a colon, before what it was to say")
     missing = missing_numbers(answer, question, texts)
     if missing:
         # A figure the cited passage lacks but another given passage states: the citation is off, not the answer.

@@ -235,3 +235,15 @@ def test_an_answer_that_repeats_the_question_is_asked_again_and_kept_only_if_it_
     backend = TwoReplies([("苏州员工每年病假的前几天按全额工资发放。[1]", []), ("病假的前几天按全额工资发放。[1]", [])])
     out = answer_question(backend, question, sick, max_tokens=32, temperature=0.0)
     assert out["answer"] == "苏州员工每年病假的前几天按全额工资发放。[1]" and out["second_look"] is False
+
+
+def test_an_answer_that_stops_at_a_colon_is_asked_again():
+    question = "What volume discount does a retailer get on a single order with a net value of 1,500 EUR?"
+    terms = [
+        {"source": "terms.pdf", "chunk_id": "t", "text": "The discount depends on the net value: 1,500 EUR gets 8%."}
+    ]
+    backend = TwoReplies(
+        [("The discount depends on the net value of a single order: [1]", []), ("It gets 8% [1].", [])]
+    )
+    out = answer_question(backend, question, terms, max_tokens=32, temperature=0.0)
+    assert len(backend.asked) == 2 and out["answer"] == "It gets 8% [1]." and out["second_look"] is True

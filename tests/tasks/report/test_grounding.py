@@ -168,6 +168,19 @@ def test_an_amount_asked_for_and_answered_without_any_figure_is_flagged():
     assert not no_figure("需要提供身份证和发票。[1]", "退货需要提供哪几种材料？")  # which ones: a list
 
 
+def test_an_answer_that_stops_at_a_colon_is_flagged():
+    cite = [
+        {"source": "terms.pdf", "text": "The discount depends on the net value of a single order: 1,500 EUR gets 8%."}
+    ]
+    question = "What volume discount does a retailer get on a single order with a net value of 1,500 EUR?"
+    cut = check_grounding(
+        answered(question, "The discount depends on the net value of a single order: [1]", None, citations=cite)
+    )
+    assert "the answer stops at a colon, before what it was to say" in cut["flag_reason"]
+    whole = check_grounding(answered(question, "The discount is 8% [1].", None, citations=cite))
+    assert "colon" not in (whole["flag_reason"] or "")
+
+
 def test_low_support_reason_names_the_score():
     row = answered("Who pays refunds?", "Refunds are paid by the finance team [1].", "Refunds are paid within 14 days.")
     # content: paid, finance, team; only paid is in the passage -> 1/3
