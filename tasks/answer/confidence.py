@@ -20,9 +20,10 @@ HESITANT = 0.8
 
 # Figures as a reader sees them; a code (E12, AP-90, S7) is a name, not a figure.
 _FIGURE = re.compile(r"(?<![A-Za-z0-9.\-])\d+(?:[.,:]\d+)*")
-# Digits that are not the answer's figures: citation marks (also "(2)" ending a sentence) and page references.
+# Digits that are not the answer's figures: citation marks (also "(2)" ending a sentence or before a [2]) and page
+# references.
 _NOT_FIGURES = re.compile(
-    r"\[\d+(?:\s*[,，、]\s*\d+)*\]|[(（]\d{1,2}[)）](?=\s*(?:[.。;；]|$))|(?i:\bpages?\s+\d+)|第\s*\d+\s*页"
+    r"\[\d+(?:\s*[,，、]\s*\d+)*\]|[(（]\d{1,2}[)）](?=\s*(?:[.。;；\[]|$))|(?i:\bpages?\s+\d+)|第\s*\d+\s*页"
 )
 
 

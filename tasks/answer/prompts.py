@@ -89,12 +89,18 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _ROUND_CITATION = re.compile(r"[(（](\d{1,2})[)）](?=\s*(?:[.。;；]|$))")
 
 
+_DOUBLED_CITATION = re.compile(r"\s*[(（](\d{1,2})[)）](?=\s*\[\d{1,3}\])")
+
+
 def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
     """Drop citation marks that point to no passage; return the answer and the passages it cites (1-based).
 
     An answer with no [n] mark whose sentences end in "(n)", n a passage's number, cites with round brackets:
-    those become [n], so the figure in them is not read as part of the answer."""
+    those become [n], so the figure in them is not read as part of the answer. A "(n)" just before an [n] mark is
+    dropped, for the same reason."""
     cited: list[int] = []
+    # "(1) [1]": the same mark twice, round then square; the round one would read as a figure of the answer.
+    answer = _DOUBLED_CITATION.sub(lambda m: "" if 1 <= int(m.group(1)) <= n_passages else m.group(0), answer)
     if not _CITATION.search(answer):
         answer = _ROUND_CITATION.sub(
             lambda m: f"[{m.group(1)}]" if 1 <= int(m.group(1)) <= n_passages else m.group(0), answer

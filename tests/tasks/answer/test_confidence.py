@@ -37,6 +37,9 @@ def test_citation_marks_pages_and_the_questions_own_figures_are_not_the_answers_
     )
     # 3 is the question's own figure; the page and the citation mark are not figures of the answer.
     assert figure_hesitation(tokens, "How many days of leave after 3 years?") == {"figure": "10", "share": 1.0}
+    # "(1) [1]": the round mark before a square one is a citation too
+    doubled = written("It", " is", " ", "8", "%", " (", ("1", 0.5, [("2", 0.5)]), ")", " [", "1", "].")
+    assert figure_hesitation(doubled, "What discount?") == {"figure": "8", "share": 1.0}
 
 
 def test_an_answer_without_probabilities_or_figures_has_no_hesitation():

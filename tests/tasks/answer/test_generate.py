@@ -82,6 +82,9 @@ def test_round_bracket_citations_become_marks_only_where_they_end_a_sentence_and
     assert clean_citations("Model D3 (7).", 3) == ("Model D3 (7).", [])
     assert clean_citations("Option (2) costs 40 euros.", 3) == ("Option (2) costs 40 euros.", [])
     assert clean_citations("Step (2) applies [1].", 3) == ("Step (2) applies [1].", [1])
+    # a round mark just before a square one is the same citation twice (heldout3: "The discount is 8% (1) [1].")
+    assert clean_citations("The discount is 8% (1) [1].", 3) == ("The discount is 8% [1].", [1])
+    assert clean_citations("Model D3 (7) [1].", 3) == ("Model D3 (7) [1].", [1])
 
 
 @pytest.mark.unit
