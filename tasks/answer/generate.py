@@ -100,14 +100,10 @@ def _wrong(answer: str, question: str, shown: list[str]) -> bool:
     )
 
 
-def _doubtful(answer: str, question: str, given: list[str], shown: list[str]) -> bool:
-    """An answer the report would flag for what it states: _wrong, a figure the passages state of something else, or
-    a many-group number (a phone number) that no passage states as a whole."""
-    return bool(
-        _wrong(answer, question, shown)
-        or misplaced_numbers(answer, question, given)
-        or broken_compounds(answer, question, given)
-    )
+def _doubtful_figures(answer: str, question: str, given: list[str]) -> bool:
+    """A figure the report would flag: one the passages state of something else, or a many-group number (a phone
+    number) that no passage states as a whole."""
+    return bool(misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given))
 
 
 def _shown(passage: dict) -> str:
@@ -165,7 +161,7 @@ def answer_question(
         given = same_language(question, [p["text"] for p in used])
         shown = [p["text"] for p in used]
         wrong = _wrong(answer, question, shown)
-        if wrong or _doubtful(answer, question, given, shown):
+        if wrong or _doubtful_figures(answer, question, given):
             # A figure of the passage that belongs to something else than what was asked, a phone number put
             # together from two rows, or an answer that repeats the question (the report would flag each). Ask once
             # more with each passage cut to its sentences that match the question best, and keep the new answer if it
@@ -186,7 +182,8 @@ def answer_question(
             if (
                 _CITATION.sub("", again).strip(" .。")
                 and again not in REFUSAL.values()
-                and not _doubtful(again, question, given, shown)
+                and not _wrong(again, question, shown)
+                and not _doubtful_figures(again, question, given)
                 and (wrong or not _hesitant(doubt_again) or _share(doubt_again) > _share(hesitation))
             ):
                 answer, cited, second_look = again, cited_again, True

@@ -285,25 +285,29 @@ def wrong_column(answer: str, question: str, texts: list[str]) -> list[tuple[str
     if not numbers or "|" not in "".join(texts):
         return []
     asked = set(tokenize(_prepare(question)))
+    # Each passage read once: the figures its prose states, and each table row's figures by cell with the words of
+    # its header.
+    prose_numbers: set[str] = set()
+    rows: list[tuple[list[str], list[set[str]], list[set[str]]]] = []  # (header, header words, figures by cell)
+    for text in texts:
+        prose = "\n".join(line for line in text.splitlines() if not line.strip().startswith("|"))
+        prose_numbers |= _numbers(_prepare(prose))
+        for header, *body in _tables(text):
+            words = [set(tokenize(_prepare(h))) for h in header]
+            rows.extend((header, words, [_numbers(_prepare(c)) for c in row[: len(header)]]) for row in body)
     out = []
     for n in numbers:
-        wrong, elsewhere = None, False
-        for text in texts:
-            prose = "\n".join(line for line in text.splitlines() if not line.strip().startswith("|"))
-            elsewhere = elsewhere or n in _numbers(_prepare(prose))
-            for header, *rows in _tables(text):
-                words = [set(tokenize(_prepare(h))) for h in header]
-                for row in rows:
-                    cells = [_numbers(_prepare(c)) for c in row[: len(header)]]
-                    for j, held in enumerate(cells):
-                        if n not in held:
-                            continue
-                        rivals = [k for k in range(1, len(cells)) if k != j and cells[k] and n not in cells[k]]
-                        named = [k for k in rivals if asked & (words[k] - words[j]) and not asked & words[j] - words[k]]
-                        if j == 0 or not named:
-                            elsewhere = True  # a row label, or a cell the question does not tell from its neighbours
-                        elif wrong is None:
-                            wrong = (n, header[j], header[named[0]])
+        wrong, elsewhere = None, n in prose_numbers
+        for header, words, cells in rows:
+            for j, held in enumerate(cells):
+                if n not in held:
+                    continue
+                rivals = [k for k in range(1, len(cells)) if k != j and cells[k] and n not in cells[k]]
+                named = [k for k in rivals if asked & (words[k] - words[j]) and not asked & words[j] - words[k]]
+                if j == 0 or not named:
+                    elsewhere = True  # a row label, or a cell the question does not tell from its neighbours
+                elif wrong is None:
+                    wrong = (n, header[j], header[named[0]])
         if wrong and not elsewhere:
             out.append(wrong)
     return out
