@@ -16,6 +16,7 @@ from tasks.report.grounding import (
     misplaced_numbers,
     same_language,
     says_nothing,
+    table_cell,
     unfinished,
     unstated_years,
     wrong_column,
@@ -90,10 +91,12 @@ def fit_all(
 def _wrong(answer: str, question: str, shown: list[str]) -> bool:
     """An answer that is wrong whatever the model's confidence: a figure from a table's column the question does not
     ask about (judged over every passage shown, whatever its language: a column's header is often a code, AP-60),
-    nothing the question does not say, for an amount only the question's own figures, or a stop at a colon before
-    what it was to say. Each was wrong every time it fired over our stored answers (the README's "Flags")."""
+    other than the cell of the row and column the question names, nothing the question does not say, for an amount
+    only the question's own figures, or a stop at a colon before what it was to say. Each was wrong every time it
+    fired over our stored answers (the README's "Flags")."""
     return bool(
         wrong_column(answer, question, shown)
+        or table_cell(answer, question, shown)
         or says_nothing(answer, question)
         or borrowed_figures(answer, question)
         or unfinished(answer)

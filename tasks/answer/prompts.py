@@ -122,7 +122,8 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
 # What answer_question does besides the one prompt, by version: a change makes cached answers stale too.
 ANSWER_STEPS = (
     "second look at a misplaced or broken figure (a table's cells labelled then), a figure from a column not asked "
-    "about, or a year the cited passages lack; hesitation over figures and names recorded; (n) read as [n], v7"
+    "about or other than the cell the question names, or a year the cited passages lack; hesitation over figures and "
+    "names recorded; (n) read as [n], v8"
 )
 
 

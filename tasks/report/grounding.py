@@ -313,6 +313,57 @@ def wrong_column(answer: str, question: str, texts: list[str]) -> list[tuple[str
     return out
 
 
+def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, str] | None:
+    """The table cell the question points at, when the answer's figures are not in it: (the row's label, the column's
+    header, the cell).
+
+    The question names a column (its header holds more of the question's words than any other column's) and a row
+    (its other cells hold more of the question's words and codes than any other row's: E21 and AP-60, not E21 and
+    AP-90). A model that reads the row of another device, or a figure from prose about another thing (the 24-hour
+    resolution target for the 30-minute response time), states a real figure with all its words in the passages.
+    Left alone when a place that states the answer's figure (a sentence, or a row with its column's header) holds a
+    word of the question that the cell's row and column lack: the figure of a row for Shanghai, where the row the
+    question's other words point at is for Hamburg, or of a sentence about the smoking time, where the table's column
+    is the brewing time."""
+    _, _, numbers = _content(answer, question)
+    if not numbers or "|" not in "".join(texts):
+        return None
+    asked = set(tokenize(_prepare(question)))
+    words_of = lambda text: asked & set(tokenize(_prepare(text)))  # noqa: E731 - read once per cell
+    scored: list[tuple[set[str], list[str], str, str]] = []  # (question's words in the row, row, column, cell)
+    places: list[tuple[set[str], set[str]]] = []  # (figures, question's words) of each sentence and table cell
+    for text in texts:
+        prose = "\n".join(line for line in text.splitlines() if not line.strip().startswith("|"))
+        places.extend((_numbers(_prepare(m.group())), words_of(m.group())) for m in SENTENCE.finditer(prose))
+        for header, *body in _tables(text):
+            held = [words_of(h) for h in header]
+            for row in body:
+                row_words = set().union(*(words_of(c) for c in row))
+                places.extend((_numbers(_prepare(c)), row_words | held[k]) for k, c in enumerate(row[: len(header)]))
+            best = max((len(h) for h in held[1:]), default=0)
+            if not best or [len(h) for h in held[1:]].count(best) > 1:
+                continue
+            j = [len(h) for h in held].index(best, 1)
+            for row in body:
+                if len(row) > j:
+                    others = set().union(*(words_of(c) for k, c in enumerate(row) if k != j))
+                    scored.append((others, row, header[j], row[j]))
+    if not scored:
+        return None
+    top = max(len(w) for w, *_ in scored)
+    picked = [item for item in scored if len(item[0]) == top]
+    if not top or len({cell for *_, cell in picked}) > 1:
+        return None  # no row the question names, or several that it names alike
+    row_words, row, column, cell = picked[0]
+    figures = _numbers(_prepare(cell))
+    if not figures or figures & set(numbers):
+        return None
+    covered = row_words | words_of(column)
+    if any(set(numbers) & held and words - covered for held, words in places):
+        return None  # the answer's figure is stated beside a word of the question that the cell lacks
+    return row[0], column, cell
+
+
 # A year (1500-2099): what a question about an event most often turns on ("Wimbledon in 2019"); not an amount of
 # money ("an order of 1500 EUR", 2000元), which is matched on prepared (lower-case) text.
 _YEAR = re.compile(
@@ -413,8 +464,13 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
     for number, best in misplaced:
         where = f"; the passage's sentence closest to the question says {best}" if best else ""
         reasons.append(f"{number} belongs to another part of the passage{where}")
-    for number, taken, asked in wrong_column(answer, question, given or texts):
+    columns = wrong_column(answer, question, given or texts)
+    for number, taken, asked in columns:
         reasons.append(f"{number} is in the table's {taken!r} column; the question asks about {asked!r}")
+    cell = None if columns else table_cell(answer, question, given or texts)
+    if cell:
+        label, column, value = cell
+        reasons.append(f"the table's {label!r} row gives {value!r} under {column!r}")
     hesitation = row.get("hesitation")
     if isinstance(hesitation, dict) and hesitation.get("share", 1.0) < HESITANT:
         reasons.append(

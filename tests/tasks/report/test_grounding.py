@@ -11,6 +11,7 @@ from tasks.report.grounding import (
     missing_numbers,
     no_figure,
     support_score,
+    table_cell,
     wrong_column,
 )
 
@@ -373,3 +374,48 @@ def test_a_chinese_tables_column_is_told_by_the_words_its_header_alone_has():
     question = "普通员工在北京出差，每晚住宿标准是多少？"
     assert wrong_column("每晚400元。[1]", question, [table]) == [("400", "其他城市", "北京、上海")]
     assert wrong_column("每晚600元。[1]", question, [table]) == []  # also the other row's figure: not this check's
+
+
+CODES = (
+    "| code | device | meaning | steps | first_action |\n|---|---|---|---|---|\n"
+    "| E21 | AP-90 | Fan speed sensor fault | 4 | Unplug for 30 seconds |\n"
+    "| E21 | AP-60 | Fan motor stalled | 5 | Remove anything blocking the inlet |"
+)
+
+
+def test_a_figure_other_than_the_cell_the_question_names_is_flagged():
+    question = "How many steps does the fix for error E21 on the AP-60 have?"
+    cite = [{"source": "error_codes.csv", "text": CODES}]
+    wrong = check_grounding(answered(question, "The fix has 4 steps [1].", None, citations=cite))
+    assert wrong["unsupported"] is True
+    assert "the table's 'E21' row gives '5' under 'steps'" in wrong["flag_reason"]
+    right = check_grounding(answered(question, "The fix has 5 steps [1].", None, citations=cite))
+    assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+    # A figure from prose about something else: the table's cell still says what the question asks.
+    sla = (
+        "The resolution target for P1 incidents is 24 hours on Enterprise.",
+        "| Priority | Standard | Enterprise |\n|---|---|---|\n| P1 (service down) | 4 hours | 30 minutes |\n"
+        "| P2 (major feature broken) | 1 business day | 4 hours |",
+    )
+    question = "What is the P1 response time for Enterprise customers?"
+    assert table_cell("It is 24 hours [1].", question, list(sla)) == ("P1 (service down)", "Enterprise", "30 minutes")
+    assert table_cell("It is 30 minutes [2].", question, list(sla)) is None
+
+
+def test_a_table_cell_is_not_held_against_a_figure_stated_beside_more_of_the_question():
+    # The row the question's other words point at (Hamburg, China) is not the one it asks about (Shanghai).
+    hotels = (
+        "| City | Hotel limit per night |\n|---|---|\n| Shanghai | 800 CNY |\n"
+        "| Hamburg (visitors from China) | 130 EUR |"
+    )
+    question = "What is the nightly hotel limit in Shanghai for Hamburg staff travelling to China?"
+    assert table_cell("It is 800 CNY [1].", question, [hotels]) is None
+    # The figure's own sentence says the question's 熏制; the table's column is the brewing time.
+    texts = [
+        "「松烟」烟熏红茶\n采用松木烟熏工艺，熏制时间为12小时",
+        "| 茶类 | 代表产品 | 水温 | 第一泡时间 |\n|---|---|---|---|\n| 红茶 | 「松烟」烟熏红茶 | 90℃ | 3分钟 |\n"
+        "| 绿茶 | 西湖龙井 | 80℃ | 90秒 |",
+    ]
+    assert table_cell("12小时[1]", "「松烟」烟熏红茶的熏制时间是多少？", texts) is None
+    # No row named (or two named alike): nothing to hold the answer to.
+    assert table_cell("The fix has 4 steps [1].", "How many steps does the fix for error E21 have?", [CODES]) is None
