@@ -21,7 +21,7 @@ from tasks.report.grounding import (
     unstated_years,
     wrong_column,
 )
-from tasks.text import contains_answer, tokenize
+from tasks.text import contains_answer, is_chinese, tokenize
 
 
 def pack_context(
@@ -35,7 +35,8 @@ def pack_context(
 ) -> tuple[list[dict], list[dict], int]:
     """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed.
     With context_tokens, a passage that would take the passages past it goes in as its key sentences only (those
-    that match the question best), or not at all; the first passage always goes in whole."""
+    that match the question best), or not at all; the first passage always goes in whole, and so do a table and a
+    passage in the other language (_whole_past_budget)."""
     budget = backend.n_ctx - max_tokens - 4
     base = backend.count_tokens(build_messages(question, [], lang, style))
     if base > budget:
@@ -47,7 +48,7 @@ def pack_context(
     for p in passages:
         trial = used + [p]
         n_tokens = backend.count_tokens(build_messages(question, trial, lang, style))
-        if used and context_tokens and n_tokens - base > context_tokens:
+        if used and context_tokens and n_tokens - base > context_tokens and not _whole_past_budget(question, p):
             # Past the passages' budget: only this passage's sentences that match the question best, if they fit.
             trial = used + [{**p, "text": key_sentences(p["text"], tokens)}]
             if backend.count_tokens(build_messages(question, trial, lang, style)) - base <= context_tokens:
@@ -71,6 +72,14 @@ def pack_context(
         break
     messages = build_messages(question, used, lang, style)
     return messages, used, backend.count_tokens(messages)
+
+
+def _whole_past_budget(question: str, passage: dict) -> bool:
+    """A passage that goes in whole past the passages' budget: a table (its rows' figures are what a question asks,
+    and its best-matching rows alone lose whose each figure is), or one in the other language than the question's
+    (its sentences cannot match the question's words, so a cut keeps the wrong ones)."""
+    text = passage["text"]
+    return "\n|" in f"\n{text}" or is_chinese(text) != is_chinese(question)
 
 
 def fit_all(
