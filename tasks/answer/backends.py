@@ -48,11 +48,12 @@ class LLMConfig(BaseModel, frozen=True):
     )
     max_tokens: int = Field(256, gt=0, description="Most tokens generated per answer.")
     context_tokens: int = Field(
-        0,
+        400,
         ge=0,
         description="Most tokens of passages a prompt carries: they go in best first while they fit; past it a "
-        "passage gives only its sentences that match the question best, or nothing; the first always goes in whole. "
-        "Prefill is most of an answer's time. 0: as many as the context window holds.",
+        "passage gives only its sentences that match the question best, or nothing; the first, a table and a passage "
+        "in the other language always go in whole. Prefill is most of an answer's time. 0: as many as the context "
+        "window holds.",
     )
     temperature: float = Field(0.1, ge=0, description="Sampling temperature.")
     seed: int = Field(0, description="Sampling seed: with it, the same prompt gives the same answer.")

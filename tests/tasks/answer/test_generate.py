@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tasks.answer.backends import load_llama
+from tasks.answer.evidence import key_sentences
 from tasks.answer.generate import answer_question, pack_context
 from tasks.answer.models import bundled_gguf
 from tasks.answer.prompts import REFUSAL, build_messages, clean_citations, language_of
+from tasks.text import tokenize
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +66,17 @@ def test_a_passage_budget_stops_before_the_passage_that_would_pass_it_but_keeps_
     assert [p["chunk_id"] for p in packed] == ["0", "1"]
     assert packed[0]["text"] == long and "The refund takes 21 days." in packed[1]["text"]
     assert "Parking" not in packed[1]["text"]
+    # A table, and a passage in the other language, go in whole: their best-matching lines lose whose each figure
+    # is, or cannot match the question's words (only its codes, here AP-60).
+    table = "| Item | Days |\n|---|---|\n| The refund takes | 21 days |\n| Parking is free | 7 days |\n"
+    table += "| Gift cards | 365 days |"
+    chinese = "AP-60 退款说明。门店九点开门。退款需要21天。礼品卡永不过期。"
+    for text, asked in ((table, question), (chinese, "How many days does the AP-60 refund take?")):
+        assert key_sentences(text, tokenize(asked)) != text  # what the budget would have given
+        ps = passages(1, long) + passages(2, text)[1:]
+        _, packed, _ = pack_context(small_llm, asked, ps, "en", 64, context_tokens=room)
+        assert [p["chunk_id"] for p in packed] == ["0", "1"]
+        assert packed[1]["text"] == text
 
 
 @pytest.mark.unit
