@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tasks.answer.tiers import tier_clause
 from tasks.text import SENTENCE, is_chinese, tokenize
 
 # A passage in another language than the question's has its relevance raised by this factor before the cuts below.
@@ -147,8 +148,13 @@ def labelled_cells(text: str) -> str:
 
 
 def narrow(passages: list[dict], question: str, window: int, weights: dict[str, float] | None = None) -> list[dict]:
-    """The passages with only their sentences around what the question asks (sentence_window); unchanged for 0."""
+    """The passages with only their sentences around what the question asks (sentence_window); unchanged for 0. A
+    passage that lists the tiers the question's quantity falls in stays whole: a window around the sentence its
+    words match keeps one tier ("满10年及以上的，年假为18天" for 6 years), and the model takes that one's figure."""
     if window <= 0:
         return passages
     tokens = tokenize(question)
-    return [{**p, "text": sentence_window(p["text"], tokens, window, weights)} for p in passages]
+    return [
+        p if tier_clause(question, p["text"]) else {**p, "text": sentence_window(p["text"], tokens, window, weights)}
+        for p in passages
+    ]

@@ -10,15 +10,18 @@ from tasks.answer.backends import Backend, ContextTooLarge, GenerationError, LLM
 from tasks.answer.confidence import HESITANT, figure_hesitation, name_hesitation
 from tasks.answer.evidence import key_sentences, labelled_cells
 from tasks.answer.prompts import _CITATION, REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
+from tasks.answer.tiers import TIER_MARK, mark_tiers, strip_marks, tier_alone
 from tasks.report.grounding import (
     borrowed_figures,
     broken_compounds,
     misplaced_numbers,
+    outside_tier,
     same_language,
     says_nothing,
     table_cell,
     unfinished,
     unstated_years,
+    within_tier,
     wrong_column,
 )
 from tasks.text import contains_answer, is_chinese, tokenize
@@ -76,10 +79,11 @@ def pack_context(
 
 def _whole_past_budget(question: str, passage: dict) -> bool:
     """A passage that goes in whole past the passages' budget: a table (its rows' figures are what a question asks,
-    and its best-matching rows alone lose whose each figure is), or one in the other language than the question's
-    (its sentences cannot match the question's words, so a cut keeps the wrong ones)."""
+    and its best-matching rows alone lose whose each figure is), one in the other language than the question's (its
+    sentences cannot match the question's words, so a cut keeps the wrong ones), or one that lists the tiers the
+    question's quantity falls in (marked, tasks/answer/tiers.py)."""
     text = passage["text"]
-    return "\n|" in f"\n{text}" or is_chinese(text) != is_chinese(question)
+    return "\n|" in f"\n{text}" or is_chinese(text) != is_chinese(question) or TIER_MARK.search(text) is not None
 
 
 def fit_all(
@@ -100,12 +104,14 @@ def fit_all(
 def _wrong(answer: str, question: str, shown: list[str]) -> bool:
     """An answer that is wrong whatever the model's confidence: a figure from a table's column the question does not
     ask about (judged over every passage shown, whatever its language: a column's header is often a code, AP-60),
-    other than the cell of the row and column the question names, nothing the question does not say, for an amount
+    other than the cell of the row and column the question names or the tier its quantity falls in, nothing the
+    question does not say, for an amount
     only the question's own figures, or a stop at a colon before what it was to say. Each was wrong every time it
     fired over our stored answers (the README's "Flags")."""
     return bool(
         wrong_column(answer, question, shown)
         or table_cell(answer, question, shown)
+        or outside_tier(answer, question, shown)
         or says_nothing(answer, question)
         or borrowed_figures(answer, question)
         or unfinished(answer)
@@ -115,7 +121,8 @@ def _wrong(answer: str, question: str, shown: list[str]) -> bool:
 def _doubtful_figures(answer: str, question: str, given: list[str]) -> bool:
     """A figure the report would flag: one the passages state of something else, or a many-group number (a phone
     number) that no passage states as a whole."""
-    return bool(misplaced_numbers(answer, question, given) or broken_compounds(answer, question, given))
+    misplaced = not within_tier(answer, question, given) and misplaced_numbers(answer, question, given)
+    return bool(misplaced or broken_compounds(answer, question, given))
 
 
 def _shown(passage: dict) -> str:
@@ -142,8 +149,12 @@ def answer_question(
     whole: bool = False,
     context_tokens: int = 0,
 ) -> dict:
-    """Answer one question from its passages: pack (or, whole, take all of them uncut), generate, check citations."""
+    """Answer one question from its passages: pack (or, whole, take all of them uncut), generate, check citations.
+
+    The tier of a list of ranges that holds the question's quantity is marked in the prompt (tasks/answer/tiers.py);
+    the checks and the citations read each passage without the mark, and an answer that copies it loses it."""
     lang = language_of(question)
+    passages = [{**p, "text": mark_tiers(question, p["text"], lang == "zh")} for p in passages]
     if whole:
         messages, _ = fit_all(backend, question, passages, lang, max_tokens, style)
         used = passages
@@ -152,7 +163,7 @@ def answer_question(
     started = time.perf_counter()
     raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
     tokens_of_answer = backend.last_tokens
-    answer, cited = clean_citations(raw, len(used))
+    answer, cited = clean_citations(strip_marks(raw), len(used))
     if style == "sentence" and not _CITATION.sub("", answer).strip(" .。"):
         # A citation mark and nothing else: ask once more, for the answer alone. (An answer that puts the mark
         # where the figure should be, "shows the error code [1]", is left as it is: the report flags it. A second
@@ -161,7 +172,7 @@ def answer_question(
         raw, more_prompt, more_completion = backend.chat(short, max_tokens, temperature)
         tokens_of_answer = backend.last_tokens
         prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
-        answer, cited = clean_citations(raw, len(used))
+        answer, cited = clean_citations(strip_marks(raw), len(used))
         answer = _CITATION.sub("", answer).strip()
         if answer and answer not in REFUSAL.values():
             cited = cited or [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
@@ -170,8 +181,8 @@ def answer_question(
     hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
         # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
-        given = same_language(question, [p["text"] for p in used])
-        shown = [p["text"] for p in used]
+        shown = [strip_marks(p["text"]) for p in used]
+        given = same_language(question, shown)
         wrong = _wrong(answer, question, shown)
         if wrong or _doubtful_figures(answer, question, given):
             # A figure of the passage that belongs to something else than what was asked, a phone number put
@@ -184,12 +195,24 @@ def answer_question(
             # generation each time it fired.
             tokens = tokenize(question)
             # A table's kept rows say whose each figure is (labelled_cells): its header is often far above them.
-            focused = [{**p, "text": labelled_cells(key_sentences(p["text"], tokens))} for p in used]
+            # When it took another tier's figure, a passage that lists tiers gives only the one the question's
+            # quantity falls in (tasks/answer/tiers.py).
+            other_tier = bool(outside_tier(answer, question, shown))
+            focused = [
+                {
+                    **p,
+                    "text": labelled_cells(
+                        (other_tier and tier_alone(question, strip_marks(p["text"]), lang == "zh"))
+                        or key_sentences(p["text"], tokens)
+                    ),
+                }
+                for p in used
+            ]
             raw, more_prompt, more_completion = backend.chat(
                 build_messages(question, focused, lang, style), max_tokens, temperature
             )
             prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
-            again, cited_again = clean_citations(raw, len(used))
+            again, cited_again = clean_citations(strip_marks(raw), len(used))
             doubt_again = figure_hesitation(backend.last_tokens, question)
             if (
                 _CITATION.sub("", again).strip(" .。")
@@ -200,6 +223,11 @@ def answer_question(
             ):
                 answer, cited, second_look = again, cited_again, True
                 tokens_of_answer, hesitation = backend.last_tokens, doubt_again
+                tiered = [i for i, p in enumerate(focused, start=1) if TIER_MARK.search(p["text"])]
+                if not cited and other_tier and tiered:
+                    # Given a tier alone, the model often answers with its figure and no mark: the tier is its source.
+                    cited = tiered[:1]
+                    answer = f"{answer.rstrip()} [{cited[0]}]"
     if style == "sentence" and not whole and not second_look and cited and answer not in REFUSAL.values():
         # The question names a year that no passage the answer cites states, while another passage given does: the
         # answer was most likely taken from a passage about another year (the 2022 champion named for 2019). Ask
@@ -212,7 +240,7 @@ def answer_question(
                 build_messages(question, [used[i - 1] for i in stating], lang, style), max_tokens, temperature
             )
             prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
-            again, cited_again = clean_citations(raw, len(stating))
+            again, cited_again = clean_citations(strip_marks(raw), len(stating))
             if cited_again and _CITATION.sub("", again).strip(" .。") and again not in REFUSAL.values():
                 # Its marks number the passages it was given: put back the numbers of the first prompt.
                 answer = _CITATION.sub(lambda m: f"[{stating[int(m.group(1)) - 1]}]", again)
@@ -233,7 +261,7 @@ def answer_question(
                 "source": used[i - 1]["source"],
                 "page": used[i - 1].get("page"),
                 "chunk_id": used[i - 1].get("chunk_id"),
-                "text": used[i - 1]["text"],
+                "text": strip_marks(used[i - 1]["text"]),
             }
             for i in cited
         ],

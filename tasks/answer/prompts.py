@@ -123,7 +123,7 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
 ANSWER_STEPS = (
     "second look at a misplaced or broken figure (a table's cells labelled then), a figure from a column not asked "
     "about or other than the cell the question names, or a year the cited passages lack; hesitation over figures and "
-    "names recorded; (n) read as [n], v8"
+    "names recorded; (n) read as [n]; the tier holding the question's quantity marked, v9"
 )
 
 

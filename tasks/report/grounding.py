@@ -6,6 +6,7 @@ import re
 
 from tasks.answer.confidence import HESITANT, HESITANT_NAME
 from tasks.answer.prompts import REFUSAL
+from tasks.answer.tiers import tier_clause
 from tasks.text import ASKS_AMOUNT, SENTENCE, is_chinese, normalize_numbers, tokenize
 
 _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
@@ -364,6 +365,39 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     return row[0], column, cell
 
 
+def _tier(answer: str, question: str, texts: list[str]) -> tuple[bool, str, str] | None:
+    """Whether the answer states a figure of the tier the question's quantity falls in, with that quantity as the
+    question wrote it and the tier's clause; None when no passage lists such tiers or the answer states no figure."""
+    _, _, numbers = _content(answer, question)
+    if not numbers:
+        return None  # a name (墨叶会员) or a person (who approves) is not judged here
+    for text in texts:
+        tier = tier_clause(question, text)
+        if not tier:
+            continue
+        # The tier's own figures: its clause's, outside its range and its list number ("2. 累计工作满3年…").
+        own = _numbers(_prepare(_ENUMERATOR.sub("", tier.values)))
+        if not own:
+            return None
+        return bool(own & set(numbers)), tier.written, tier.clause.strip(" |")
+    return None
+
+
+def within_tier(answer: str, question: str, texts: list[str]) -> bool:
+    """Whether the answer states a figure of the tier the question's quantity falls in: then that figure is where it
+    belongs, though the first tier's sentence shares as many of the question's words (misplaced_numbers)."""
+    found = _tier(answer, question, texts)
+    return bool(found and found[0])
+
+
+def outside_tier(answer: str, question: str, texts: list[str]) -> tuple[str, str] | None:
+    """The tier the question's quantity falls in, when the answer's figures are none of its own: (the quantity as the
+    question wrote it, the tier's clause). "6 years of service" falls in "满5年不满10年的，年假为12天"; an answer of 17
+    or 15 days took another tier's figure (tasks/answer/tiers.py)."""
+    found = _tier(answer, question, texts)
+    return found[1:] if found and not found[0] else None
+
+
 # A year (1500-2099): what a question about an event most often turns on ("Wimbledon in 2019"); not an amount of
 # money ("an order of 1500 EUR", 2000元), which is matched on prepared (lower-case) text.
 _YEAR = re.compile(
@@ -460,7 +494,12 @@ def check_grounding(row: dict, threshold: float = 0.5) -> dict:
         reasons.append(f"{number} is not stated as a whole in the passages")
     # Where a figure or name belongs is judged over every passage the model was given: a wrong answer often cites
     # the wrong passage, and within that one its figure is the best there is.
-    misplaced = misplaced_numbers(answer, question, same_language(question, given or texts))
+    tier = _tier(answer, question, given or texts)
+    if tier and not tier[0]:
+        reasons.append(f"the question's {tier[1]} falls in {tier[2]!r}")
+    # A figure of the tier the question's quantity falls in is where it belongs, though the first tier's sentence
+    # shares as many of the question's words.
+    misplaced = [] if tier else misplaced_numbers(answer, question, same_language(question, given or texts))
     for number, best in misplaced:
         where = f"; the passage's sentence closest to the question says {best}" if best else ""
         reasons.append(f"{number} belongs to another part of the passage{where}")

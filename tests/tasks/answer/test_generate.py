@@ -147,6 +147,43 @@ class ScriptedBackend:
         return self.reply, self.count_tokens(messages), 12
 
 
+class RecordingBackend(ScriptedBackend):
+    """A scripted backend that answers each prompt in turn and keeps the prompts it was given."""
+
+    def __init__(self, *replies: str):
+        super().__init__(replies[0])
+        self.replies, self.prompts = list(replies), []
+
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
+        self.prompts.append(messages[-1]["content"])
+        return self.replies[min(len(self.prompts), len(self.replies)) - 1], self.count_tokens(messages), 12
+
+
+LEAVE = "一、年假\n员工累计工作满1年不满5年的，年假为6天；满5年不满10年的，年假为10天；满10年及以上的，年假为15天。"
+
+
+@pytest.mark.unit
+def test_the_tier_of_the_questions_quantity_is_marked_for_the_model_and_another_tiers_figure_is_asked_again():
+    ps = [{"source": "leave_policy_zh.docx", "page": None, "text": LEAVE, "chunk_id": "a"}]
+    question = "累计工作满6年的员工，每年有几天年假？"
+    backend = RecordingBackend("每年有15天年假（6年适用此条）。[1]", "每年有10天年假。[1]")
+    out = answer_question(backend, question, ps, max_tokens=64, temperature=0.0)
+    assert "满5年不满10年的，年假为10天（6年适用此条）；满10年及以上" in backend.prompts[0]
+    # The first answer took the next tier's 15: asked again over that tier alone, the second answer is kept.
+    assert len(backend.prompts) == 2 and "满1年不满5年" not in backend.prompts[1]
+    assert "满5年不满10年的，年假为10天（6年适用此条）" in backend.prompts[1]
+    assert out["answer"] == "每年有10天年假。[1]" and out["second_look"] is True
+    assert out["citations"][0]["text"] == LEAVE  # the passage as the knowledge base holds it, without the mark
+    # A second answer without a citation mark cites the tier it was given.
+    bare = answer_question(RecordingBackend("15天 [1]", "10天"), question, ps, max_tokens=64, temperature=0.0)
+    assert bare["answer"] == "10天 [1]" and bare["cited"] == [1]
+    # An answer that copies the mark loses it.
+    copied = answer_question(
+        RecordingBackend("每年有10天年假（6年适用此条）。[1]"), question, ps, max_tokens=64, temperature=0.0
+    )
+    assert copied["answer"] == "每年有10天年假。[1]" and copied["second_look"] is False
+
+
 @pytest.mark.unit
 def test_cited_numbers_become_the_passages_they_point_to():
     ps = [

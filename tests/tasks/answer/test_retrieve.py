@@ -91,6 +91,14 @@ def test_sentence_window_keeps_the_sentences_around_what_the_question_asks():
     passages = [{"chunk_id": "a", "text": english}]
     assert narrow(passages, "zebra?", 0) is passages
     assert narrow(passages, "warranty?", 1)[0]["text"].endswith("2 years.")
+    # A list of tiers stays whole: a window around "6个月" would keep only the last tier's 18 days.
+    leave = (
+        "一、年假\n员工连续工作满1年不满5年的，年假为7天；满5年不满10年的，年假为12天；满10年及以上的，年假为18天。"
+        "试用期为3个月（管理岗为6个月），试用期内不享受年假。当年未休完的年假可顺延至次年3月31日，逾期作废。"
+    )
+    question = "How many days of annual leave does an employee with 6 years of service get?"
+    assert "年假为12天" not in sentence_window(leave, tokenize(question), 1)
+    assert narrow([{"chunk_id": "b", "text": leave}], question, 1)[0]["text"] == leave
 
 
 def test_select_context_keeps_the_keyword_rankings_first_passage():

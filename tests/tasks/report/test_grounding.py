@@ -10,6 +10,7 @@ from tasks.report.grounding import (
     cited_texts,
     missing_numbers,
     no_figure,
+    outside_tier,
     support_score,
     table_cell,
     wrong_column,
@@ -419,3 +420,22 @@ def test_a_table_cell_is_not_held_against_a_figure_stated_beside_more_of_the_que
     assert table_cell("12小时[1]", "「松烟」烟熏红茶的熏制时间是多少？", texts) is None
     # No row named (or two named alike): nothing to hold the answer to.
     assert table_cell("The fix has 4 steps [1].", "How many steps does the fix for error E21 have?", [CODES]) is None
+
+
+def test_a_figure_outside_the_tier_the_questions_quantity_falls_in_is_flagged():
+    rules = "一、年假\n员工累计工作满1年不满5年的，年假为6天；满5年不满10年的，年假为10天；满10年及以上的，年假为15天。"
+    question = "在苏州总部累计工作满6年的员工，每年有几天年假？"
+    cite = [{"source": "leave_policy_zh.docx", "text": rules}]
+    wrong = check_grounding(answered(question, "每年有15天年假。[1]", None, citations=cite))
+    assert wrong["unsupported"] is True
+    assert "the question's 6年 falls in '满5年不满10年的，年假为10天'" in wrong["flag_reason"]
+    right = check_grounding(answered(question, "每年有10天年假。[1]", None, citations=cite))
+    assert right["flag_reason"] is None  # not "belongs to another part": the first tier's sentence is no closer
+    # The tier's own figure is read outside its range and its list number.
+    listed = "1. 累计工作满1年不满3年的员工，每年享有带薪年假5天；\n"
+    listed += "2. 累计工作满3年不满10年的员工，每年享有带薪年假10天；"
+    assert outside_tier("每年有10天带薪年假。[1]", "累计工作满3年的员工有几天年假？", [listed]) is None
+    assert outside_tier("每年有5天带薪年假。[1]", "累计工作满3年的员工有几天年假？", [listed]) == (
+        "3年",
+        "2. 累计工作满3年不满10年的员工，每年享有带薪年假10天",
+    )
