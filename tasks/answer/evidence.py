@@ -30,7 +30,9 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float, qu
     ranks low because it reads as a list). The dense ranking's first is not kept that way: on CMRC it added a
     distractor document more often than the answer. Given the question, a passage in the other language is judged
     with its relevance raised (ACROSS_LANGUAGES). A relevant passage read close to the best by the English reader
-    stays too (READING_KEEP). Empty means refuse.
+    stays too (READING_KEEP), and so does a relevant passage that lists the tiers the question's quantity falls in:
+    lines of thresholds ("墨叶会员：累计消费满20000元") share few of the question's words, and without them the model
+    named a level from the heading above them. Empty means refuse.
     """
     asked_in_chinese = is_chinese(question) if question else None
 
@@ -50,7 +52,14 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float, qu
     def read_close(p: dict) -> bool:  # a passage with a reading implies best_reading
         return p.get("reading") is not None and p["reading"] >= READING_KEEP * best_reading
 
-    return [p for r, p in relevant if r >= keep_ratio * best or p.get("chunk_id") == first or read_close(p)]
+    def lists_tiers(p: dict) -> bool:  # the tier the question's quantity falls in is in it (tasks/answer/tiers.py)
+        return bool(question) and tier_clause(question, p["text"]) is not None
+
+    return [
+        p
+        for r, p in relevant
+        if r >= keep_ratio * best or p.get("chunk_id") == first or read_close(p) or lists_tiers(p)
+    ]
 
 
 def _is_table_row(line: str) -> bool:

@@ -366,21 +366,30 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
 
 
 def _tier(answer: str, question: str, texts: list[str]) -> tuple[bool, str, str] | None:
-    """Whether the answer states a figure of the tier the question's quantity falls in, with that quantity as the
-    question wrote it and the tier's clause; None when no passage lists such tiers or the answer states no figure."""
+    """Whether the answer states a figure of the tier the question's quantity falls in (or, for an answer without a
+    figure, the name the tier's line begins with: "墨叶会员：累计消费满20000元"), with that quantity as the question
+    wrote it and the tier's clause; None when no passage lists such tiers or there is nothing to compare."""
     _, _, numbers = _content(answer, question)
-    if not numbers:
-        return None  # a name (墨叶会员) or a person (who approves) is not judged here
     for text in texts:
         tier = tier_clause(question, text)
         if not tier:
             continue
+        if not numbers:
+            # A person who approves is not judged: only a tier that is a name of its own, before a colon.
+            named = _TIER_NAME.match(tier.clause)
+            if not named:
+                return None
+            return _prepare(named.group(1)) in _prepare(answer), tier.written, tier.clause.strip(" |")
         # The tier's own figures: its clause's, outside its range and its list number ("2. 累计工作满3年…").
         own = _numbers(_prepare(_ENUMERATOR.sub("", tier.values)))
         if not own:
             return None
         return bool(own & set(numbers)), tier.written, tier.clause.strip(" |")
     return None
+
+
+# A tier named at the start of its line: "墨叶会员：累计消费满20000元", "Gold: orders of 5,000 EUR or more".
+_TIER_NAME = re.compile(r"^\s*(?:[-*•]\s*)?([^：:|\n\d]{2,12})[：:]")
 
 
 def within_tier(answer: str, question: str, texts: list[str]) -> bool:

@@ -67,6 +67,15 @@ def test_select_context_keeps_relevant_passages_close_to_the_best():
     assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.85)] == ["a", "b"]
     assert [p["chunk_id"] for p in select_context(ps, 0.3, 1.0)] == ["a"]
     assert select_context(ps, 0.95, 0.0) == []  # nothing relevant: the question is refused
+    # A relevant passage that lists the tiers the question's quantity falls in stays, however far below the best.
+    levels = "金叶会员：累计消费满5000元，享受9折\n墨叶会员：累计消费满20000元，享受8.8折"
+    ps = [
+        {"chunk_id": "heading", "score": 0.9, "text": "四、会员等级\n会员等级按近12个月累计消费金额确定："},
+        {"chunk_id": "levels", "score": 0.4, "text": levels},
+        {"chunk_id": "other", "score": 0.4, "text": "积分可在下单时抵扣现金。"},
+    ]
+    kept = select_context(ps, 0.3, 0.85, "累计消费满20000元的会员属于哪个等级？")
+    assert [p["chunk_id"] for p in kept] == ["heading", "levels"]
 
 
 def test_sentence_window_keeps_the_sentences_around_what_the_question_asks():

@@ -435,6 +435,13 @@ def test_a_figure_outside_the_tier_the_questions_quantity_falls_in_is_flagged():
     listed = "1. 累计工作满1年不满3年的员工，每年享有带薪年假5天；\n"
     listed += "2. 累计工作满3年不满10年的员工，每年享有带薪年假10天；"
     assert outside_tier("每年有10天带薪年假。[1]", "累计工作满3年的员工有几天年假？", [listed]) is None
+    # A tier named before a colon is judged by its name; a person who approves is not judged.
+    levels = "银叶会员：累计消费满1000元，享受9.5折\n金叶会员：累计消费满5000元，享受9折\n墨叶会员：累计消费满20000元"
+    asked = "累计消费满20000元的会员属于哪个等级？"
+    assert outside_tier("属于钻石会员。[1]", asked, [levels]) == ("20000元", "墨叶会员：累计消费满20000元")
+    assert outside_tier("属于墨叶会员。[1]", asked, [levels]) is None
+    approval = "请假2天以内由直属主管审批；3天至7天由部门经理审批；超过7天由人力资源总监审批。"
+    assert outside_tier("由部门经理审批。", "请假超过7天，由谁审批？", [approval]) is None
     assert outside_tier("每年有5天带薪年假。[1]", "累计工作满3年的员工有几天年假？", [listed]) == (
         "3年",
         "2. 累计工作满3年不满10年的员工，每年享有带薪年假10天",
