@@ -38,8 +38,8 @@ def pack_context(
 ) -> tuple[list[dict], list[dict], int]:
     """Fit as many passages (best first) as the window holds after the answer's budget; cut the last one if needed.
     With context_tokens, a passage that would take the passages past it goes in as its key sentences only (those
-    that match the question best), or not at all; the first passage always goes in whole, and so do a table and a
-    passage in the other language (_whole_past_budget)."""
+    that match the question best), or not at all; the first passage always goes in whole, and so do a table, a
+    passage in the other language and a list of the question's tiers (_whole_past_budget)."""
     budget = backend.n_ctx - max_tokens - 4
     base = backend.count_tokens(build_messages(question, [], lang, style))
     if base > budget:
@@ -105,9 +105,8 @@ def _wrong(answer: str, question: str, shown: list[str]) -> bool:
     """An answer that is wrong whatever the model's confidence: a figure from a table's column the question does not
     ask about (judged over every passage shown, whatever its language: a column's header is often a code, AP-60),
     other than the cell of the row and column the question names or the tier its quantity falls in, nothing the
-    question does not say, for an amount
-    only the question's own figures, or a stop at a colon before what it was to say. Each was wrong every time it
-    fired over our stored answers (the README's "Flags")."""
+    question does not say, for an amount only the question's own figures, or a stop at a colon before what it was to
+    say. Each was wrong every time it fired over our stored answers (the README's "Flags")."""
     return bool(
         wrong_column(answer, question, shown)
         or table_cell(answer, question, shown)

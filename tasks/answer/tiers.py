@@ -49,7 +49,8 @@ _NUM = r"(\d+(?:,\d{3})*(?:\.\d+)?)"
 _U = rf"\s*(?P<unit>{_UNIT})(?![a-z])"
 _U2 = rf"\s*(?P<unit2>{_UNIT})(?![a-z])"
 
-# Each pattern gives lo, hi (None: open) by its named groups; tried in this order, each match consumed.
+# Each pattern and its kind: lo_hi (a range from one figure to another), lo (from the figure up), gt (past the
+# figure) or hi (up to it); tried in this order, each match blanked out before the next pattern reads the clause.
 _RANGES = [
     # 满5年不满10年, 5年以上不满10年, 5年(含)至10年
     (
@@ -194,13 +195,17 @@ def tier_clause(question: str, text: str) -> Tier | None:
     return found[0] if len(found) == 1 else None
 
 
+def _mark(tier: Tier, chinese: bool) -> str:
+    """The mark a tier gets, in the question's language (TIER_MARK reads it back)."""
+    return f"（{tier.written}适用此条）" if chinese else f" (this applies to {tier.written})"
+
+
 def mark_tiers(question: str, text: str, chinese: bool) -> str:
     """text with the tier that holds the question's quantity marked, in the question's language."""
     tier = tier_clause(question, text)
     if not tier:
         return text
-    mark = f"（{tier.written}适用此条）" if chinese else f" (this applies to {tier.written})"
-    return text[: tier.at] + mark + text[tier.at :]
+    return text[: tier.at] + _mark(tier, chinese) + text[tier.at :]
 
 
 def tier_alone(question: str, text: str, chinese: bool) -> str | None:
@@ -209,9 +214,8 @@ def tier_alone(question: str, text: str, chinese: bool) -> str | None:
     tier = tier_clause(question, text)
     if not tier:
         return None
-    mark = f"（{tier.written}适用此条）" if chinese else f" (this applies to {tier.written})"
     cut = tier.at - tier.start
-    clause = (tier.clause[:cut] + mark + tier.clause[cut:]).strip()
+    clause = (tier.clause[:cut] + _mark(tier, chinese) + tier.clause[cut:]).strip()
     if clause.startswith("|"):
         lines = text[: tier.start].splitlines()
         rule = next((i for i, line in enumerate(lines) if line.replace(" ", "").startswith("|--")), None)
