@@ -266,9 +266,8 @@ class LlamaCppBackend:
             temperature=temperature,
             stop=stop,
             seed=self.seed,
-            # The token probabilities are for an answer's figures; a JSON reply (held or watched) skips their ~1 ms a
-            # token.
-            logits_processor=None if json_schema or until else [partial(_note_probabilities, steps)],
+            # The token probabilities are for an answer's figures; a JSON reply skips their ~1 ms a token.
+            logits_processor=None if json_schema else [partial(_note_probabilities, steps)],
             grammar=json_grammar(schema_key(json_schema)) if json_schema else None,
             stopping_criteria=stopping,
         )

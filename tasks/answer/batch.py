@@ -76,6 +76,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
         "generation_ms": 0.0,
         "second_look": False,  # asked again over the passages' key sentences, and that answer kept
         "year_look": None,  # the question's years, when the answer was asked again over the passages stating them
+        "name_look": None,  # the same for the names it spells out in brackets (桂花糕（10枚装）)
         "hesitation": None,  # the figure the model was least sure of, and how sure (tasks/answer/confidence.py)
         "name_hesitation": None,  # the same for the names it wrote
         "answer_source": None,  # generated / reused (None: refused or retrieval only)

@@ -49,6 +49,7 @@ KEPT = (
     "generation_ms",
     "second_look",
     "year_look",
+    "name_look",
     "hesitation",
     "name_hesitation",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from prefect import task
@@ -20,6 +21,7 @@ from tasks.report.grounding import (
     says_nothing,
     table_cell,
     unfinished,
+    unnamed,
     unstated_years,
     within_tier,
     wrong_column,
@@ -101,6 +103,16 @@ def fit_all(
     return messages, n_tokens
 
 
+# A sentence's end: 。！？ or a full stop, ! or ? before a space (not a decimal point, nor "1." in a list).
+_SENTENCE_END = re.compile(r"[。！？]|(?<!\d)[.!?](?=\s)")
+
+
+def run_on(reply: str) -> bool:
+    """A one-sentence answer that has gone on for three sentences: the model is copying its passage out (a CMRC
+    answer ran to the 256-token cap that way, 7.7 s). Generation stops there; the answer keeps what it wrote."""
+    return len(_SENTENCE_END.findall(reply)) >= 3
+
+
 def _wrong(answer: str, question: str, shown: list[str]) -> bool:
     """An answer that is wrong whatever the model's confidence: a figure from a table's column the question does not
     ask about (judged over every passage shown, whatever its language: a column's header is often a code, AP-60),
@@ -160,7 +172,8 @@ def answer_question(
     else:
         messages, used, _ = pack_context(backend, question, passages, lang, max_tokens, style, context_tokens)
     started = time.perf_counter()
-    raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature)
+    until = run_on if style == "sentence" else None
+    raw, prompt_tokens, completion_tokens = backend.chat(messages, max_tokens, temperature, until=until)
     tokens_of_answer = backend.last_tokens
     answer, cited = clean_citations(strip_marks(raw), len(used))
     if style == "sentence" and not _CITATION.sub("", answer).strip(" .。"):
@@ -176,7 +189,7 @@ def answer_question(
         if answer and answer not in REFUSAL.values():
             cited = cited or [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
             answer = f"{answer.rstrip('。.')} [{cited[0]}]" if cited else answer
-    second_look, year_look = False, None
+    second_look, year_look, name_look = False, None, None
     hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
         # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
@@ -208,7 +221,7 @@ def answer_question(
                 for p in used
             ]
             raw, more_prompt, more_completion = backend.chat(
-                build_messages(question, focused, lang, style), max_tokens, temperature
+                build_messages(question, focused, lang, style), max_tokens, temperature, until=until
             )
             prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
             again, cited_again = clean_citations(strip_marks(raw), len(used))
@@ -229,21 +242,32 @@ def answer_question(
                     answer = f"{answer.rstrip()} [{cited[0]}]"
     if style == "sentence" and not whole and not second_look and cited and answer not in REFUSAL.values():
         # The question names a year that no passage the answer cites states, while another passage given does: the
-        # answer was most likely taken from a passage about another year (the 2022 champion named for 2019). Ask
-        # once more with only the passages that state it; a refusal there keeps the first answer, which the report
+        # answer was most likely taken from a passage about another year (the 2022 champion named for 2019). So too
+        # for a name it spells out in brackets (the 8-piece pastry's shelf life given for 桂花糕（10枚装）). Ask
+        # once more with only the passages that state them; a refusal there keeps the first answer, which the report
         # flags.
-        stating = [i for i, p in enumerate(used, start=1) if not unstated_years(question, [_shown(p)])]
-        years = unstated_years(question, [_shown(used[i - 1]) for i in cited])
-        if stating and years:
+        shown = [_shown(p) for p in used]
+        years = unstated_years(question, [shown[i - 1] for i in cited])
+        named = [] if years else unnamed(question, [shown[i - 1] for i in cited], shown)
+        stating = [
+            i
+            for i, text in enumerate(shown, start=1)
+            if not unstated_years(question, [text]) and not set(named) & set(unnamed(question, [text], shown))
+        ]
+        if stating and (years or named):
             raw, more_prompt, more_completion = backend.chat(
-                build_messages(question, [used[i - 1] for i in stating], lang, style), max_tokens, temperature
+                build_messages(question, [used[i - 1] for i in stating], lang, style),
+                max_tokens,
+                temperature,
+                until=until,
             )
             prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
             again, cited_again = clean_citations(strip_marks(raw), len(stating))
             if cited_again and _CITATION.sub("", again).strip(" .。") and again not in REFUSAL.values():
                 # Its marks number the passages it was given: put back the numbers of the first prompt.
                 answer = _CITATION.sub(lambda m: f"[{stating[int(m.group(1)) - 1]}]", again)
-                cited, second_look, year_look = sorted(stating[i - 1] for i in cited_again), True, years
+                cited, second_look = sorted(stating[i - 1] for i in cited_again), True
+                year_look, name_look = years or None, named or None
                 tokens_of_answer = backend.last_tokens
                 hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "short":
@@ -267,6 +291,7 @@ def answer_question(
         "passages_used": len(used),
         "second_look": second_look,
         "year_look": year_look,
+        "name_look": name_look,
         "token_probs": [
             [piece, round(prob, 4), [[a, round(q, 4)] for a, q in alt]] for piece, prob, alt in tokens_of_answer
         ],

@@ -122,8 +122,9 @@ def clean_citations(answer: str, n_passages: int) -> tuple[str, list[int]]:
 # What answer_question does besides the one prompt, by version: a change makes cached answers stale too.
 ANSWER_STEPS = (
     "second look at a misplaced or broken figure (a table's cells labelled then), a figure from a column not asked "
-    "about or other than the cell the question names, or a year the cited passages lack; hesitation over figures and "
-    "names recorded; (n) read as [n]; the tier holding the question's quantity marked, v9"
+    "about or other than the cell the question names, or a year or bracketed name the cited passages lack; hesitation "
+    "over figures and names recorded; (n) read as [n]; the tier holding the question's quantity marked; a run-on "
+    "answer stopped at its third sentence, v10"
 )
 
 

@@ -15,6 +15,7 @@ from prefect import task
 from tasks.answer.backends import Backend, GenerationError, LLMConfig, make_backend
 from tasks.answer.models import ModelError
 from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
+from tasks.answer.tiers import mark_tiers
 from tasks.cells import csv_cell
 from tasks.dataset.options import FORMATS, DatasetFormat
 from tasks.text import answer_tokens, contains_answer, tokenize
@@ -298,7 +299,9 @@ def raft_example(
         [_passage(gold)] if with_gold else []
     )
     rng.shuffle(passages)
-    messages = build_messages(question, passages, lang, style)
+    # As answering marks them (tasks/answer/generate.py): the tier that holds the question's quantity.
+    marked = [{**p, "text": mark_tiers(question, p["text"], lang == "zh")} for p in passages]
+    messages = build_messages(question, marked, lang, style)
     if with_gold:
         position = next(i for i, p in enumerate(passages, start=1) if p["chunk_id"] == gold["chunk_id"])
         target = f"{answer} [{position}]"

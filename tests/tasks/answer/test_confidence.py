@@ -116,7 +116,7 @@ class TwoReplies:
     def truncate(self, text, max_tokens):
         return text
 
-    def chat(self, messages, max_tokens, temperature):
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
         self.asked.append(messages)
         text, self.last_tokens = self.replies.pop(0)
         return text, self.count_tokens(messages), 8

@@ -152,7 +152,8 @@ def test_sentence_window_keeps_a_rare_word_in_a_list_and_a_table_row_with_its_he
 
 
 def test_a_passage_in_the_other_language_is_judged_with_its_relevance_raised():
-    from tasks.answer.evidence import ACROSS_LANGUAGES, select_context
+    """Its relevance is raised against the best passage's and, more, against min_score."""
+    from tasks.answer.evidence import ACROSS_LANGUAGES, ACROSS_LANGUAGES_MIN, select_context
 
     ps = [
         {"chunk_id": "zh", "score": 0.40, "text": "员工每月可报销25欧元的网络费用。"},
@@ -167,6 +168,13 @@ def test_a_passage_in_the_other_language_is_judged_with_its_relevance_raised():
     assert select_context(low, 0.3, 0.8, "What is the internet allowance in Rotterdam?") == []
     assert select_context(low, 0.3, 0.8, question)[0]["chunk_id"] == "en"  # 0.25 x 1.25 >= 0.3
     assert ACROSS_LANGUAGES > 1
+    # Against min_score the other language counts for more still (ACROSS_LANGUAGES_MIN): the English passage at 0.23
+    # is given to a Chinese question (refused at 1.25) and not to an English one; at 0.2 both are refused.
+    lower = [{**low[0], "score": 0.23}]
+    assert [p["chunk_id"] for p in select_context(lower, 0.3, 0.8, question)] == ["en"]
+    assert select_context(lower, 0.3, 0.8, "What is the internet allowance in Rotterdam?") == []
+    assert select_context([{**low[0], "score": 0.2}], 0.3, 0.8, question) == []
+    assert ACROSS_LANGUAGES_MIN > ACROSS_LANGUAGES
 
 
 class _Chunks:

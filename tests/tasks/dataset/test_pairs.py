@@ -190,6 +190,19 @@ def test_a_raft_example_is_kbflows_prompt_with_the_gold_cited_among_shuffled_dis
     assert positions == {1, 2, 3}  # shuffled: the gold is not always first
 
 
+def test_a_raft_example_marks_the_tier_the_questions_quantity_falls_in_as_answering_does():
+    """The adapter learns from prompts like the ones it will answer: the tier holding 6 years is marked there too."""
+    tiers = {
+        "chunk_id": "tiers",
+        "source": "hr/leave.md",
+        "text": "员工累计工作满1年不满5年的，年假为6天；满5年不满10年的，年假为10天；满10年及以上的，年假为15天。",
+    }
+    pair = {"question": "工作满6年的员工每年有几天年假？", "answer": "10天"}
+    ex = raft_example(pair, tiers, [OFFICE, LEAVE], n_distractors=1, with_gold=True, rng=random.Random(0))
+    assert "满5年不满10年的，年假为10天（6年适用此条）" in ex["messages"][1]["content"]
+    assert ex["messages"][-1]["content"] == f"10天 [{ex['gold_position']}]"
+
+
 def test_without_the_gold_chunk_the_example_teaches_the_refusal():
     pair = {"question": "退款多久到账？", "answer": "21天"}
     ex = raft_example(pair, REFUNDS, [OFFICE, LEAVE, NEIGHBOUR], n_distractors=2, with_gold=False, rng=random.Random(0))

@@ -326,6 +326,21 @@ def test_an_answer_from_a_passage_about_another_year_is_flagged():
     assert check_grounding(answered(question, "Simona Halep won it [1].", None, citations=named))["flag_reason"] is None
 
 
+def test_an_answer_from_a_passage_about_another_variant_the_question_names_in_brackets_is_flagged():
+    """The question spells out 桂花糕（10枚装）; the answer's passage is about the 8-piece pastry, while another passage
+    given names the 10-piece cake: flagged. A name no given passage holds is not judged this way."""
+    question = "桂花糕（10枚装）的保质期是多久？"
+    pastry = {"source": "launch.pptx", "chunk_id": "a", "text": "桂花龙井酥\n嘉兴工厂出品，8枚装\n保质期45天"}
+    cake = {"source": "specs.csv", "chunk_id": "b", "text": "| YM-OC-10 | 桂花糕（10枚装） | 300 g | 7 days |"}
+    wrong = check_grounding(answered(question, "保质期是45天。[1]", None, citations=[pastry], retrieved=[pastry, cake]))
+    assert wrong["unsupported"] is True
+    assert "the question's '10枚装' is not in the passage it rests on; another passage names it" in wrong["flag_reason"]
+    right = check_grounding(answered(question, "保质期是7天。[2]", None, citations=[cake], retrieved=[pastry, cake]))
+    assert "10枚装" not in (right["flag_reason"] or "")
+    alone = check_grounding(answered(question, "保质期是45天。[1]", None, citations=[pastry], retrieved=[pastry]))
+    assert "10枚装" not in (alone["flag_reason"] or "")
+
+
 def test_a_phone_number_put_together_from_two_rows_is_flagged():
     rows = (
         "| city | partner | phone |\n|---|---|---|\n| Hamburg | Nordluft Service | +49 40 555 0927 |\n"
