@@ -240,6 +240,19 @@ def answer_question(
                     # Given a tier alone, the model often answers with its figure and no mark: the tier is its source.
                     cited = tiered[:1]
                     answer = f"{answer.rstrip()} [{cited[0]}]"
+    if style == "sentence" and not whole and answer not in REFUSAL.values() and says_nothing(answer, question):
+        # Still nothing the question does not say, asked again too ("苏州员工每年病假的前几天按全额工资发放。"): the
+        # answer alone, as the short style asks for it, kept when a passage holds it (and cited to that passage).
+        raw, more_prompt, more_completion = backend.chat(
+            build_messages(question, used, lang, "short"), max_tokens, temperature
+        )
+        prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
+        span = _CITATION.sub("", clean_citations(strip_marks(raw), len(used))[0]).strip().rstrip("。.").strip()
+        holders = [i for i, p in enumerate(used, start=1) if span and contains_answer(strip_marks(p["text"]), span)]
+        if span not in REFUSAL.values() and holders:
+            answer, cited, second_look = f"{span} [{holders[0]}]", holders[:1], True
+            tokens_of_answer = backend.last_tokens
+            hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "sentence" and not whole and not second_look and cited and answer not in REFUSAL.values():
         # The question names a year that no passage the answer cites states, while another passage given does: the
         # answer was most likely taken from a passage about another year (the 2022 champion named for 2019). So too

@@ -222,7 +222,7 @@ def test_a_figure_from_the_other_column_is_asked_again_over_rows_whose_cells_nam
     assert len(backend.asked) == 1
 
 
-def test_an_answer_that_repeats_the_question_is_asked_again_and_kept_only_if_it_says_something():
+def test_an_answer_that_repeats_the_question_is_asked_again_and_then_for_the_answer_alone():
     question = "苏州员工每年病假的前几天按全额工资发放？"
     sick = [
         {
@@ -234,10 +234,17 @@ def test_an_answer_that_repeats_the_question_is_asked_again_and_kept_only_if_it_
     backend = TwoReplies([("苏州员工每年病假的前几天按全额工资发放。[1]", []), ("前5天按全额工资发放。[1]", [])])
     out = answer_question(backend, question, sick, max_tokens=32, temperature=0.0)
     assert len(backend.asked) == 2 and out["answer"] == "前5天按全额工资发放。[1]" and out["second_look"] is True
-    # Asked again, it repeats the question once more: the first answer stays, for the report to flag.
-    backend = TwoReplies([("苏州员工每年病假的前几天按全额工资发放。[1]", []), ("病假的前几天按全额工资发放。[1]", [])])
+    # Asked again, it repeats the question once more: then the answer alone is asked for (the short style's prompt),
+    # and kept, cited to the passage that holds it.
+    repeats = [("苏州员工每年病假的前几天按全额工资发放。[1]", []), ("病假的前几天按全额工资发放。[1]", [])]
+    backend = TwoReplies([*repeats, ("5天", [])])
     out = answer_question(backend, question, sick, max_tokens=32, temperature=0.0)
-    assert out["answer"] == "苏州员工每年病假的前几天按全额工资发放。[1]" and out["second_look"] is False
+    assert "只回答答案本身" in backend.asked[2][0]["content"]
+    assert out["answer"] == "5天 [1]" and out["cited"] == [1] and out["second_look"] is True
+    # An answer alone that no passage holds (or a refusal) is not kept: the first answer stays, for the report to flag.
+    for alone in ("7天", "知识库中没有找到答案。"):
+        out = answer_question(TwoReplies([*repeats, (alone, [])]), question, sick, max_tokens=32, temperature=0.0)
+        assert out["answer"] == "苏州员工每年病假的前几天按全额工资发放。[1]" and out["second_look"] is False
 
 
 def test_an_answer_that_stops_at_a_colon_is_asked_again():
