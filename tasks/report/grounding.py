@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from tasks.answer.confidence import HESITANT, HESITANT_NAME
 from tasks.answer.prompts import REFUSAL
@@ -314,6 +315,10 @@ def wrong_column(answer: str, question: str, texts: list[str]) -> list[tuple[str
     return out
 
 
+# A word of the question in at most this many sentences and cells of the passages places a figure (table_cell).
+RARE_PLACES = 3
+
+
 def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, str] | None:
     """The table cell the question points at, when the answer's figures are not in it: (the row's label, the column's
     header, the cell).
@@ -323,9 +328,9 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     AP-90). A model that reads the row of another device, or a figure from prose about another thing (the 24-hour
     resolution target for the 30-minute response time), states a real figure with all its words in the passages.
     Left alone when a place that states the answer's figure (a sentence, or a row with its column's header) holds a
-    word of the question that the cell's row and column lack: the figure of a row for Shanghai, where the row the
-    question's other words point at is for Hamburg, or of a sentence about the smoking time, where the table's column
-    is the brewing time."""
+    word of the question that the cell's row and column lack, and that few places hold (RARE_PLACES): the figure of
+    a row for Shanghai, where the row the question's other words point at is for Hamburg, or of a sentence about the
+    smoking time, where the table's column is the brewing time."""
     _, _, numbers = _content(answer, question)
     if not numbers or "|" not in "".join(texts):
         return None
@@ -360,7 +365,11 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     if not figures or figures & set(numbers):
         return None
     covered = row_words | words_of(column)
-    if any(set(numbers) & held and words - covered for held, words in places):
+    # Only a word of few places counts (Shanghai, a tea's smoking): 事件 in every sentence of an incident policy
+    # tells nothing about where a figure belongs.
+    places_of = Counter(w for _, words in places for w in words)
+    rare = {w for w, n in places_of.items() if n <= RARE_PLACES}
+    if any(set(numbers) & held and (words - covered) & rare for held, words in places):
         return None  # the answer's figure is stated beside a word of the question that the cell lacks
     return row[0], column, cell
 

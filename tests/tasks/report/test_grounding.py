@@ -437,6 +437,20 @@ def test_a_table_cell_is_not_held_against_a_figure_stated_beside_more_of_the_que
     assert table_cell("The fix has 4 steps [1].", "How many steps does the fix for error E21 have?", [CODES]) is None
 
 
+def test_a_word_in_most_places_of_the_passages_does_not_excuse_a_figure_from_another_row():
+    """信息安全事件 is in every sentence of an incident policy: a sentence stating 24小时 beside it says nothing about
+    where the SEC-3 row's figure is (RARE_PLACES)."""
+    policy = [
+        "| 级别 | 响应时限 | 处置完成时限 |\n|---|---|---|\n"
+        "| SEC-1 | 30分钟 | 24小时内控制事态 |\n| SEC-3 | 8小时 | 5个工作日 |",
+        "信息安全事件分为四级。发生信息安全事件后，须在24小时内提交报告。"
+        "各级信息安全事件均须记录。信息安全事件关闭后须复盘。",
+    ]
+    question = "SEC-3级信息安全事件的处置完成时限是多久？"
+    assert table_cell("24小时内控制事态[1]", question, policy) == ("SEC-3", "处置完成时限", "5个工作日")
+    assert table_cell("5个工作日[1]", question, policy) is None
+
+
 def test_a_figure_outside_the_tier_the_questions_quantity_falls_in_is_flagged():
     rules = "一、年假\n员工累计工作满1年不满5年的，年假为6天；满5年不满10年的，年假为10天；满10年及以上的，年假为15天。"
     question = "在苏州总部累计工作满6年的员工，每年有几天年假？"
