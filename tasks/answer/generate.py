@@ -113,6 +113,21 @@ def run_on(reply: str) -> bool:
     return len(_SENTENCE_END.findall(reply)) >= 3
 
 
+def _answer_alone(
+    backend: Backend, question: str, used: list[dict], lang: str, max_tokens: int, temperature: float
+) -> tuple[str, list[int], list[int], int, int]:
+    """The answer alone, asked with the short style's prompt over the same passages: the span (citation marks
+    removed), the passages it cites, the passages that hold it (as the reader sees them, without a tier's mark), and
+    the prompt and completion tokens."""
+    raw, prompt_tokens, completion_tokens = backend.chat(
+        build_messages(question, used, lang, "short"), max_tokens, temperature
+    )
+    span, cited = clean_citations(strip_marks(raw), len(used))
+    span = _CITATION.sub("", span).strip()
+    holders = [i for i, p in enumerate(used, start=1) if span and contains_answer(strip_marks(p["text"]), span)]
+    return span, cited, holders, prompt_tokens, completion_tokens
+
+
 def _wrong(answer: str, question: str, shown: list[str]) -> bool:
     """An answer that is wrong whatever the model's confidence: a figure from a table's column the question does not
     ask about (judged over every passage shown, whatever its language: a column's header is often a code, AP-60),
@@ -180,14 +195,13 @@ def answer_question(
         # A citation mark and nothing else: ask once more, for the answer alone. (An answer that puts the mark
         # where the figure should be, "shows the error code [1]", is left as it is: the report flags it. A second
         # try gave a wrong figure there that no check caught.)
-        short = build_messages(question, used, lang, "short")
-        raw, more_prompt, more_completion = backend.chat(short, max_tokens, temperature)
+        answer, cited, holders, more_prompt, more_completion = _answer_alone(
+            backend, question, used, lang, max_tokens, temperature
+        )
         tokens_of_answer = backend.last_tokens
         prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
-        answer, cited = clean_citations(strip_marks(raw), len(used))
-        answer = _CITATION.sub("", answer).strip()
         if answer and answer not in REFUSAL.values():
-            cited = cited or [i for i, p in enumerate(used, start=1) if contains_answer(p["text"], answer)][:1]
+            cited = cited or holders[:1]
             answer = f"{answer.rstrip('。.')} [{cited[0]}]" if cited else answer
     second_look, year_look, name_look = False, None, None
     hesitation = figure_hesitation(tokens_of_answer, question)
@@ -243,14 +257,12 @@ def answer_question(
     if style == "sentence" and not whole and answer not in REFUSAL.values() and says_nothing(answer, question):
         # Still nothing the question does not say, asked again too ("苏州员工每年病假的前几天按全额工资发放。"): the
         # answer alone, as the short style asks for it, kept when a passage holds it (and cited to that passage).
-        raw, more_prompt, more_completion = backend.chat(
-            build_messages(question, used, lang, "short"), max_tokens, temperature
+        span, _, holders, more_prompt, more_completion = _answer_alone(
+            backend, question, used, lang, max_tokens, temperature
         )
         prompt_tokens, completion_tokens = prompt_tokens + more_prompt, completion_tokens + more_completion
-        span = _CITATION.sub("", clean_citations(strip_marks(raw), len(used))[0]).strip().rstrip("。.").strip()
-        holders = [i for i, p in enumerate(used, start=1) if span and contains_answer(strip_marks(p["text"]), span)]
         if span not in REFUSAL.values() and holders:
-            answer, cited, second_look = f"{span} [{holders[0]}]", holders[:1], True
+            answer, cited, second_look = f"{span.rstrip('。.').strip()} [{holders[0]}]", holders[:1], True
             tokens_of_answer = backend.last_tokens
             hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "sentence" and not whole and not second_look and cited and answer not in REFUSAL.values():
