@@ -160,14 +160,24 @@ def answer_questions(questions: list[Question], job: AnswerJob) -> list[dict]:
         progress=0.0, key="answer-progress", description=f"Questions answered of {len(questions)}"
     )
     progress.start(len(questions), "answering", unit="question")
+    order = answering_order(questions)
     rows: list[dict] = []
-    for start in range(0, len(questions), size):
-        batch = [{**q.to_dict(), "index": start + i} for i, q in enumerate(questions[start : start + size])]
+    for start in range(0, len(order), size):
+        batch = [{**questions[i].to_dict(), "index": i} for i in order[start : start + size]]
         rows += answer_batch(batch, job)
         if artifact:
             update_progress_artifact(artifact, progress=100.0 * len(rows) / len(questions))
     progress.finish()
-    return rows
+    return sorted(rows, key=lambda r: r["index"])
+
+
+def answering_order(questions: list[Question]) -> list[int]:
+    """The questions' positions in the order they are answered: those in the first question's language first, then
+    the others, each in file order. The prompt's instructions differ by language, and llama.cpp reuses only the
+    prefix the last prompt shares: a question after one in the other language evaluates them again (about 110
+    tokens, 0.6 s on 2 cores). Rows are reported in file order."""
+    first = is_chinese(questions[0].question) if questions else False
+    return sorted(range(len(questions)), key=lambda i: is_chinese(questions[i].question) != first)
 
 
 def run_facts(
@@ -262,12 +272,20 @@ def publish(rows: list[dict], summary: dict, report_dir: Path, reports_dir: Path
 
 
 def read_rows(path: Path):
-    """The run's full rows, streamed back from its JSONL in question order."""
+    """The run's full rows, streamed back from its JSONL in question order (they are written in answering order,
+    answering_order): one pass notes where each row starts, then each is read in turn."""
     import json
 
-    with path.open(encoding="utf-8") as fh:
+    starts: list[tuple[int, int]] = []
+    with path.open("rb") as fh:
+        offset = 0
         for line in fh:
-            yield json.loads(line)
+            index = json.loads(line).get("index")
+            starts.append((index if isinstance(index, int) else len(starts), offset))
+            offset += len(line)
+        for _, offset in sorted(starts):
+            fh.seek(offset)
+            yield json.loads(fh.readline().decode("utf-8"))
 
 
 @flow(name="kb-answer", flow_run_name=_run_name)

@@ -14,6 +14,7 @@ from tasks.answer.options import RetrievalOptions
 from tasks.answer.retrieve import retrieve_context
 from tasks.embed.embedder import EmbedderConfig
 from tasks.store.base import StoreConfig
+from tasks.text import is_chinese
 from tests.conftest import KBFLOW, REPO, demo_store_copy
 
 pytestmark = pytest.mark.slow
@@ -105,6 +106,9 @@ def test_demo_questions_end_to_end_report_is_complete(demo_store, tmp_path, coun
     refused = set(table.loc[table["refused"].astype(str) == "True", "id"])
     assert refused == {"none-01", "none-02"}
     assert len(count_generations) == len(table) - 2
+    # Asked in one language, then the other (the prompt's cached prefix is per language); reported in file order.
+    languages = [is_chinese(q) for q in count_generations]
+    assert sum(a != b for a, b in zip(languages, languages[1:])) == 1
     assert summary["refused"] == 2 and summary["errors"] == 0
     assert summary["recall_at_k"] >= 0.9 and summary["mrr"] >= 0.8
     saved = json.loads((out / "summary.json").read_text())
