@@ -73,6 +73,20 @@ def _is_table_row(line: str) -> bool:
     return line.lstrip().startswith("|")
 
 
+def _units(text: str) -> list[tuple[int, int]]:
+    """The spans a cut keeps or leaves out: sentences, and each table row whole. A row split at its "；" ("| SEC-2 |
+    单个业务系统中断；…") lost its figures' cells to the cut, and a row's code and its figures must stay together."""
+    spans = []
+    for m in SENTENCE.finditer(text):
+        if not m.group().strip():
+            continue
+        if spans and _is_table_row(text[spans[-1][0] : spans[-1][1]]) and "\n" not in text[spans[-1][0] : m.start()]:
+            spans[-1] = (spans[-1][0], m.end())  # the rest of the same row
+        else:
+            spans.append(m.span())
+    return spans
+
+
 def _centres(lines: list[str], question_tokens: list[str], weights: dict[str, float] | None) -> set[int]:
     """The lines (sentences) that match the question best; empty when none holds a keyword.
 
@@ -101,7 +115,7 @@ def sentence_window(text: str, question_tokens: list[str], window: int, weights:
     """The sentences of text that best match the question (_centres), each with `window` sentences around it; the rest
     left out and marked with "…". A kept table row keeps its table's header row and rule (tables are chunked with
     their header on top). The whole text when window is 0, the text is short, or no sentence matches."""
-    spans = [m.span() for m in SENTENCE.finditer(text) if m.group().strip()]
+    spans = _units(text)
     if window <= 0 or len(spans) <= 2 * window + 1:
         return text
     return _cut(text, spans, question_tokens, window, weights)
@@ -110,8 +124,7 @@ def sentence_window(text: str, question_tokens: list[str], window: int, weights:
 def key_sentences(text: str, question_tokens: list[str], weights: dict[str, float] | None = None) -> str:
     """Only the sentences of text that match the question best (no neighbours), with a table's header; the whole
     text when none matches. The second look's evidence (tasks/answer/generate.py)."""
-    spans = [m.span() for m in SENTENCE.finditer(text) if m.group().strip()]
-    return _cut(text, spans, question_tokens, 0, weights)
+    return _cut(text, _units(text), question_tokens, 0, weights)
 
 
 def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], window: int, weights) -> str:

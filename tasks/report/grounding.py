@@ -55,9 +55,10 @@ class _Text:
 
 # Words an answer uses to say where it comes from or to frame a name, not what it says ("as stated in [1]", "This is
 # described in [1]", "根据段落[2]", "is called HoloLens"): a passage need not hold them, and they are no claim to check.
+# So too a connective: "新罗王来支援，因为为时已晚" for "新罗王来支援，为什么为时已晚？" gives no reason.
 FRAME_WORDS = frozenset(
     """stated described mentioned according indicated indicates passage passages context see called named
-    根据 段落 所述 提到 上下文""".split()
+    because therefore 根据 段落 所述 提到 上下文 因为 由于 所以 因此""".split()
 )
 
 

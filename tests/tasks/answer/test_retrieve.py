@@ -151,6 +151,28 @@ def test_sentence_window_keeps_a_rare_word_in_a_list_and_a_table_row_with_its_he
     )
 
 
+def test_a_table_row_is_cut_whole_never_at_a_semicolon_in_its_cells():
+    """A row whose cell lists two cases ("钓鱼邮件链接被点击；单个账号被盗用") is one unit of the cut: split at
+    the "；", the row named by its code lost its figures, and the model gave the first row's figure for SEC-3."""
+    from tasks.answer.evidence import key_sentences, sentence_window
+
+    table = (
+        "二、事件分级与处置时限\n| 级别 | 典型情形 | 响应时限 | 处置完成时限 |\n|---|---|---|---|\n"
+        "| SEC-1（特别严重） | 客户信息大量泄露；ERP全部中断 | 30分钟 | 24小时内控制事态 |\n"
+        "| SEC-2（严重） | 单个业务系统中断；勒索软件感染服务器 | 2小时 | 3个工作日 |\n"
+        "| SEC-3（较大） | 钓鱼邮件链接被点击；单个账号被盗用 | 8小时 | 5个工作日 |\n"
+        "| SEC-4（一般） | 违反密码规定；丢失设备 | 1个工作日 | 15个工作日 |\n"
+        "| SEC-5（轻微） | 可疑登录；扫描 | 2个工作日 | 20个工作日 |\n"
+        "级别由信息安全经理确定。无法确定时，按较高级别处理。复盘报告须在10个工作日内提交。"
+    )
+    question = tokenize("SEC-3级信息安全事件的处置完成时限是多久？")
+    got = sentence_window(table, question, 1)
+    row = "| SEC-3（较大） | 钓鱼邮件链接被点击；单个账号被盗用 | 8小时 | 5个工作日 |"
+    assert row in got.splitlines()
+    assert all(line.count("|") == 5 for line in got.splitlines() if line.startswith("|"))  # no row cut short
+    assert row in key_sentences(table, question).splitlines()
+
+
 def test_a_passage_in_the_other_language_is_judged_with_its_relevance_raised():
     """Its relevance is raised against the best passage's and, more, against min_score."""
     from tasks.answer.evidence import ACROSS_LANGUAGES, ACROSS_LANGUAGES_MIN, select_context

@@ -105,6 +105,12 @@ def test_answers_with_nothing_beyond_the_question_have_no_score():
     # No score, but a flag: a citation mark where the answer should be is the commonest empty answer.
     got = check_grounding(answered("How long do refunds take?", "Refunds take [1]."))
     assert got == {"support": None, "unsupported": True, "flag_reason": "the answer says nothing the question does not"}
+    # A why-question answered with its own words and a "because": no reason given.
+    question, passage = "新罗王来支援，为什么为时已晚？", "百济都城已被攻破，新罗王来支援时为时已晚。"
+    why = answered(question, "新罗王来支援，因为为时已晚。[1]", passage)
+    assert check_grounding(why)["flag_reason"] == "the answer says nothing the question does not"
+    reason = answered(question, "因为百济都城已被攻破。[1]", passage)
+    assert check_grounding(reason)["unsupported"] is False
 
 
 def test_an_answer_over_a_passage_in_the_other_language_is_checked_by_what_it_copies():
