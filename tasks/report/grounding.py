@@ -335,6 +335,32 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     _, _, numbers = _content(answer, question)
     if not numbers or "|" not in "".join(texts):
         return None
+    named = _named_cell(question, texts)
+    if named is None:
+        return None
+    row_words, row, column, cell, places, words_of = named
+    figures = _numbers(_prepare(cell))
+    if not figures or figures & set(numbers):
+        return None
+    covered = row_words | words_of(column)
+    # Only a word of few places counts (Shanghai, a tea's smoking): 事件 in every sentence of an incident policy
+    # tells nothing about where a figure belongs.
+    places_of = Counter(w for _, words in places for w in words)
+    rare = {w for w, n in places_of.items() if n <= RARE_PLACES}
+    if any(set(numbers) & held and (words - covered) & rare for held, words in places):
+        return None  # the answer's figure is stated beside a word of the question that the cell lacks
+    return row[0], column, cell
+
+
+def names_a_cell(question: str, text: str) -> bool:
+    """Whether the question names one cell of a table in text, by its row and column (table_cell)."""
+    return "|" in text and _named_cell(question, [text]) is not None
+
+
+def _named_cell(question: str, texts: list[str]):
+    """The cell the question names (table_cell): (the question's words in its row, the row, the column's header, the
+    cell, every sentence's and cell's (figures, question's words), and the function that reads a text's question
+    words); None when it names none, or several alike."""
     asked = set(tokenize(_prepare(question)))
     words_of = lambda text: asked & set(tokenize(_prepare(text)))  # noqa: E731 - read once per cell
     scored: list[tuple[set[str], list[str], str, str]] = []  # (question's words in the row, row, column, cell)
@@ -361,18 +387,7 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     picked = [item for item in scored if len(item[0]) == top]
     if not top or len({cell for *_, cell in picked}) > 1:
         return None  # no row the question names, or several that it names alike
-    row_words, row, column, cell = picked[0]
-    figures = _numbers(_prepare(cell))
-    if not figures or figures & set(numbers):
-        return None
-    covered = row_words | words_of(column)
-    # Only a word of few places counts (Shanghai, a tea's smoking): 事件 in every sentence of an incident policy
-    # tells nothing about where a figure belongs.
-    places_of = Counter(w for _, words in places for w in words)
-    rare = {w for w, n in places_of.items() if n <= RARE_PLACES}
-    if any(set(numbers) & held and (words - covered) & rare for held, words in places):
-        return None  # the answer's figure is stated beside a word of the question that the cell lacks
-    return row[0], column, cell
+    return (*picked[0], places, words_of)
 
 
 def _tier(answer: str, question: str, texts: list[str]) -> tuple[bool, str, str] | None:

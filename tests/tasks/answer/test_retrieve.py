@@ -151,6 +151,29 @@ def test_sentence_window_keeps_a_rare_word_in_a_list_and_a_table_row_with_its_he
     )
 
 
+def test_a_table_that_names_the_questions_cell_stays_below_the_keep_ratio():
+    """The SLA table whose P1 row and Enterprise column the question names was cut at 0.66 of a prose passage that
+    repeats the question's words; the answer then took that prose's figure."""
+    from tasks.answer.evidence import select_context
+
+    question = "What is the P1 response time for Corvid Cloud Enterprise customers?"
+    table = (
+        "Support response times\n| Priority | Standard | Business | Enterprise |\n|---|---|---|---|\n"
+        "| P1 (service down) | 4 hours | 1 hour | 30 minutes |\n| P2 (degraded) | 1 business day | 8 hours | 4 hours |"
+    )
+    prose = "Enterprise customers of Corvid Cloud get a response time report; P1 incidents are resolved within 24 hours."
+    other = "| Plan | Price |\n|---|---|\n| Standard | 10 EUR |\n| Enterprise | 90 EUR |"
+    ps = [
+        {"chunk_id": "prose", "score": 0.60, "text": prose},
+        {"chunk_id": "sla", "score": 0.40, "text": table},
+        {"chunk_id": "prices", "score": 0.40, "text": other},
+    ]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.8, question)] == ["prose", "sla"]
+    assert [p["chunk_id"] for p in select_context(ps, 0.3, 0.8)] == ["prose"]  # without the question: the ratio alone
+    low = [ps[0], {**ps[1], "score": 0.35}]  # under 0.6 x the best: cut
+    assert [p["chunk_id"] for p in select_context(low, 0.3, 0.8, question)] == ["prose"]
+
+
 def test_a_table_row_is_cut_whole_never_at_a_semicolon_in_its_cells():
     """A row whose cell lists two cases ("钓鱼邮件链接被点击；单个账号被盗用") is one unit of the cut: split at
     the "；", the row named by its code lost its figures, and the model gave the first row's figure for SEC-3."""
