@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
+from typing import NamedTuple
 
 from tasks.answer.confidence import HESITANT, HESITANT_NAME
 from tasks.answer.prompts import REFUSAL
@@ -338,18 +340,17 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     named = _named_cell(question, texts)
     if named is None:
         return None
-    row_words, row, column, cell, places, words_of = named
-    figures = _numbers(_prepare(cell))
+    figures = _numbers(_prepare(named.cell))
     if not figures or figures & set(numbers):
         return None
-    covered = row_words | words_of(column)
+    covered = named.row_words | named.words_of(named.column)
     # Only a word of few places counts (Shanghai, a tea's smoking): 事件 in every sentence of an incident policy
     # tells nothing about where a figure belongs.
-    places_of = Counter(w for _, words in places for w in words)
+    places_of = Counter(w for _, words in named.places for w in words)
     rare = {w for w, n in places_of.items() if n <= RARE_PLACES}
-    if any(set(numbers) & held and (words - covered) & rare for held, words in places):
+    if any(set(numbers) & held and (words - covered) & rare for held, words in named.places):
         return None  # the answer's figure is stated beside a word of the question that the cell lacks
-    return row[0], column, cell
+    return named.row[0], named.column, named.cell
 
 
 def names_a_cell(question: str, text: str) -> bool:
@@ -357,10 +358,17 @@ def names_a_cell(question: str, text: str) -> bool:
     return "|" in text and _named_cell(question, [text]) is not None
 
 
-def _named_cell(question: str, texts: list[str]):
-    """The cell the question names (table_cell): (the question's words in its row, the row, the column's header, the
-    cell, every sentence's and cell's (figures, question's words), and the function that reads a text's question
-    words); None when it names none, or several alike."""
+class _NamedCell(NamedTuple):
+    row_words: set[str]  # the question's words in the cell's row
+    row: list[str]
+    column: str  # the column's header
+    cell: str
+    places: list[tuple[set[str], set[str]]]  # (figures, question's words) of every sentence and table cell
+    words_of: Callable[[str], set[str]]  # a text's words that the question holds
+
+
+def _named_cell(question: str, texts: list[str]) -> _NamedCell | None:
+    """The cell the question names (table_cell); None when it names none, or several alike."""
     asked = set(tokenize(_prepare(question)))
     words_of = lambda text: asked & set(tokenize(_prepare(text)))  # noqa: E731 - read once per cell
     scored: list[tuple[set[str], list[str], str, str]] = []  # (question's words in the row, row, column, cell)
@@ -387,7 +395,7 @@ def _named_cell(question: str, texts: list[str]):
     picked = [item for item in scored if len(item[0]) == top]
     if not top or len({cell for *_, cell in picked}) > 1:
         return None  # no row the question names, or several that it names alike
-    return (*picked[0], places, words_of)
+    return _NamedCell(*picked[0], places, words_of)
 
 
 def _tier(answer: str, question: str, texts: list[str]) -> tuple[bool, str, str] | None:

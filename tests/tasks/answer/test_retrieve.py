@@ -161,7 +161,7 @@ def test_a_table_that_names_the_questions_cell_stays_below_the_keep_ratio():
         "Support response times\n| Priority | Standard | Business | Enterprise |\n|---|---|---|---|\n"
         "| P1 (service down) | 4 hours | 1 hour | 30 minutes |\n| P2 (degraded) | 1 business day | 8 hours | 4 hours |"
     )
-    prose = "Enterprise customers of Corvid Cloud get a response time report; P1 incidents are resolved within 24 hours."
+    prose = "Enterprise customers of Corvid Cloud get a response time report; P1 incidents are closed within 24 hours."
     other = "| Plan | Price |\n|---|---|\n| Standard | 10 EUR |\n| Enterprise | 90 EUR |"
     ps = [
         {"chunk_id": "prose", "score": 0.60, "text": prose},
