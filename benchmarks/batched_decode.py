@@ -80,9 +80,12 @@ def main() -> None:
 
     import llama_cpp
 
-    from tasks.answer.backends import LLMConfig, make_backend
+    from tasks.answer.backends import LLMConfig
+    from tasks.answer.models import check_gguf, resolve_gguf
 
-    path = make_backend(LLMConfig(model=args.model)).llm.model_path  # the pulled model, checked as kbflow loads it
+    # The GGUF kbflow would load for this setting, checked as it checks it; loaded here once, by the bare bindings.
+    path = str(resolve_gguf(args.model, Path(LLMConfig().models_dir)))
+    check_gguf(Path(path))
     llama_cpp.llama_backend_init()
     model = llama_cpp.llama_model_load_from_file(path.encode(), llama_cpp.llama_model_default_params())
     n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))
