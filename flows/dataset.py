@@ -27,6 +27,7 @@ from tasks.dataset.pairs import (
     raft_example,
     sample_chunks,
     split_by_source,
+    translate_questions,
     write_answer_sentences,
     write_dataset,
     write_qa_pairs,
@@ -129,9 +130,18 @@ def build_examples(
     for pair, with_gold in zip(pairs, gold_flags(len(pairs), options.no_gold_share, rng)):
         got = (
             retrieve_context(pair["question"], cfg.store_config(), embedder, retrieval)
-            if options.distractors
+            if options.distractors or pair.get("cross_lingual")
             else {"passages": []}
         )
+        if pair.get("cross_lingual") and pair["gold"]["chunk_id"] not in {p["chunk_id"] for p in got["passages"]}:
+            # A translation that does not retrieve its own passage has lost what it asks about (a name turned into
+            # another place's): the pair is asked as it was written.
+            pair = {**pair, "question": pair["written_as"], "cross_lingual": False}
+            got = (
+                retrieve_context(pair["question"], cfg.store_config(), embedder, retrieval)
+                if options.distractors
+                else {"passages": []}
+            )
         # Each passage cut as `kbflow ask` cuts it (KBFLOW_CONTEXT_WINDOW: the sentences around what the question
         # asks), so the adapter learns from the prompts it will be given; a gold chunk whose cut loses the answer
         # stays whole.
@@ -158,6 +168,7 @@ def dataset_markdown(summary: dict) -> str:
     rows = [
         ("examples (train / eval)", f"{summary['examples']} ({summary['train']} / {summary['eval']})"),
         ("without the gold chunk", summary["without_gold"]),
+        ("asked in the other language", summary.get("cross_lingual", 0)),
         ("chunks sampled", f"{summary['chunks_sampled']} of {summary['chunks_available']}"),
         ("pairs written by the model", summary["pairs_generated"]),
         ("free replies not JSON, asked again under the schema", summary["replies_asked_again_held"]),
@@ -168,6 +179,11 @@ def dataset_markdown(summary: dict) -> str:
         ("dropped: answer given in the question", summary["dropped_answer_in_question"]),
         ("dropped: question not standalone", summary["dropped_question_not_standalone"]),
         ("dropped: near-duplicate question", summary["dropped_duplicate_question"]),
+        (
+            "questions translated (kept as written: failed its check, did not retrieve its passage)",
+            f"{summary.get('questions_translated', 0)} ({summary.get('translations_unchecked', 0)}, "
+            f"{summary.get('translations_not_retrieving', 0)})",
+        ),
         ("answers written as sentences by the model", summary.get("sentences_written", 0)),
         ("dropped: sentence without the answer", summary.get("dropped_sentence_unchecked", 0)),
         ("failed chunks or answer sentences", len(summary["failures"])),
@@ -186,6 +202,7 @@ def dataset_flow(
     pairs_per_chunk: int | None = None,
     distractors: int | None = None,
     no_gold_share: float | None = None,
+    cross_lingual_share: float | None = None,
     eval_share: float | None = None,
     format: str | None = None,
     seed: int | None = None,
@@ -207,6 +224,7 @@ def dataset_flow(
         pairs_per_chunk=pairs_per_chunk,
         distractors=distractors,
         no_gold_share=no_gold_share,
+        cross_lingual_share=cross_lingual_share,
         eval_share=eval_share,
         format=format,
         seed=seed,
@@ -230,7 +248,16 @@ def dataset_flow(
         "Writing %d question(s) for each of %d chunk(s) with %s", options.pairs_per_chunk, len(sampled), model_name(llm)
     )
     pairs, counts, failures = ask_for_pairs(sampled, options, llm)
+    crossed = {"questions_translated": 0, "translations_unchecked": 0}
+    if options.cross_lingual_share and pairs:
+        share = options.cross_lingual_share
+        logger.info("Asking %.0f%% of %d question(s) in the other language", 100 * share, len(pairs))
+        pairs, crossed, failed = translate_questions(pairs, share, options.seed, llm)
+        failures.extend(failed)
     examples = build_examples(pairs, options, cfg, embedder, readers)
+    crossed["translations_not_retrieving"] = sum(1 for p in pairs if p.get("cross_lingual")) - sum(
+        1 for e in examples if e["cross_lingual"]
+    )
     sentences: dict[str, int] = {"sentences_written": 0, "dropped_sentence_unchecked": 0, "sentence_tokens": 0}
     if cfg.answer_style == "sentence" and any(e["with_gold"] for e in examples):
         logger.info("Writing the answer sentences of %d example(s)", sum(e["with_gold"] for e in examples))
@@ -248,6 +275,7 @@ def dataset_flow(
         "train": len(train),
         "eval": len(held_out),
         "without_gold": sum(1 for e in examples if not e["with_gold"]),
+        "cross_lingual": sum(1 for e in examples if e["cross_lingual"]),
         "train_sources": sorted({e["source"] for e in train}),
         "eval_sources": sorted({e["source"] for e in held_out}),
         "chunks_available": len(everything),
@@ -262,6 +290,7 @@ def dataset_flow(
         "dropped_answer_in_question": counts["dropped_answer_in_question"],
         "dropped_question_not_standalone": counts["dropped_question_not_standalone"],
         "dropped_duplicate_question": counts["dropped_duplicate_question"],
+        **crossed,
         **sentences,
         "failures": failures,
         "completion_tokens": counts["completion_tokens"],

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
                 pairs_per_chunk=args.pairs,
                 distractors=args.distractors,
                 no_gold_share=args.no_gold_share,
+                cross_lingual_share=args.cross_lingual_share,
                 eval_share=args.eval_share,
                 format=args.format,
                 seed=args.seed,
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         return code
     print(
         f"Wrote {summary['examples']} examples ({summary['train']} train, {summary['eval']} eval, "
-        f"{summary['without_gold']} without the gold chunk) in {summary['format']} format to {summary['out_dir']}"
+        f"{summary['without_gold']} without the gold chunk, {summary['cross_lingual']} asked in the other "
+        f"language) in {summary['format']} format to {summary['out_dir']}"
     )
     print(
         f"  {summary['chunks_sampled']} chunks sampled, {summary['pairs_generated']} pairs written by the model "
@@ -79,6 +81,7 @@ def add_parser(subparsers) -> None:
     ex.add_argument("--per-chunk", type=int, dest="pairs", default=None, help="the same as --pairs")
     setting_option(ex, "--distractors", "distractors", DatasetOptions)
     setting_option(ex, "--no-gold-share", "no_gold_share", DatasetOptions)
+    setting_option(ex, "--cross-lingual-share", "cross_lingual_share", DatasetOptions)
     setting_option(ex, "--eval-share", "eval_share", DatasetOptions)
     setting_option(ex, "--format", "format", DatasetOptions)
     setting_option(ex, "--seed", "seed", DatasetOptions)

@@ -25,6 +25,13 @@ class DatasetOptions(BaseModel, frozen=True):
     no_gold_share: float = Field(
         0.0, ge=0, le=1, description="Share of examples whose prompt lacks the gold chunk: they teach the refusal."
     )
+    cross_lingual_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of questions the model translates into the other language (English and Chinese), so the "
+        "adapter learns to answer from a passage in the language the question is not in.",
+    )
     eval_share: float = Field(
         0.2, ge=0, lt=1, description="Share of examples held out for evaluation, split by source document."
     )

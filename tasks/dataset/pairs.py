@@ -18,7 +18,7 @@ from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, clean_cit
 from tasks.answer.tiers import mark_tiers
 from tasks.cells import csv_cell
 from tasks.dataset.options import FORMATS, DatasetFormat
-from tasks.text import answer_tokens, contains_answer, tokenize
+from tasks.text import answer_tokens, contains_answer, normalize_numbers, tokenize
 
 # ---------------------------------------------------------------- sampling
 
@@ -262,6 +262,95 @@ def filter_pairs(
     return kept, dropped
 
 
+# ---------------------------------------------------------------- questions across languages
+
+# Most of the questions the base model gets wrong on a mixed corpus are asked in one language of a passage in the
+# other: the passage is retrieved, but a passage in the question's own language that is about something else wins. A
+# share of the pairs is asked across: the model that writes the pairs translates the question, and the example
+# keeps the answer copied from the passage, as a person asking in Chinese about an English policy would get it.
+TRANSLATE_SYSTEM = {
+    "zh": "把下面的英文问题翻译成一个自然的中文问题。人名、地名、公司名、产品名、型号和代码保留英文原文；"
+    "数字照原样保留。只回复译文。",
+    "en": "Translate the Chinese question into one natural English question. Keep names, model numbers, codes and "
+    "figures as they are. Reply with the translation only.",
+}
+TRANSLATE_USER = {"zh": "英文问题：{question}\n中文译文：", "en": "Chinese question: {question}\nEnglish translation:"}
+# A name or code written in Latin letters: Rotterdam, GmbH, AP-90, S2. A translation must keep each one (Qwen2.5-1.5B
+# turned "Rotterdam" into 荷兰 and "Yunmo Tea Europe GmbH" into 云茂茶欧洲 GmbH: a question about another thing).
+_LATIN_NAME = re.compile(
+    r"(?<![A-Za-z0-9-])(?:[A-Z][A-Za-z]+|[A-Za-z0-9-]*(?:\d[A-Za-z]|[A-Za-z]-?\d)[A-Za-z0-9-]*)(?![A-Za-z0-9-])"
+)
+_TRANSLATOR_TALK = re.compile(r"translat|翻译|译文|question\s*[:：]|问题\s*[:：]", re.IGNORECASE)
+
+
+def other_language(text: str) -> str:
+    return "en" if language_of(text) == "zh" else "zh"
+
+
+def translate_messages(question: str) -> list[dict]:
+    """The prompt that asks for a question in the other language (English <-> Chinese)."""
+    to = other_language(question)
+    return [
+        {"role": "system", "content": TRANSLATE_SYSTEM[to]},
+        {"role": "user", "content": TRANSLATE_USER[to].format(question=question)},
+    ]
+
+
+def translated_question(reply: str, pair: dict) -> str | None:
+    """The reply as the pair's question in the other language, or None when it is not one: another language, more
+    than one line, talk about translating, a name or code of the question's lost, a question that gives its own
+    answer or points at "the passage"."""
+    text = reply.strip().strip("\"'“”「」")
+    zh = language_of(pair["question"]) == "zh"
+    names = {m.group(0) for m in _LATIN_NAME.finditer(pair["question"]) if zh or m.start()}  # not "What", "How"
+    if (
+        not text
+        or "\n" in text
+        or len(text) > QUESTION_MAX_CHARS
+        or language_of(text) != other_language(pair["question"])
+        or _TRANSLATOR_TALK.search(text)
+        or any(name.lower() not in text.lower() for name in names)
+        or _NOT_STANDALONE.search(text)
+        or contains_answer(text, pair["answer"])
+    ):
+        return None
+    return " ".join(text.split())
+
+
+@task(name="translate-questions")
+def translate_questions(
+    pairs: list[dict], share: float, seed: int, llm: LLMConfig
+) -> tuple[list[dict], dict[str, int], list[dict]]:
+    """round(share x n) of the pairs, picked with seed, asked in the other language (the rest as they are); a
+    translation that fails translated_question keeps its pair as written. Also returns the counts and the pairs the
+    model failed on (kept as written, listed with their reason)."""
+    counts = {"questions_translated": 0, "translations_unchecked": 0}
+    failures: list[dict] = []
+    picked = set(random.Random(seed).sample(range(len(pairs)), round(len(pairs) * share))) if pairs else set()
+    if not picked:
+        return list(pairs), counts, failures
+    backend = make_backend(llm)
+    out = []
+    for i, pair in enumerate(pairs):
+        if i not in picked:
+            out.append(pair)
+            continue
+        try:
+            reply, _, _ = backend.chat(translate_messages(pair["question"]), min(llm.max_tokens, 96), 0.0)
+        except MODEL_FAILURES as exc:
+            failures.append(failure(pair["gold"], exc, "translation"))
+            out.append(pair)
+            continue
+        question = translated_question(reply, pair)
+        if question is None:
+            counts["translations_unchecked"] += 1
+            out.append(pair)
+            continue
+        counts["questions_translated"] += 1
+        out.append({**pair, "question": question, "written_as": pair["question"], "cross_lingual": True})
+    return out, counts, failures
+
+
 # ---------------------------------------------------------------- RAFT examples
 
 
@@ -313,6 +402,8 @@ def raft_example(
         "source": gold["source"],
         "chunk_id": gold["chunk_id"],
         "with_gold": with_gold,
+        "cross_lingual": pair.get("cross_lingual", False),
+        **({"written_as": pair["written_as"]} if pair.get("cross_lingual") else {}),
         "gold_position": position,
         "passages": [p["chunk_id"] for p in passages],
         "messages": [*messages, {"role": "assistant", "content": target}],
@@ -369,11 +460,26 @@ def cited_sentence(reply: str, example: dict) -> str | None:
         or "\n" in reply.strip()
         or REFUSAL[lang].rstrip(".。") in text
         or _ECHO.search(text)
-        or not contains_answer(text, example["answer"])
+        or not states_answer(text, example)
     ):
         return None
     mark = f"[{example['gold_position']}]"
     return f"{text}{mark}" if lang == "zh" else f"{text} {mark}"
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def states_answer(sentence: str, example: dict) -> bool:
+    """Whether a target sentence states the example's answer: word for word, or for a question asked across
+    languages (an English span in a Chinese sentence reads "25欧元" for "EUR 25") every figure of the answer."""
+    if contains_answer(sentence, example["answer"]):
+        return True
+    figures = _NUMBER.findall(normalize_numbers(example["answer"]))
+    if not example.get("cross_lingual") or not figures:
+        return False
+    said = set(_NUMBER.findall(normalize_numbers(sentence)))
+    return all(f in said for f in figures)
 
 
 def write_answer_sentence(backend: Backend, example: dict, max_tokens: int) -> tuple[str | None, int]:

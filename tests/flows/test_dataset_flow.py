@@ -10,9 +10,9 @@ import pytest
 import tasks.dataset.pairs as dataset_mod
 from flows.dataset import DatasetFailed, dataset_flow
 from flows.errors import ConfigError
-from tasks.answer.prompts import REFUSAL
+from tasks.answer.prompts import REFUSAL, language_of
 from tasks.answer.questions import load_questions
-from tasks.dataset.pairs import SENTENCE_SYSTEM
+from tasks.dataset.pairs import SENTENCE_SYSTEM, TRANSLATE_SYSTEM
 from tasks.text import contains_answer
 from tests.conftest import demo_store_copy, store_state
 
@@ -198,3 +198,58 @@ def test_smollm2_held_to_the_schema_writes_pairs_that_parse(demo_store, tmp_path
     for example, record in zip(examples, records):
         system, user, assistant = record["messages"]
         assert example["question"] in user["content"] and assistant["content"].strip()
+
+
+class Translator(PassageEcho):
+    """PassageEcho that also translates: a question that keeps the quoted words (it finds its passage), or, every
+    second Chinese question, one about nothing ("What is it?", which finds no passage of its own)."""
+
+    translations = 0
+    nothing = 0
+
+    def chat(self, messages, max_tokens, temperature, *, json_schema=None, until=None):
+        if messages[0]["content"] not in TRANSLATE_SYSTEM.values():
+            return super().chat(messages, max_tokens, temperature, json_schema=json_schema, until=until)
+        self.translations += 1
+        question = messages[1]["content"].split("\n")[0].split("：", 1)[-1].split(": ", 1)[-1]
+        words = next(g for g in re.search(r"“(.+)”|'(.+)'", question).groups() if g)
+        if messages[0]["content"] == TRANSLATE_SYSTEM["zh"]:
+            return f"请问在公司的规定里“{words}”这句话后面紧接着写的是什么内容？", 0, 0
+        if self.translations % 2 == 0:
+            self.nothing += 1
+            return "What is it?", 0, 0
+        return f"What comes right after the words “{words}” in the company's documents?", 0, 0
+
+
+def test_a_share_of_the_questions_is_asked_in_the_other_language_and_must_find_its_passage(
+    demo_store, tmp_path, monkeypatch
+):
+    model = Translator()
+    monkeypatch.setattr(dataset_mod, "make_backend", lambda llm: model)
+    out = tmp_path / "ds"
+    summary = dataset_flow(
+        store_dir=str(demo_store),
+        out_dir=str(out),
+        chunks=20,
+        pairs_per_chunk=1,
+        cross_lingual_share=0.5,
+        llm_model="smollm2",
+        seed=3,
+    )
+    assert summary["failures"] == [] and model.translations >= 6 and model.nothing >= 1
+    # Every translation keeps the question's names and is in the other language: none fails the check.
+    assert summary["questions_translated"] == model.translations and summary["translations_unchecked"] == 0
+    # "What is it?" retrieves no passage of its own (nor may a real translation): those pairs are asked as written.
+    assert model.nothing <= summary["translations_not_retrieving"] < model.translations
+    assert summary["cross_lingual"] == model.translations - summary["translations_not_retrieving"]
+
+    texts = {c["id"]: c["text"] for chunks in store_state(demo_store)["by_source"].values() for c in chunks}
+    examples = [json.loads(line) for line in (out / "examples.jsonl").read_text(encoding="utf-8").splitlines()]
+    crossed = [e for e in examples if e["cross_lingual"]]
+    assert len(crossed) == summary["cross_lingual"]
+    assert all(contains_answer(texts[e["chunk_id"]], e["answer"]) for e in examples)  # copied from the passage
+    for example in crossed:
+        assert language_of(example["written_as"]) != language_of(example["question"])
+        assert example["question"].startswith(("What comes right after", "请问"))  # never "What is it?"
+        assert example["chunk_id"] in example["passages"]
+    assert all("written_as" not in e for e in examples if not e["cross_lingual"])

@@ -13,6 +13,7 @@ from tasks.answer.backends import GenerationError, LLMConfig
 from tasks.answer.prompts import REFUSAL, SYSTEM
 from tasks.dataset.pairs import (
     SENTENCE_SYSTEM,
+    TRANSLATE_SYSTEM,
     ask_pairs,
     cited_sentence,
     dataset_info,
@@ -27,9 +28,11 @@ from tasks.dataset.pairs import (
     sentence_messages,
     split_by_source,
     to_record,
+    translate_messages,
+    translated_question,
     write_dataset,
 )
-from tests.tasks.answer.test_generate import ScriptedBackend
+from tests.tasks.answer.test_generate import RecordingBackend, ScriptedBackend
 
 pytestmark = pytest.mark.unit
 
@@ -349,3 +352,69 @@ def test_a_model_failure_on_one_sentence_drops_that_example_with_its_reason_and_
             "reason": "GenerationError: the server at 127.0.0.1:8080 closed the connection",
         }
     ]
+
+
+# ---------------------------------------------------------------- questions across languages
+
+
+def test_a_question_is_translated_into_the_other_language_keeping_its_latin_names():
+    en = {"question": "What is the monthly internet allowance for the Rotterdam office?", "answer": "EUR 25"}
+    prompt = translate_messages(en["question"])
+    assert prompt[0]["content"] == TRANSLATE_SYSTEM["zh"] and en["question"] in prompt[1]["content"]
+    quoted = "“Rotterdam 办公室每月的网络补贴是多少？”"
+    assert translated_question(quoted, en) == "Rotterdam 办公室每月的网络补贴是多少？"
+    # Qwen2.5-1.5B's "荷兰" (the Netherlands) for Rotterdam asks about another place.
+    assert translated_question("荷兰办公室每月的网络补贴是多少？", en) is None
+    zh = {"question": "AP-90 净化器在睡眠模式下的噪音是多少？", "answer": "26分贝"}
+    assert translate_messages(zh["question"])[0]["content"] == TRANSLATE_SYSTEM["en"]
+    assert translated_question("How loud is the AP-90 purifier in sleep mode?", zh) == (
+        "How loud is the AP-90 purifier in sleep mode?"
+    )
+    assert translated_question("How loud is the purifier in sleep mode?", zh) is None  # the model code is lost
+
+
+def test_a_translation_that_is_not_a_question_in_the_other_language_is_not_kept():
+    en = {"question": "How long do refunds take?", "answer": "21 days"}
+    assert translated_question("How long do refunds take?", en) is None  # not translated
+    assert translated_question("翻译：退款需要多久？", en) is None
+    assert translated_question("退款需要多久？\n（退款需要的时间）", en) is None
+    assert translated_question("退款是否需要21 days？", en) is None  # gives its own answer
+    assert translated_question("文中的退款需要多久？", en) is None  # points at the passage
+
+
+def test_a_sentence_across_languages_states_the_answer_by_its_figures():
+    crossed = {**_example("鹿特丹办公室每月的网络补贴是多少？", "EUR 25"), "cross_lingual": True}
+    assert cited_sentence("鹿特丹办公室每月的网络补贴是25欧元。", crossed) == "鹿特丹办公室每月的网络补贴是25欧元。[2]"
+    assert cited_sentence("鹿特丹办公室每月的网络补贴是20欧元。", crossed) is None
+    # Asked in its own language the answer must still be there word for word.
+    same = _example("What is the monthly internet allowance?", "EUR 25")
+    assert cited_sentence("The monthly internet allowance is 25 euros.", same) is None
+    named = {**_example("云墨欧洲公司的总经理是谁？", "Jonas Albrecht"), "cross_lingual": True}
+    assert cited_sentence("总经理是Jonas Albrecht。", named) == "总经理是Jonas Albrecht。[2]"
+    assert cited_sentence("云墨欧洲公司的总经理是阿尔布雷希特。", named) is None  # no figure to check by
+
+
+def test_a_share_of_the_pairs_is_asked_across_and_a_failed_translation_keeps_the_pair(monkeypatch):
+    import tasks.dataset.pairs as pairs
+
+    backend = RecordingBackend("退款需要多久？", "Who pays for return shipping?", "Translation: 多久？")
+    monkeypatch.setattr(pairs, "make_backend", lambda llm: backend)
+    gold = {"source": "refunds.md", "chunk_id": "a"}
+    written = [
+        {"question": "How long do refunds take?", "answer": "21 days", "gold": gold},
+        {"question": "退货运费谁付？", "answer": "客户", "gold": gold},
+        {"question": "Who pays return shipping?", "answer": "the customer", "gold": gold},
+        {"question": "退款多久到账？", "answer": "21天", "gold": gold},
+    ]
+    # Three of four, picked by the seed (the first, second and fourth with seed 0), asked in turn.
+    out, counts, failures = pairs.translate_questions.fn(written, 0.75, 0, LLMConfig())
+    assert backend.prompts[0].endswith("How long do refunds take?\n中文译文：") and len(backend.prompts) == 3
+    assert counts == {"questions_translated": 2, "translations_unchecked": 1} and failures == []
+    assert [(p["question"], p.get("written_as")) for p in out] == [
+        ("退款需要多久？", "How long do refunds take?"),
+        ("Who pays for return shipping?", "退货运费谁付？"),
+        ("Who pays return shipping?", None),
+        ("退款多久到账？", None),  # "Translation: ..." is talk about translating: kept as written
+    ]
+    assert [p["answer"] for p in out] == [p["answer"] for p in written]
+    assert pairs.translate_questions.fn(written, 0.0, 0, LLMConfig())[0] == written
