@@ -351,6 +351,7 @@ def answer_flow(
         run_id=run_id,
         rows_file=str(rows_file),
         language_warning=language_warnings(questions, llm, facts),
+        other_language_look=cfg.other_language_look and llm is not None,
     )
     get_run_logger().info(
         "Answering %d questions for %s with %s retrieval (k=%d)%s",

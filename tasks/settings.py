@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         "many sentences on each side, go into the prompt (the rest is left out, marked …); 0 gives whole passages. "
         "1 cut prompt tokens by 36% and answer time by 30% on CMRC, accuracy 0.63 -> 0.70.",
     )
+    other_language_look: bool = Field(
+        True,
+        description="An answer the report flags, on a knowledge base in both languages, is asked again over the three "
+        "passages of the other language closest to its question (when the best is close enough); that answer is kept "
+        "when the report would not flag it. Costs an answer where it runs.",
+    )
     groups: str = Field(
         "",
         description="Groups questions are asked for, comma-separated (hr,staff; a user as user:NAME): answers come "

@@ -22,6 +22,15 @@ from pydantic import BaseModel, ConfigDict
 from tasks import progress
 from tasks.answer.backends import ContextTooLarge, GenerationError, LLMConfig
 from tasks.answer.cache import KEPT, AnswerCache, answer_key, evidence_of
+from tasks.answer.crossing import (
+    LOOK_PASSAGES,
+    LOOK_RETRIEVAL,
+    in_other_language,
+    look_kept,
+    other_language,
+    wants_look,
+    worth_a_look,
+)
 from tasks.answer.evidence import narrow, select_context
 from tasks.answer.generate import generate_answer
 from tasks.answer.models import ModelError
@@ -29,9 +38,11 @@ from tasks.answer.options import RetrievalOptions
 from tasks.answer.prompts import refusal
 from tasks.answer.retrieve import english_reading, retrieve_context
 from tasks.embed.embedder import EmbedderConfig
+from tasks.report.grounding import check_grounding
 from tasks.report.metrics import score_rows
 from tasks.report.tables import without_text
 from tasks.store.base import StoreConfig, StoreError
+from tasks.store.chroma import ChromaStore
 
 logger = logging.getLogger("kbflow.tasks.answer.batch")
 
@@ -57,6 +68,7 @@ class AnswerJob(BaseModel, frozen=True):
     run_id: str = ""
     rows_file: str = ""  # the run's JSONL of scored rows, appended as they are made
     language_warning: dict[str, str] = {}  # question id -> warning (a Chinese question, a model without Chinese)
+    other_language_look: bool = False  # a flagged answer asked again over the other language's passages
 
 
 def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
@@ -82,6 +94,7 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
         "answer_source": None,  # generated / reused (None: refused or retrieval only)
         "evidence": None,  # the passages given to the model: [chunk id, text hash, source], in order
         "first_run": None,
+        "other_language_look": None,  # the other language's passages a flagged answer was asked again over, and kept
     }
     try:
         got = retrieve_context.fn(q["question"], job.store, job.embedder, job.options)
@@ -113,6 +126,13 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
                 row.update(answer_source="generated", first_run=job.run_id)
                 if cache is not None:
                     cache.put(key, q["question"], job.setup, evidence, out, job.run_id, job.deterministic)
+            if job.other_language_look and job.options.mode != "all" and _flagged(row, job.store):
+                try:
+                    other_language_look(q["question"], relevant, row, job, cache)
+                except (ContextTooLarge, GenerationError, ModelError, StoreError, OSError, RuntimeError) as exc:
+                    # A refinement, not the answer: the first answer stays, and the row says why the look failed.
+                    row["other_language_look"] = {"passages": 0, "kept": False, "error": f"{exc}"[:300]}
+                    logger.warning("Question %s: the other-language look failed: %s", q["id"], exc)
     except ContextTooLarge as exc:
         # Never a silent cut of the knowledge base: the question is refused, and the row says why.
         row["refused"], row["error"] = True, str(exc)
@@ -122,6 +142,64 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
         logger.warning("Question %s failed: %s", q["id"], row["error"])
     row["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return score_rows([row], generated=job.llm is not None)[0]
+
+
+def _flagged(row: dict, store: StoreConfig) -> bool:
+    """Whether an answer row wants the other-language look (crossing.wants_look), and the store holds both languages
+    (read once per store)."""
+    flagged = wants_look(check_grounding(row)["flag_reason"], row.get("hesitation"), row.get("name_hesitation"))
+    return flagged and other_language(row["question"]) in store_languages(store)
+
+
+# The languages each store's chunks are written in, by (store dir, collection, chunk count): read once a run.
+_languages: dict[tuple[str, str, int], frozenset[str]] = {}
+
+
+def store_languages(store: StoreConfig) -> frozenset[str]:
+    """The languages a store's chunks are written in ("zh", "en"), read once per store and chunk count."""
+    vectors = ChromaStore.open_existing(store)
+    key = (str(store.store_dir), store.collection, vectors.count())
+    if key not in _languages:
+        _languages[key] = vectors.languages()
+    return _languages[key]
+
+
+def other_language_look(
+    question: str, relevant: list[dict], row: dict, job: AnswerJob, cache: AnswerCache | None
+) -> None:
+    """Ask the question again over the passages of the other language closest to it (tasks/answer/crossing.py), when
+    the best of them is close enough, and keep that answer in the row if the report would not flag it; the row
+    records the look and its cost either way. The look's answer is an answer to its own evidence: the answer cache
+    keeps and reuses it under that evidence, so an unchanged knowledge base answers it again at no cost."""
+    # The embedder reads both languages; the keyword index and the fusion favour the question's own.
+    got = retrieve_context.fn(question, job.store, job.embedder, job.options.model_copy(update=LOOK_RETRIEVAL))
+    row["retrieval_ms"] += got["retrieval_ms"]
+    shown = {p.get("chunk_id") for p in relevant}
+    other = in_other_language(question, got["passages"])
+    chosen = [p for p in other if p["chunk_id"] not in shown][:LOOK_PASSAGES]
+    look = row["other_language_look"] = {"passages": 0, "kept": False}
+    if not chosen or not worth_a_look(other, got["passages"], job.keep_ratio):
+        return
+    look["passages"] = len(chosen)
+    evidence = evidence_of(chosen)
+    key = answer_key(question, job.setup, evidence)
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        out, look["answer_source"] = cached.output, "reused"
+    else:
+        out, look["answer_source"] = generate_answer.fn(question, chosen, job.llm), "generated"
+        if cache is not None:
+            cache.put(key, question, job.setup, evidence, out, job.run_id, job.deterministic)
+        row["prompt_tokens"] += out["prompt_tokens"]
+        row["completion_tokens"] += out["completion_tokens"]
+        row["generation_ms"] += out["generation_ms"]
+    answer = {k: out.get(k) for k in KEPT if k not in ("prompt_tokens", "completion_tokens", "generation_ms")}
+    look["answer"] = answer["answer"]
+    # Judged as the report will judge it: over every passage given, the first prompt's and the look's.
+    judged = check_grounding({**row, **answer, "look_passages": chosen})
+    if look_kept(str(answer["answer"]), answer["citations"], judged["flag_reason"], str(row.get("answer") or "")):
+        row.update(answer, evidence=evidence, look_passages=chosen)
+        look["kept"] = True
 
 
 @task(name="answer-batch", cache_policy=NONE)

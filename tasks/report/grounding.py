@@ -474,8 +474,10 @@ def unnamed(question: str, texts: list[str], given: list[str]) -> list[str]:
 
 
 def given_texts(row: dict) -> list[str]:
-    """The passages the model was given (the retrieved ones it saw), for an answer that cites none of them."""
-    return [str(p.get("text") or "") for p in row.get("retrieved") or [] if p.get("text")]
+    """The passages the model was given (the retrieved ones it saw, and those the other-language look found), for an
+    answer that cites none of them."""
+    given = [*(row.get("retrieved") or []), *(row.get("look_passages") or [])]
+    return [str(p.get("text") or "") for p in given if p.get("text")]
 
 
 def cited_texts(citations: list[dict] | None, retrieved: list[dict] | None) -> list[str] | None:

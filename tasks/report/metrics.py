@@ -229,6 +229,11 @@ def flag_figures(judged: list[dict]) -> dict:
     }
 
 
+def _looked(row: dict) -> bool:
+    look = row.get("other_language_look")
+    return isinstance(look, dict) and bool(look.get("passages"))
+
+
 def summarize(
     rows: list[dict],
     *,
@@ -266,6 +271,12 @@ def summarize(
         # Answers the model wrote in this run, and answers taken from the answer cache (null: nothing generated).
         "answers_generated": sum(r.get("answer_source") == "generated" for r in scored) if cached else None,
         "answers_reused": sum(r.get("answer_source") == "reused" for r in scored) if cached else None,
+        # Flagged answers asked again over the other language's passages (tasks/answer/crossing.py), and how many of
+        # those answers replaced the first (null: no answer flow rows).
+        "other_language_looks": sum(_looked(r) for r in scored) if cached else None,
+        "other_language_kept": sum(_looked(r) and r["other_language_look"].get("kept", False) for r in scored)
+        if cached
+        else None,
         "generated": generated,
         "top_k": top_k,
         "mode": mode,

@@ -68,9 +68,11 @@ def _jsonable(value: object) -> object:
 
 def without_text(row: dict) -> dict:
     """A row with every field, its passages and citations without their text."""
-    record = {k: v for k, v in row.items() if k not in ("retrieved", "citations")}
+    record = {k: v for k, v in row.items() if k not in ("retrieved", "citations", "look_passages")}
     record["citations"] = [{k: v for k, v in c.items() if k != "text"} for c in row.get("citations") or []]
     record["retrieved"] = [{k: v for k, v in p.items() if k != "text"} for p in row.get("retrieved") or []]
+    if row.get("look_passages"):
+        record["look_passages"] = [{k: v for k, v in p.items() if k != "text"} for p in row["look_passages"]]
     return record
 
 

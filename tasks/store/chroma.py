@@ -20,6 +20,7 @@ from tasks.store.base import (
     StoreError,
     StoreUnavailable,
 )
+from tasks.text import is_chinese
 
 logger = logging.getLogger("kbflow.tasks.store.chroma")
 
@@ -436,3 +437,15 @@ class ChromaStore:
     @_server_call
     def count(self) -> int:
         return int(self._coll.count())
+
+    @_server_call
+    def languages(self, pages: int = 10, page: int = 200, min_share: float = 0.02) -> frozenset[str]:
+        """The languages ("zh", "en") its chunks are written in, read from up to pages x page chunks spread over the
+        collection; a language of fewer than min_share of them is left out (a Chinese wiki's few English pages)."""
+        total = self.count()
+        counts = {"zh": 0, "en": 0}
+        for offset in range(0, total, max(page, total // pages)):
+            for doc in self._coll.get(include=["documents"], limit=page, offset=offset)["documents"]:
+                counts["zh" if is_chinese(doc or "") else "en"] += 1
+        read = sum(counts.values())
+        return frozenset(lang for lang, n in counts.items() if n and n >= min_share * read)

@@ -102,10 +102,17 @@ def test_demo_questions_end_to_end_report_is_complete(demo_store, tmp_path, coun
     # The model cited something: the citation checks above ran on real citations, not on none.
     answered = table[table["refused"].astype(str) != "True"]
     assert sum(bool(json.loads(c)) for c in answered["citations"]) >= len(answered) // 2
-    # The unanswerable questions are refused without a model call; every other one calls the model once.
+    # The unanswerable questions are refused without a model call; every other one calls the model once, and once
+    # more where the report flagged its answer and the other language has passages close to its question.
     refused = set(table.loc[table["refused"].astype(str) == "True", "id"])
     assert refused == {"none-01", "none-02"}
-    assert len(count_generations) == len(table) - 2
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
+    looked = [r for r in rows if (r.get("other_language_look") or {}).get("passages")]
+    assert len(count_generations) == len(table) - 2 + len(looked) and summary["other_language_looks"] == len(looked)
+    for row in (r for r in looked if r["other_language_look"]["kept"]):
+        # The look's answer replaced the first only because the report does not flag it; it cites the look's passages.
+        assert not row["flag_reason"] and row["citations"]
+        assert {c["chunk_id"] for c in row["citations"]} <= {p["chunk_id"] for p in row["look_passages"]}
     # Asked in one language, then the other (the prompt's cached prefix is per language); reported in file order.
     languages = [is_chinese(q) for q in count_generations]
     assert sum(a != b for a, b in zip(languages, languages[1:])) == 1
