@@ -152,9 +152,10 @@ class Settings(BaseSettings):
     )
     other_language_look: bool = Field(
         True,
-        description="An answer the report flags, on a knowledge base in both languages, is asked again over the three "
-        "passages of the other language closest to its question (when the best is close enough); that answer is kept "
-        "when the report would not flag it. Costs an answer where it runs.",
+        description="An answer the report flags and whose figure or name the model hesitated over, on a knowledge "
+        "base in both languages, is asked again over the three passages of the other language closest to its question "
+        "(when the best is close enough); that answer is kept when the report would not flag it and it states other "
+        "figures. Costs an answer where it runs.",
     )
     groups: str = Field(
         "",

@@ -25,6 +25,7 @@ from tasks.answer.cache import KEPT, AnswerCache, answer_key, evidence_of
 from tasks.answer.crossing import (
     LOOK_PASSAGES,
     LOOK_RETRIEVAL,
+    hesitated,
     in_other_language,
     look_kept,
     other_language,
@@ -146,9 +147,14 @@ def answer_one(q: dict, job: AnswerJob, cache: AnswerCache | None) -> dict:
 
 def _flagged(row: dict, store: StoreConfig) -> bool:
     """Whether an answer row wants the other-language look (crossing.wants_look), and the store holds both languages
-    (read once per store)."""
-    flagged = wants_look(check_grounding(row)["flag_reason"], row.get("hesitation"), row.get("name_hesitation"))
-    return flagged and other_language(row["question"]) in store_languages(store)
+    (read once per store). The cheap conditions first: the report's checks, which score_rows runs again for the
+    row, are read only for an answer the model hesitated over."""
+    hesitation, name_hesitation = row.get("hesitation"), row.get("name_hesitation")
+    return (
+        hesitated(hesitation, name_hesitation)
+        and other_language(row["question"]) in store_languages(store)
+        and wants_look(check_grounding(row)["flag_reason"], hesitation, name_hesitation)
+    )
 
 
 # The languages each store's chunks are written in, by (store dir, collection, chunk count): read once a run.

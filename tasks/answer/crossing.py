@@ -36,18 +36,20 @@ def in_other_language(question: str, passages: list[dict]) -> list[dict]:
     return [p for p in passages if is_chinese(p["text"]) != chinese]
 
 
-def wants_look(flag_reason: str | None, hesitation: dict | None, name_hesitation: dict | None) -> bool:
-    """Whether an answer is worth the other-language look: the report flags it, and the model hesitated over the
-    figure or the name it wrote (tasks/answer/confidence.py). Over our three mixed corpora's questions, every
-    answer the look put right had been written at 49-71% for its figure; of the flagged answers written surely, the
-    look gave another answer to two, and both were wrong (one had been right: "3年" became "两年"). A refusal is not
-    looked past: the questions our sets' documents do not answer were refused right, and a look there costs an
-    answer each."""
-    if not flag_reason:
-        return False
+def hesitated(hesitation: dict | None, name_hesitation: dict | None) -> bool:
+    """Whether the model hesitated over the figure or the name it wrote (tasks/answer/confidence.py)."""
     figure = (hesitation or {}).get("share", 1.0)
     name = (name_hesitation or {}).get("share", 1.0)
     return figure < HESITANT or name < HESITANT_NAME
+
+
+def wants_look(flag_reason: str | None, hesitation: dict | None, name_hesitation: dict | None) -> bool:
+    """Whether an answer is worth the other-language look: the report flags it, and the model hesitated over the
+    figure or the name it wrote. Over our three mixed corpora's questions, every answer the look put right had been
+    written at 49-71% for its figure; of the flagged answers written surely, the look gave another answer to two, and
+    both were wrong (one had been right: "3年" became "两年"). A refusal is not looked past: the questions our sets'
+    documents do not answer were refused right, and a look there costs an answer each."""
+    return bool(flag_reason) and hesitated(hesitation, name_hesitation)
 
 
 def worth_a_look(other: list[dict], passages: list[dict], keep_ratio: float) -> bool:

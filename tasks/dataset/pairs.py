@@ -13,6 +13,7 @@ from pathlib import Path
 from prefect import task
 
 from tasks.answer.backends import Backend, GenerationError, LLMConfig, make_backend
+from tasks.answer.crossing import other_language
 from tasks.answer.models import ModelError
 from tasks.answer.prompts import REFUSAL, AnswerStyle, build_messages, clean_citations, language_of
 from tasks.answer.tiers import mark_tiers
@@ -281,10 +282,6 @@ _LATIN_NAME = re.compile(
     r"(?<![A-Za-z0-9-])(?:[A-Z][A-Za-z]+|[A-Za-z0-9-]*(?:\d[A-Za-z]|[A-Za-z]-?\d)[A-Za-z0-9-]*)(?![A-Za-z0-9-])"
 )
 _TRANSLATOR_TALK = re.compile(r"translat|翻译|译文|question\s*[:：]|问题\s*[:：]", re.IGNORECASE)
-
-
-def other_language(text: str) -> str:
-    return "en" if language_of(text) == "zh" else "zh"
 
 
 def translate_messages(question: str) -> list[dict]:
