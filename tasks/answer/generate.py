@@ -144,10 +144,11 @@ def _wrong(answer: str, question: str, shown: list[str]) -> bool:
     )
 
 
-def _doubtful_figures(answer: str, question: str, given: list[str]) -> bool:
+def _doubtful_figures(answer: str, question: str, shown: list[str]) -> bool:
     """A figure the report would flag: one the passages state of something else, or a many-group number (a phone
-    number) that no passage states as a whole."""
-    misplaced = not within_tier(answer, question, given) and misplaced_numbers(answer, question, given)
+    number) that no passage states as a whole (judged over the passages in the question's language)."""
+    given = same_language(question, shown)
+    misplaced = not within_tier(answer, question, given) and misplaced_numbers(answer, question, shown)
     return bool(misplaced or broken_compounds(answer, question, given))
 
 
@@ -206,11 +207,10 @@ def answer_question(
     second_look, year_look, name_look = False, None, None
     hesitation = figure_hesitation(tokens_of_answer, question)
     if style == "sentence" and not whole and answer and answer not in REFUSAL.values():
-        # Judged over all of them in the question's language, as the report does (tasks/report/grounding.py).
+        # Judged as the report does (tasks/report/grounding.py).
         shown = [strip_marks(p["text"]) for p in used]
-        given = same_language(question, shown)
         wrong = _wrong(answer, question, shown)
-        if wrong or _doubtful_figures(answer, question, given):
+        if wrong or _doubtful_figures(answer, question, shown):
             # A figure of the passage that belongs to something else than what was asked, a phone number put
             # together from two rows, or an answer that repeats the question (the report would flag each). Ask once
             # more with each passage cut to its sentences that match the question best, and keep the new answer if it
@@ -244,7 +244,7 @@ def answer_question(
                 _CITATION.sub("", again).strip(" .。")
                 and again not in REFUSAL.values()
                 and not _wrong(again, question, shown)
-                and not _doubtful_figures(again, question, given)
+                and not _doubtful_figures(again, question, shown)
                 and (wrong or not _hesitant(doubt_again) or _share(doubt_again) > _share(hesitation))
             ):
                 answer, cited, second_look = again, cited_again, True

@@ -124,7 +124,7 @@ ANSWER_STEPS = (
     "second look at a misplaced or broken figure (a table's cells labelled then), a figure from a column not asked "
     "about or other than the cell the question names, or a year or bracketed name the cited passages lack; hesitation "
     "over figures and names recorded; (n) read as [n]; the tier holding the question's quantity marked; a run-on "
-    "answer stopped at its third sentence; a connective alone says nothing, v11"
+    "answer stopped at its third sentence; a connective alone says nothing, v12"
 )
 
 

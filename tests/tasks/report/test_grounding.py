@@ -10,6 +10,7 @@ from tasks.report.grounding import (
     cited_texts,
     missing_numbers,
     no_figure,
+    other_code_rows,
     outside_tier,
     support_score,
     table_cell,
@@ -278,6 +279,78 @@ def test_a_lead_in_sentence_without_a_figure_does_not_hide_which_figure_is_asked
     assert wrong["flag_reason"].endswith("says 140")
     right = check_grounding(answered(question, "每晚最多可以报销140欧元。[1]", None, citations=cite))
     assert right == {"support": 1.0, "unsupported": False, "flag_reason": None}
+
+
+SLA = (
+    "Support response times\n| Priority | Standard | Business | Enterprise |\n|---|---|---|---|\n"
+    "| P1 (service down) | 4 hours | 1 hour | 30 minutes |\n"
+    "| P2 (major feature broken) | 1 business day | 8 hours | 4 hours |"
+)
+CREDITS = (
+    "The P1 response time for Enterprise customers was 45 minutes until 2024. A missed response earns a credit of 10% "
+    "of the monthly fee."
+)
+
+
+def test_a_table_rows_figure_is_left_to_the_table_checks_not_matched_as_a_sentence():
+    # The row "P1 (service down) | … | 30 minutes" lacks its column's header (Enterprise), so as a sentence it
+    # shares fewer of the question's words than the credits' prose: a right cell was flagged "another part".
+    question = "What is the P1 response time for Enterprise customers?"
+    given = [{"source": "sla.md", "text": SLA}, {"source": "sla.md", "text": CREDITS}]
+    said = "The P1 response time for Enterprise customers is 30 minutes [1]."
+    row = answered(question, said, None, citations=given[:1])
+    assert check_grounding({**row, "retrieved": given})["flag_reason"] is None
+    # A prose figure of another thing is still flagged.
+    wrong = answered(question, "The P1 response time for Enterprise customers is 10% [2].", None, citations=given[1:])
+    assert "10 belongs to another part of the passage" in check_grounding({**wrong, "retrieved": given})["flag_reason"]
+
+
+def test_a_figure_a_passage_in_the_other_language_states_is_not_judged_by_the_chinese_sentences():
+    # The EU shop's 30 days is in the English passage; the Chinese passage states 30 only for exchanges.
+    question = "科沃德欧盟网店的退货期是签收后多少天？"
+    zh = "自签收之日起15天内，商品完好可申请退货。签收后30天内出现性能故障的，可申请换货一次。"
+    en = "Return window\nYou may return any product within 30 days of delivery for a full refund."
+    given = [{"source": "returns_zh.txt", "text": zh}, {"source": "returns_eu.md", "text": en}]
+    row = {**answered(question, "30天 [2]", None, citations=given[1:]), "retrieved": given}
+    assert check_grounding(row)["flag_reason"] is None
+    alone = {**answered(question, "30天 [1]", None, citations=given[:1]), "retrieved": given[:1]}
+    assert check_grounding(alone)["flag_reason"].startswith("30 belongs to another part of the passage")
+
+
+def test_a_figure_beside_every_figure_of_the_question_is_where_the_question_points():
+    # The first clause shares more of the question's words (员工…连续工作…年假) through its lead-in; the second
+    # holds the question's own 5 and 10.
+    rules = "员工在本公司连续工作满1年不满5年的，年假为7天；满5年不满10年的，年假为12天；满10年及以上的，年假为18天。"
+    question = "在公司连续工作满5年不满10年的员工，年假有几天？"
+    cite = [{"source": "leave_rules_zh.docx", "text": rules}]
+    assert check_grounding(answered(question, "年假为12天。[1]", None, citations=cite))["flag_reason"] is None
+    wrong = check_grounding(answered(question, "年假为18天。[1]", None, citations=cite))
+    assert wrong["flag_reason"].startswith("18 belongs to another part of the passage")
+
+
+DEALER_SLA = (
+    "| Priority | Standard: first response | Premium: first response |\n|---|---|---|\n"
+    "| P3 | 3 business days | 1 business day |\n| P4 | 5 business days | 2 business days |"
+)
+
+
+def test_a_figure_from_the_row_of_another_code_is_flagged_in_either_language():
+    cite = [{"source": "dealer_sla.md", "text": DEALER_SLA}]
+    zh = "欧洲经销商服务协议中，标准计划下P3级别工单的首次响应时间是多少？"
+    assert check_grounding(answered(zh, "5 business days [1]", None, citations=cite))["flag_reason"] == (
+        "5 is in the table's 'P4' row; the question asks about P3"
+    )
+    for question in (
+        zh,
+        "What is the Standard plan's first response time for a P3 case?",
+    ):
+        wrong = check_grounding(answered(question, "5 business days [1]", None, citations=cite))
+        assert wrong["unsupported"] is True
+        assert other_code_rows("5 business days [1]", question, [DEALER_SLA]) == [("5", "P4", "P3")]
+        assert check_grounding(answered(question, "3 business days [1]", None, citations=cite))["flag_reason"] is None
+    # The English question names the cell by its column too (table_cell); the Chinese one only by its row's code.
+    # A figure of the question's own row too (P4's 2 business days is not P3's) is not this check's to judge.
+    assert other_code_rows("2 business days [1]", "What is P4's Premium response?", [DEALER_SLA]) == []
 
 
 RACES = (
