@@ -31,6 +31,15 @@ def _jieba():
     return jieba
 
 
+@lru_cache(maxsize=1024)
+def chinese_verbs(text: str) -> frozenset[str]:
+    """The Chinese words jieba tags as verbs in text (发往, 送达): they say what is done, not which thing."""
+    import jieba.posseg
+
+    _jieba()
+    return frozenset(w.word for w in jieba.posseg.cut(text) if w.flag in ("v", "vd", "vi", "vq"))
+
+
 def cjk_ratio(text: str) -> float:
     """Share of letters that are CJK ideographs (0 for English, 1 for pure Chinese)."""
     letters = _LETTER.findall(text)

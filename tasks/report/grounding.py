@@ -10,7 +10,7 @@ from typing import NamedTuple
 from tasks.answer.confidence import HESITANT, HESITANT_NAME
 from tasks.answer.prompts import REFUSAL
 from tasks.answer.tiers import tier_clause
-from tasks.text import ASKS_AMOUNT, SENTENCE, is_chinese, normalize_numbers, tokenize
+from tasks.text import ASKS_AMOUNT, SENTENCE, chinese_verbs, is_chinese, normalize_numbers, tokenize
 
 _CITATION_MARK = re.compile(r"\[\d{1,3}\]")
 # A figure: digits not part of a code (the 7 of S7, the 12 of E12 are names, not amounts).
@@ -138,7 +138,13 @@ def no_figure(answer: str, question: str) -> bool:
     limit" would be right, and a reader can tell at a glance."""
     # 哪几个 asks which ones (a list), 几乎 is "almost": neither asks for an amount.
     asks = ASKS_AMOUNT.search(re.sub(r"哪几|几乎", "", question))
-    return bool(asks) and not _Text(answer).numbers
+    return bool(asks) and not _Text(answer).numbers and not _RELATIVE_DAY.search(answer)
+
+
+# A time said as a day, not a figure: how long delivery takes can be 次日达 (next day).
+_RELATIVE_DAY = re.compile(
+    r"次日|当日|当天|隔日|同日|\b(?:next|same)[ -](?:business |working )?day\b|\bovernight\b", re.IGNORECASE
+)
 
 
 def _digits(text: str) -> set[str]:
@@ -393,7 +399,8 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     Left alone when a place that states the answer's figure (a sentence, or a row with its column's header) holds a
     word of the question that the cell's row and column lack, and that few places hold (RARE_PLACES): the figure of
     a row for Shanghai, where the row the question's other words point at is for Hamburg, or of a sentence about the
-    smoking time, where the table's column is the brewing time."""
+    smoking time, where the table's column is the brewing time. A verb does not name a place (发往, "ships to").
+    A cell that states no figure (次日达, next day) is the answer too: a figure from elsewhere is not."""
     _, _, numbers = _content(answer, question)
     if not numbers or "|" not in "".join(texts):
         return None
@@ -401,13 +408,13 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     if named is None:
         return None
     figures = _numbers(_prepare(named.cell))
-    if not figures or figures & set(numbers):
+    if figures & set(numbers) or not named.cell.strip(" -–—"):
         return None
     covered = named.row_words | named.words_of(named.column)
     # Only a word of few places counts (Shanghai, a tea's smoking): 事件 in every sentence of an incident policy
     # tells nothing about where a figure belongs.
     places_of = Counter(w for _, words in named.places for w in words)
-    rare = {w for w, n in places_of.items() if n <= RARE_PLACES}
+    rare = {w for w, n in places_of.items() if n <= RARE_PLACES} - chinese_verbs(question)
     if any(set(numbers) & held and (words - covered) & rare for held, words in named.places):
         return None  # the answer's figure is stated beside a word of the question that the cell lacks
     return named.row[0], named.column, named.cell

@@ -516,6 +516,22 @@ def test_a_table_cell_is_not_held_against_a_figure_stated_beside_more_of_the_que
     assert table_cell("The fix has 4 steps [1].", "How many steps does the fix for error E21 have?", [CODES]) is None
 
 
+def test_a_cell_without_a_figure_is_the_answer_and_a_verb_names_no_place():
+    """The cell says 次日达 (next day); the prose's 2天 is stated beside 发往, a word of the question the cell
+    lacks, but a verb says what is done, not which thing."""
+    texts = [
+        "配送时效\n| 收货地区 | 发货仓 | 茶叶（常温） | 糕点（冷链） |\n|---|---|---|---|\n"
+        "| 江浙沪 | 嘉兴华东仓 | 1-2天 | 次日达 |\n| 华北、华中 | 嘉兴华东仓 | 2-4天 | 2天 |",
+        "冷链订单使用泡沫保温箱加冰袋包装。因此冷链糕点只发往承诺时效在2天以内的地区。",
+    ]
+    question = "从嘉兴华东仓发往江浙沪的糕点冷链订单多久送达？"
+    assert table_cell("2天[2]", question, texts) == ("江浙沪", "糕点（冷链）", "次日达")
+    cite = [{"source": "delivery_zh.md", "text": texts[0]}]
+    assert check_grounding(answered(question, "次日达 [1]", None, citations=cite))["flag_reason"] is None
+    # A noun the cell lacks still excuses the figure (the row of another city, above); an empty cell names nothing.
+    assert table_cell("2天[1]", question, [texts[0].replace("次日达", "—")]) is None
+
+
 def test_a_word_in_most_places_of_the_passages_does_not_excuse_a_figure_from_another_row():
     """信息安全事件 is in every sentence of an incident policy: a sentence stating 24小时 beside it says nothing about
     where the SEC-3 row's figure is (RARE_PLACES)."""
