@@ -110,6 +110,25 @@ def test_sentence_window_keeps_the_sentences_around_what_the_question_asks():
     assert narrow([{"chunk_id": "b", "text": leave}], question, 1)[0]["text"] == leave
 
 
+def test_sentence_window_does_not_weigh_the_passages_subject():
+    """扁掌龙亚科 is in most sentences of its article: every one of them matched the question half as well as the one
+    that answers it, and the window kept the whole paragraph."""
+    from tasks.answer.evidence import sentence_window
+
+    article = (
+        "扁掌龙亚科是有鳞目沧龙科的一科，生存于白垩纪晚期。戴尔·罗素将扁掌龙亚科定义为具有以下特征。"
+        "扁掌龙亚科的化石可发现于各大洲，但澳洲的化石仍有争议。在沧龙科中，扁掌龙亚科的头部较短。"
+        "大部分扁掌龙亚科是鱼食性动物。体型较大的物种可能也以小型海生爬行动物为食。扁掌龙亚科身长介于12到25公尺之间。"
+    )
+    got = sentence_window(article, tokenize("扁掌龙亚科化石在哪些洲有过发现？"), 1)
+    assert got == (
+        "… 戴尔·罗素将扁掌龙亚科定义为具有以下特征。扁掌龙亚科的化石可发现于各大洲，但澳洲的化石仍有争议。"
+        "在沧龙科中，扁掌龙亚科的头部较短。 …"
+    )
+    # Only the subject matches: it is weighed after all, and the sentences that hold it stay.
+    assert "身长介于12到25公尺" in sentence_window(article, tokenize("扁掌龙亚科有多长？"), 1)
+
+
 def test_select_context_keeps_the_keyword_rankings_first_passage():
     from tasks.answer.evidence import select_context
 
