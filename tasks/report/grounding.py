@@ -226,8 +226,9 @@ def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tupl
     _, _, numbers = _content(answer, question)
     if not numbers:
         return []
-    other = [t for t in texts if t not in same_language(question, texts)]
-    texts = same_language(question, texts)
+    own = same_language(question, texts)
+    other = [t for t in texts if t not in own]
+    texts = own
     q_numbers = _Text(question).numbers
     terms = question_terms(question)
     scored = _scored(texts, terms, neighbours=False)
@@ -414,7 +415,9 @@ def table_cell(answer: str, question: str, texts: list[str]) -> tuple[str, str, 
     # Only a word of few places counts (Shanghai, a tea's smoking): 事件 in every sentence of an incident policy
     # tells nothing about where a figure belongs.
     places_of = Counter(w for _, words in named.places for w in words)
-    rare = {w for w, n in places_of.items() if n <= RARE_PLACES} - chinese_verbs(question)
+    rare = {w for w, n in places_of.items() if n <= RARE_PLACES}
+    if is_chinese(question):
+        rare -= chinese_verbs(question)
     if any(set(numbers) & held and (words - covered) & rare for held, words in named.places):
         return None  # the answer's figure is stated beside a word of the question that the cell lacks
     return named.row[0], named.column, named.cell
