@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tasks.answer.tiers import tier_clause
-from tasks.report.grounding import names_a_cell
+from tasks.report.grounding import is_table_line, names_a_cell
 from tasks.text import SENTENCE, is_chinese, tokenize
 
 # A passage in another language than the question's has its relevance raised by this factor before the cuts below.
@@ -87,10 +87,6 @@ def select_context(passages: list[dict], min_score: float, keep_ratio: float, qu
     ]
 
 
-def _is_table_row(line: str) -> bool:
-    return line.lstrip().startswith("|")
-
-
 def _units(text: str) -> list[tuple[int, int]]:
     """The spans a cut keeps or leaves out: sentences, and each table row whole. A row split at its "；" ("| SEC-2 |
     单个业务系统中断；…") lost its figures' cells to the cut, and a row's code and its figures must stay together."""
@@ -98,7 +94,7 @@ def _units(text: str) -> list[tuple[int, int]]:
     for m in SENTENCE.finditer(text):
         if not m.group().strip():
             continue
-        if spans and _is_table_row(text[spans[-1][0] : spans[-1][1]]) and "\n" not in text[spans[-1][0] : m.start()]:
+        if spans and is_table_line(text[spans[-1][0] : spans[-1][1]]) and "\n" not in text[spans[-1][0] : m.start()]:
             spans[-1] = (spans[-1][0], m.end())  # the rest of the same row
         else:
             spans.append(m.span())
@@ -175,8 +171,8 @@ def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], wi
     if not centres:
         return text
     keep = {j for i in centres for j in range(max(0, i - window), i + window + 1)} & set(range(len(spans)))
-    first_row = next((i for i, line in enumerate(lines) if _is_table_row(line)), None)
-    if first_row is not None and first_row <= 1 and any(_is_table_row(lines[i]) for i in keep):
+    first_row = next((i for i, line in enumerate(lines) if is_table_line(line)), None)
+    if first_row is not None and first_row <= 1 and any(is_table_line(lines[i]) for i in keep):
         # A table chunk (its title, then its header row and |---| rule): a kept row keeps all three.
         keep |= set(range(min(first_row + 2, len(lines))))
     keep = sorted(keep)
@@ -191,7 +187,7 @@ def _cut(text: str, spans: list[tuple[int, int]], question_tokens: list[str], wi
     out = "… " if keep[0] > 0 else ""
     for i, part in enumerate(parts):
         if i:
-            out += "\n…\n" if _is_table_row(part) or _is_table_row(parts[i - 1]) else " … "
+            out += "\n…\n" if is_table_line(part) or is_table_line(parts[i - 1]) else " … "
         out += part
     return out + (" …" if keep[-1] < len(spans) - 1 else "")
 
@@ -204,7 +200,7 @@ def labelled_cells(text: str) -> str:
     lines = text.split("\n")
     header: list[str] | None = None
     for i, line in enumerate(lines):
-        if not _is_table_row(line):
+        if not is_table_line(line):
             if line.strip() != "…":  # a gap between kept rows (_cut) is still the same table
                 header = None
             continue

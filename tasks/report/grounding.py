@@ -204,9 +204,14 @@ def _scored(texts: list[str], terms: list[str], neighbours: bool = True) -> list
     return out
 
 
-def _in_table(sentence: _Text) -> bool:
+def is_table_line(line: str) -> bool:
     """A line of a Markdown table (how kbflow writes a table's rows)."""
-    return sentence.text.lstrip().startswith("|")
+    return line.lstrip().startswith("|")
+
+
+def _prose(text: str) -> str:
+    """A passage's lines outside its tables."""
+    return "\n".join(line for line in text.splitlines() if not is_table_line(line))
 
 
 def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tuple[str, str]]:
@@ -232,7 +237,7 @@ def misplaced_numbers(answer: str, question: str, texts: list[str]) -> list[tupl
     q_numbers = _Text(question).numbers
     terms = question_terms(question)
     scored = _scored(texts, terms, neighbours=False)
-    unjudged = set().union(*(_Text(t).numbers for t in other), *(s.numbers for s, _ in scored if _in_table(s)))
+    unjudged = set().union(*(_Text(t).numbers for t in other), *(s.numbers for s, _ in scored if is_table_line(s.text)))
     numbers = [n for n in numbers if n not in unjudged]
     if not numbers:
         return []
@@ -323,24 +328,23 @@ def other_code_rows(answer: str, question: str, texts: list[str]) -> list[tuple[
     if not numbers or not asked:
         return []
     kinds = {kind for kind, _ in asked}
+    # Each passage read once: the figures its prose states, and each table row's label (the kind of another code
+    # than the question's it names, if any) with the figures of its other cells.
+    prose_numbers: set[str] = set()
+    rows: list[tuple[str, str | None, set[str]]] = []  # (label, another code's kind, figures)
+    for text in texts:
+        prose_numbers |= _numbers(_prepare(_prose(text)))
+        for _, *body in _tables(text):
+            for row in filter(None, body):
+                label = {code for code in _codes(row[0]) if code[0] in kinds}
+                other = min(label)[0] if label and not label & asked else None
+                rows.append((row[0], other, set().union(*(_numbers(_prepare(c)) for c in row[1:]))))
     placed = []
     for n in numbers:
-        others, elsewhere = [], False
-        for text in texts:
-            prose = "\n".join(line for line in text.splitlines() if not line.strip().startswith("|"))
-            elsewhere = elsewhere or n in _numbers(_prepare(prose))
-            for _, *body in _tables(text):
-                for row in body:
-                    if not row or n not in set().union(*(_numbers(_prepare(c)) for c in row[1:])):
-                        continue
-                    label = {code for code in _codes(row[0]) if code[0] in kinds}
-                    if label and not label & asked:
-                        others.append((row[0], min(label)[0]))
-                    else:
-                        elsewhere = True
-        if others and not elsewhere:
-            row, kind = others[0]
-            placed.append((n, row, next(m.group(0) for m in _ROW_CODE.finditer(question) if m.group(1) == kind)))
+        holding = [(label, other) for label, other, figures in rows if n in figures]
+        if holding and n not in prose_numbers and all(other for _, other in holding):
+            label, kind = holding[0]
+            placed.append((n, label, next(m.group(0) for m in _ROW_CODE.finditer(question) if m.group(1) == kind)))
     return placed if len(placed) == len(numbers) else []
 
 
@@ -362,8 +366,7 @@ def wrong_column(answer: str, question: str, texts: list[str]) -> list[tuple[str
     prose_numbers: set[str] = set()
     rows: list[tuple[list[str], list[set[str]], list[set[str]]]] = []  # (header, header words, figures by cell)
     for text in texts:
-        prose = "\n".join(line for line in text.splitlines() if not line.strip().startswith("|"))
-        prose_numbers |= _numbers(_prepare(prose))
+        prose_numbers |= _numbers(_prepare(_prose(text)))
         for header, *body in _tables(text):
             words = [set(tokenize(_prepare(h))) for h in header]
             rows.extend((header, words, [_numbers(_prepare(c)) for c in row[: len(header)]]) for row in body)
@@ -444,8 +447,7 @@ def _named_cell(question: str, texts: list[str]) -> _NamedCell | None:
     scored: list[tuple[set[str], list[str], str, str]] = []  # (question's words in the row, row, column, cell)
     places: list[tuple[set[str], set[str]]] = []  # (figures, question's words) of each sentence and table cell
     for text in texts:
-        prose = "\n".join(line for line in text.splitlines() if not line.strip().startswith("|"))
-        places.extend((_numbers(_prepare(m.group())), words_of(m.group())) for m in SENTENCE.finditer(prose))
+        places.extend((_numbers(_prepare(m.group())), words_of(m.group())) for m in SENTENCE.finditer(_prose(text)))
         for header, *body in _tables(text):
             held = [words_of(h) for h in header]
             for row in body:
