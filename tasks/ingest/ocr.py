@@ -157,9 +157,13 @@ class _OpenVinoSession:
         return [np.array(result[self._compiled.output(0)][:n], copy=True)]  # the request reuses its output buffer
 
 
-@lru_cache(maxsize=2)
+# An ingest run's batches read pages in threads of one process: the first pages of two of them would load the
+# engine twice, importing rapidocr in two threads at once (see tasks/ingest/partition.py _IMPORTS).
+_ENGINE_LOCK = threading.Lock()
+
+
 def get_engine(threads: int = 0, runtime: str = RUNTIME, det_side: int = DET_SIDE):
-    """RapidOCR, loaded once per process (about 1 s). threads=0 lets the runtime use every core.
+    """RapidOCR, loaded once per process (about 1 s), by one thread. threads=0 lets the runtime use every core.
 
     The direction classifier is off (scans are upright). Detection works on the page at its own size, capped at
     det_side pixels a side (RapidOCR maps the boxes back and crops the lines from the full page), rather than scaling
@@ -167,6 +171,12 @@ def get_engine(threads: int = 0, runtime: str = RUNTIME, det_side: int = DET_SID
     the default (unclip 2.0), which kept spaces and digits on small images. runtime "openvino" runs the wheel's
     detection and recognition models with OpenVINO instead of onnxruntime: 3-4x faster on these 2-core machines at
     the same characters matched (benchmarks/ocr.py)."""
+    with _ENGINE_LOCK:
+        return _load_engine(threads, runtime, det_side)
+
+
+@lru_cache(maxsize=2)
+def _load_engine(threads: int, runtime: str, det_side: int):
     import logging
 
     from rapidocr_onnxruntime import RapidOCR

@@ -293,3 +293,28 @@ def test_the_summary_shows_ocr_warnings_and_reads_them_back_from_its_table():
     s.warnings = IngestSummary.warning_rows(warnings)
     assert "  WARNING scan.pdf: low OCR confidence (0.61) on page 3: check its text" in s.text().splitlines()
     assert IngestSummary.from_table(s.table(), source="docs", store="store", collection="knowledge") == s
+
+
+def test_two_threads_asking_for_the_engine_at_once_share_one_load():
+    """An ingest run's batches read pages in threads: their first pages at once must load RapidOCR once (two loads
+    imported rapidocr in two threads at the same time), and both threads then read with it."""
+    import threading
+
+    from tasks.ingest import ocr
+
+    ocr._load_engine.cache_clear()
+    engines, start = [], threading.Barrier(3)
+
+    def ask():
+        start.wait()
+        engines.append(ocr.get_engine(1))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(engines) == 3 and len({id(e) for e in engines}) == 1
+    assert ocr._load_engine.cache_info().misses == 1
+    page = ocr.recognize_lines(render([EN_1]), threads=1)
+    assert matched(EN_1, " ".join(line.text for line in page)) >= 0.9
