@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from tasks.ingest.imports import IMPORTS
+
 # A page whose mean line confidence is under this is named in the ingest summary as a warning.
 LOW_CONFIDENCE = 0.8
 # Recognized lines scoring under this are dropped (RapidOCR's own default is 0.5): noise and speckle.
@@ -157,11 +159,6 @@ class _OpenVinoSession:
         return [np.array(result[self._compiled.output(0)][:n], copy=True)]  # the request reuses its output buffer
 
 
-# An ingest run's batches read pages in threads of one process: the first pages of two of them would load the
-# engine twice, importing rapidocr in two threads at once (see tasks/ingest/partition.py _IMPORTS).
-_ENGINE_LOCK = threading.Lock()
-
-
 def get_engine(threads: int = 0, runtime: str = RUNTIME, det_side: int = DET_SIDE):
     """RapidOCR, loaded once per process (about 1 s), by one thread. threads=0 lets the runtime use every core.
 
@@ -171,7 +168,7 @@ def get_engine(threads: int = 0, runtime: str = RUNTIME, det_side: int = DET_SID
     the default (unclip 2.0), which kept spaces and digits on small images. runtime "openvino" runs the wheel's
     detection and recognition models with OpenVINO instead of onnxruntime: 3-4x faster on these 2-core machines at
     the same characters matched (benchmarks/ocr.py)."""
-    with _ENGINE_LOCK:
+    with IMPORTS:  # two ingest threads' first pages loaded it twice, importing rapidocr at once
         return _load_engine(threads, runtime, det_side)
 
 

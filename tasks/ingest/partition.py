@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import logging
 import os
@@ -15,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from tasks.ingest.decode import TextDecodeError, decode_text
+from tasks.ingest.imports import IMPORTS, imported
 from tasks.ingest.pdf_tables import with_pdf_tables
 from tasks.ingest.scan import IMAGE_TYPES, MIN_TEXT_CHARS, UnreadableImage, image_pages, pdf_pages_without_text
 from tasks.ingest.tables import html_table_rows, markdown_table
@@ -63,11 +63,6 @@ class Section:
 
 
 _configured = False
-# The batches of an ingest run partition in threads of one process (flows/ingest.py). Two threads importing
-# unstructured's modules for the first time at once can see a partially initialised module: a document then failed
-# with "cannot import name ... (most likely due to a circular import) (.../filetype/types/__init__.py)". So
-# unstructured's modules are first imported under this lock, by one thread at a time.
-_IMPORTS = threading.RLock()
 
 
 class _NoTorchForSpacy:
@@ -101,7 +96,7 @@ def _configure_unstructured() -> None:
     global _configured
     if _configured:
         return
-    with _IMPORTS:
+    with IMPORTS:
         if _configured:
             return
         with _NoTorchForSpacy.around_import():
@@ -112,41 +107,33 @@ def _configure_unstructured() -> None:
         # "No languages specified, defaulting to English." on every PDF is noise, even as a warning:
         # kbflow reports every document that yields no text itself.
         logging.getLogger("unstructured").setLevel(logging.ERROR)
-        import unstructured.partition.auto  # noqa: F401 - its file-type detection imports `filetype`, see _IMPORTS
+        import unstructured.partition.auto  # noqa: F401 - its file-type detection imports `filetype`, see IMPORTS
 
         _configured = True
 
 
-def _imported(module: str, name: str = ""):
-    """A module, or a function of it, imported under _IMPORTS (a dictionary lookup once imported)."""
-    with _IMPORTS:
-        imported = importlib.import_module(module)
-    return getattr(imported, name) if name else imported
-
-
 def _elements(data: bytes | Path, name: str, suffix: str):
-    partition = _imported("unstructured.partition.auto", "partition")
     if suffix in _TEXT_TYPES:
         try:
             text = decode_text(data)
         except TextDecodeError as exc:
             raise PartitionError(str(exc)) from exc
         if suffix in {".txt", ".text", ".log"}:
-            partition_text = _imported("unstructured.partition.text", "partition_text")
+            partition_text = imported("unstructured.partition.text", "partition_text")
             return partition_text(text=text, languages=NO_LANGUAGE_DETECTION)
         if suffix in {".md", ".markdown"}:
-            partition_md = _imported("unstructured.partition.md", "partition_md")
+            partition_md = imported("unstructured.partition.md", "partition_md")
             return partition_md(text=text, languages=NO_LANGUAGE_DETECTION)
         if suffix in {".html", ".htm"}:
-            partition_html = _imported("unstructured.partition.html", "partition_html")
+            partition_html = imported("unstructured.partition.html", "partition_html")
             return partition_html(text=text, languages=NO_LANGUAGE_DETECTION)
         if suffix == ".csv":
-            partition_csv = _imported("unstructured.partition.csv", "partition_csv")
+            partition_csv = imported("unstructured.partition.csv", "partition_csv")
             return partition_csv(file=io.BytesIO(text.encode("utf-8")))
         if suffix == ".json":
             return _json_elements(text)
     if suffix == ".pdf":
-        partition_pdf = _imported("unstructured.partition.pdf", "partition_pdf")
+        partition_pdf = imported("unstructured.partition.pdf", "partition_pdf")
         _check_pdf(data)
 
         # "fast" reads the text layer only: "auto"/"hi_res" would try to download a layout model.
@@ -155,7 +142,8 @@ def _elements(data: bytes | Path, name: str, suffix: str):
         return partition_pdf(file=io.BytesIO(data), strategy="fast")
     # docx, pptx, xlsx, eml: unstructured reads them from a real file with the right suffix. Its partition() imports
     # the type's module when called: first imported here, under the lock.
-    _imported(f"unstructured.partition.{_AUTO_MODULES[suffix]}")
+    partition = imported("unstructured.partition.auto", "partition")
+    imported(f"unstructured.partition.{_AUTO_MODULES[suffix]}")
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
         tmp.write(data)
         tmp_path = tmp.name
@@ -167,7 +155,7 @@ def _elements(data: bytes | Path, name: str, suffix: str):
 
 def _check_pdf(data: bytes | Path) -> None:
     """unstructured swallows PDF syntax errors and returns nothing; open it first to report why."""
-    pikepdf = _imported("pikepdf")
+    pikepdf = imported("pikepdf")
     try:
         with pikepdf.open(data if isinstance(data, Path) else io.BytesIO(data)) as pdf:
             if len(pdf.pages) == 0:
